@@ -1,0 +1,379 @@
+"""`render`: run the real program in-process under Pulumi's mock engine and write what it would do.
+
+No cloud, no Pulumi CLI: the stack file is read like the CLI reads it (Pulumi.yaml defaults,
+then the stack's values), and cloud-assigned outputs (account id, ARNs, repository ids) are
+supplied here, from outside the program, with fake but well-formed values. The program does not
+know it runs under mocks.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import runpy
+import sys
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+FAKE_ACCOUNT = "123456789012"
+SECRET = "[secret]"
+DYNAMIC_TYPE = "pulumi-python:dynamic:Resource"
+# Markers of Pulumi's wire format (sdk/go/common/resource/properties.go).
+_SIG = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+
+
+class RenderError(RuntimeError):
+    """The stack cannot be rendered (missing stack file, or the program failed)."""
+
+
+# ---------------------------------------------------------------- config, as the CLI would pass it
+
+
+def stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[dict[str, str], list[str]]:
+    """Config map and secret keys for `stack`: Pulumi.yaml defaults, then Pulumi.<stack>.yaml.
+
+    Encrypted (`secure:`) values cannot be decrypted without the CLI, so they become a secret
+    placeholder: the program sees a secret, the render shows `[secret]`.
+    """
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8"))
+    name = project["name"]
+    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    if not stack_file.is_file():
+        raise RenderError(f"no stack file {stack_file}; create it or pass --stack with an existing one")
+    values = (yaml.safe_load(stack_file.read_text(encoding="utf-8")) or {}).get("config") or {}
+    config: dict[str, str] = {}
+    secrets: list[str] = []
+    for key, decl in (project.get("config") or {}).items():
+        if isinstance(decl, dict) and "default" in decl:
+            config[f"{name}:{key}"] = _config_text(decl["default"])
+    for key, value in values.items():
+        full = key if ":" in key else f"{name}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            config[full] = "render-placeholder-secret"
+            secrets.append(full)
+        else:
+            config[full] = _config_text(value)
+    if "github:token" not in config:
+        # The program needs a token for its commits; a render never talks to GitHub.
+        config["github:token"] = "render-placeholder-secret"
+        secrets.append("github:token")
+    return config, sorted(secrets)
+
+
+def _config_text(value: Any) -> str:
+    # The CLI passes structured values as JSON and scalars as their text.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+
+
+# ---------------------------------------------------------------- fake cloud
+
+
+def _stable_int(text: str, digits: int = 9) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest(), 16) % 10**digits
+
+
+def fake_outputs(type_: str, name: str, inputs: Mapping[str, Any], region: str) -> dict[str, Any]:
+    """Outputs a cloud would assign, derived from the inputs so every render is identical."""
+    out = dict(inputs)
+    acct = FAKE_ACCOUNT
+    if type_ == "aws:ecr/repository:Repository":
+        repo = inputs.get("name", name)
+        out.update(
+            arn=f"arn:aws:ecr:{region}:{acct}:repository/{repo}",
+            registryId=acct,
+            repositoryUrl=f"{acct}.dkr.ecr.{region}.amazonaws.com/{repo}",
+        )
+    elif type_ == "aws:iam/role:Role":
+        out.update(arn=f"arn:aws:iam::{acct}:role/{inputs.get('name', name)}", uniqueId=f"AROA{_stable_int(name, 12)}")
+    elif type_ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+        out["arn"] = f"arn:aws:iam::{acct}:oidc-provider/{str(inputs.get('url', '')).removeprefix('https://')}"
+    elif type_ == "github:index/repository:Repository":
+        repo = inputs.get("name", name)
+        out.update(
+            repoId=_stable_int(repo),
+            nodeId=f"R_kgDO{_stable_int(repo, 8)}",
+            fullName=f"OWNER/{repo}",
+            htmlUrl=f"https://github.com/OWNER/{repo}",
+        )
+    elif type_ == DYNAMIC_TYPE:
+        out.update(commit_sha=hashlib.sha1(name.encode()).hexdigest(), pull_request_url="", github_writes=0)
+    return out
+
+
+def fake_invoke(token: str, args: Mapping[str, Any], region: str) -> dict[str, Any]:
+    if token == "aws:index/getCallerIdentity:getCallerIdentity":
+        return {
+            "accountId": FAKE_ACCOUNT,
+            "arn": f"arn:aws:iam::{FAKE_ACCOUNT}:user/render",
+            "userId": "AIDARENDER",
+            "id": FAKE_ACCOUNT,
+        }
+    if token == "aws:index/getRegion:getRegion":
+        return {"name": region, "region": region, "id": region}
+    if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+        return {
+            "authorizationToken": "QVdTOnJlbmRlcg==",
+            "password": "render-fake-ecr-token",
+            "userName": "AWS",
+            "proxyEndpoint": f"https://{FAKE_ACCOUNT}.dkr.ecr.{region}.amazonaws.com",
+            "expiresAt": "2000-01-01T00:00:00Z",
+            "id": region,
+        }
+    raise RenderError(f"render has no fake answer for invoke {token}")
+
+
+# ---------------------------------------------------------------- recording engine
+
+
+@dataclass
+class Registered:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    protect: bool
+    retain_on_delete: bool
+    ignore_changes: list[str]
+    depends_on: list[str]
+    inputs: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent or None,
+            "custom": self.custom,
+            "protect": self.protect,
+            "retainOnDelete": self.retain_on_delete,
+            "ignoreChanges": self.ignore_changes,
+            "dependsOn": self.depends_on,
+            "inputs": self.inputs,
+        }
+
+
+def mask_secrets(value: Any) -> Any:
+    """Wire-format property values to plain JSON, every secret replaced by `[secret]`."""
+    if isinstance(value, dict):
+        if value.get(_SIG) == _SECRET_SIG:
+            # Keep a secret map's keys (its shape still validates); hide every value.
+            return _mask_all(value.get("value"))
+        return {k: mask_secrets(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _mask_all(value: Any) -> Any:
+    if isinstance(value, dict) and value.get(_SIG) != _SECRET_SIG:
+        return {k: _mask_all(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_mask_all(v) for v in value]
+    return SECRET
+
+
+@dataclass
+class Recording:
+    region: str
+    resources: list[Registered] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+def _make_engine(recording: Recording) -> Any:
+    import pulumi
+    from google.protobuf import json_format
+    from pulumi.runtime.mocks import MockMonitor
+
+    class Mocks(pulumi.runtime.Mocks):
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+            return f"{args.name}-id", fake_outputs(args.typ, args.name, args.inputs, recording.region)
+
+        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+            return fake_invoke(args.token, args.args, recording.region), []
+
+    class RecordingMonitor(MockMonitor):
+        # Resource options (protect, retainOnDelete, ignoreChanges) and secretness are not shown
+        # to Mocks.new_resource; the RegisterResource request carries them.
+        def RegisterResource(self, request: Any) -> Any:
+            response = super().RegisterResource(request)
+            if request.type != "pulumi:pulumi:Stack":
+                inputs = mask_secrets(json_format.MessageToDict(request.object))
+                if request.type == DYNAMIC_TYPE:
+                    inputs["__provider"] = "[dynamic provider]"
+                recording.resources.append(
+                    Registered(
+                        urn=response.urn,
+                        type=request.type,
+                        name=request.name,
+                        parent=request.parent,
+                        custom=request.custom,
+                        protect=bool(request.protect),
+                        retain_on_delete=bool(request.retainOnDelete),
+                        ignore_changes=list(request.ignoreChanges),
+                        depends_on=sorted(request.dependencies),
+                        inputs=inputs,
+                    )
+                )
+            return response
+
+    return Mocks, RecordingMonitor
+
+
+def run_program(stack: str, project_dir: Path = PROJECT_DIR) -> Recording:
+    """Run `__main__.py` for `stack` under mocks; return what it registered."""
+    config, secret_keys = stack_config(stack, project_dir)
+    main = str(project_dir / "__main__.py")
+    return run(
+        lambda: runpy.run_path(main, run_name="__main__"), config, secret_keys, stack=stack, project_dir=project_dir
+    )
+
+
+def run(
+    program: Callable[[], Any],
+    config: Mapping[str, str],
+    secret_keys: list[str] | None = None,
+    *,
+    stack: str = "dev",
+    project_dir: Path = PROJECT_DIR,
+) -> Recording:
+    """Run any Pulumi program callable under the recording mocks, in a fresh context.
+
+    Pulumi keeps its settings, config and root stack in context variables, so a fresh context
+    per run keeps one render (or test) from leaking into the next.
+    """
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8"))["name"]
+    recording = Recording(region=config.get("aws:region", "us-east-1"))
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+    contextvars.Context().run(_run, recording, program, dict(config), list(secret_keys or []), project, stack)
+    recording.resources.sort(key=lambda r: r.urn)
+    return recording
+
+
+def _run(
+    recording: Recording,
+    program: Callable[[], Any],
+    config: dict[str, str],
+    secret_keys: list[str],
+    project: str,
+    stack: str,
+) -> None:
+    import pulumi
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    mocks_cls, monitor_cls = _make_engine(recording)
+    mocks = mocks_cls()
+    pulumi.runtime.set_all_config(config, secret_keys)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor_cls(mocks))
+    _sync_await(run_pulumi_func(program))
+    root = pulumi.runtime.get_root_resource()
+    recording.outputs = _sync_await(_resolve(getattr(root, "outputs", {})))
+
+
+async def _resolve(value: Any) -> Any:
+    import pulumi
+
+    if isinstance(value, pulumi.Output):
+        if await value.is_secret():
+            return SECRET
+        return await _resolve(await value.future())
+    if isinstance(value, dict):
+        return {k: await _resolve(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [await _resolve(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- what gets written
+
+
+def repo_trees(recording: Recording) -> dict[str, dict[str, tuple[str, bool]]]:
+    """Per repository: path -> (text, executable), every commit the program makes merged."""
+    trees: dict[str, dict[str, tuple[str, bool]]] = {}
+    for res in recording.resources:
+        if res.type != DYNAMIC_TYPE:
+            continue
+        executable = set(res.inputs.get("executable") or [])
+        tree = trees.setdefault(res.inputs["repo"], {})
+        for path, text in res.inputs["files"].items():
+            tree[path] = (text, path in executable)
+    return trees
+
+
+def k8s_objects(recording: Recording) -> list[dict[str, Any]]:
+    objs: list[dict[str, Any]] = []
+    for res in recording.resources:
+        if res.type.startswith("kubernetes:") and res.custom:
+            head: dict[str, Any] = {k: res.inputs[k] for k in ("apiVersion", "kind", "metadata") if k in res.inputs}
+            rest = {k: v for k, v in sorted(res.inputs.items()) if k not in head and not k.startswith("__")}
+            objs.append({**head, **rest})
+    return objs
+
+
+def app_of(recording: Recording, app_names: set[str]) -> dict[str, str]:
+    """URN -> owning app (the top-level component named after it), or 'shared'."""
+    parents = {r.urn: r.parent for r in recording.resources}
+    names = {r.urn: r.name for r in recording.resources}
+    owner = {}
+    for urn in parents:
+        top = urn
+        while parents.get(top) in parents:  # the stack itself is not recorded
+            top = parents[top]
+        owner[urn] = names[top] if names.get(top) in app_names else "shared"
+    return owner
+
+
+def write(recording: Recording, out: Path) -> dict[str, Any]:
+    """Write resources.json, outputs.json, repos/<app>/… and k8s/<ns>/<kind>-<name>.yaml."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "resources.json").write_text(
+        json.dumps([r.as_json() for r in recording.resources], indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    (out / "outputs.json").write_text(json.dumps(recording.outputs, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    for repo, tree in repo_trees(recording).items():
+        for path, (text, executable) in tree.items():
+            target = out / "repos" / repo / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+            target.chmod(0o755 if executable else 0o644)
+    objects = k8s_objects(recording)
+    for obj in objects:
+        meta = obj.get("metadata", {})
+        target = out / "k8s" / meta.get("namespace", "_cluster") / f"{obj['kind'].lower()}-{meta['name']}.yaml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(yaml.safe_dump(obj, sort_keys=False), encoding="utf-8")
+    return {"resources": len(recording.resources), "repos": len(repo_trees(recording)), "k8s": len(objects)}
+
+
+def tree_text(recording: Recording, tenant: str) -> str:
+    """Tenant -> app -> resources, with counts, for a person reading the render."""
+    app_names = {r.name for r in recording.resources if r.type == "scoutflo:index:ChartRepo"}
+    owner = app_of(recording, app_names)
+    groups: dict[str, list[Registered]] = {}
+    for res in recording.resources:
+        groups.setdefault(owner[res.urn], []).append(res)
+    custom = sum(r.custom for r in recording.resources)
+    lines = [f"tenant {tenant}: {len(app_names)} apps, {custom} resources ({len(recording.resources)} with components)"]
+    for group in ["shared", *sorted(app_names)]:
+        members = groups.get(group, [])
+        lines.append(f"├─ {'(shared)' if group == 'shared' else group}: {sum(r.custom for r in members)} resources")
+        counts = Counter(r.type for r in members if r.custom)
+        for type_, n in sorted(counts.items()):
+            lines.append(f"│   {n:>3} × {type_}")
+    return "\n".join(lines)

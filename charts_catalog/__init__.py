@@ -1,0 +1,165 @@
+"""The public charts Scoutflo offers: one YAML file per offering, validated on load.
+
+Pure data plus this loader; nothing here imports Pulumi, so the catalog is tested without mocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import yaml
+
+from scoutflo.naming import app_name_problem, dns_label_problem
+from scoutflo.versions import VersionError, parse_constraint
+
+BUILTIN_DIR = Path(__file__).resolve().parent
+TEMPLATE_PREFIX = "template:"
+SourceKind = Literal["oci", "http", "template"]
+
+
+class CatalogError(ValueError):
+    """A catalog file that cannot be used; the message names the file, the field and the fix."""
+
+
+@dataclass(frozen=True)
+class ChartSource:
+    kind: SourceKind
+    repo: str
+    """`oci://host/ns`, `https://…` Helm repository, or `template:<dir>`."""
+    chart: str
+    version: str
+    """Semver range; the newest stable match is imported ('*' for templates)."""
+    template_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    name: str
+    description: str
+    source: ChartSource
+    namespace: str
+    values: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    path: Path | None = None
+
+
+_ENTRY_KEYS = {"name", "description", "source", "defaults"}
+_SOURCE_KEYS = {"repo", "chart", "version"}
+_DEFAULTS_KEYS = {"namespace", "values"}
+
+
+def _fail(path: Path, field_name: str, problem: str) -> CatalogError:
+    return CatalogError(f"catalog file {path}: field '{field_name}' {problem}")
+
+
+def _unknown(path: Path, where: str, data: Mapping[str, Any], allowed: set[str]) -> None:
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise _fail(path, f"{where}{extra[0]}", f"is not a catalog field; allowed: {sorted(allowed)}")
+
+
+def parse_entry(path: Path, data: object) -> CatalogEntry:
+    """Validate one catalog document; `path` locates it in errors and anchors `template:` dirs."""
+    if not isinstance(data, dict):
+        raise CatalogError(f"catalog file {path}: must be a YAML mapping with name, source, defaults")
+    _unknown(path, "", data, _ENTRY_KEYS)
+    name = data.get("name")
+    problem = app_name_problem(name)
+    if problem:
+        raise _fail(path, "name", problem)
+    assert isinstance(name, str)
+    if path.stem != name:
+        raise _fail(path, "name", f"is {name!r} but the file is {path.name}; name the file {name}.yaml")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise _fail(path, "description", "must be a string")
+
+    src = data.get("source")
+    if not isinstance(src, dict):
+        raise _fail(path, "source", "is required: a mapping with repo, chart, version")
+    _unknown(path, "source.", src, _SOURCE_KEYS)
+    repo = src.get("repo")
+    if not isinstance(repo, str) or not repo:
+        raise _fail(path, "source.repo", "is required: oci://host/ns, https://helm-repo or template:<dir>")
+    source = _parse_source(path, name, repo, src)
+
+    defaults = data.get("defaults", {}) or {}
+    if not isinstance(defaults, dict):
+        raise _fail(path, "defaults", "must be a mapping with namespace and values")
+    _unknown(path, "defaults.", defaults, _DEFAULTS_KEYS)
+    namespace = defaults.get("namespace", name)
+    problem = dns_label_problem(namespace)
+    if problem:
+        raise _fail(path, "defaults.namespace", problem)
+    values = defaults.get("values", {}) or {}
+    if not isinstance(values, dict):
+        raise _fail(path, "defaults.values", "must be a mapping of Helm values")
+    return CatalogEntry(
+        name=name,
+        description=description,
+        source=source,
+        namespace=namespace,
+        values=MappingProxyType(values),
+        path=path,
+    )
+
+
+def _parse_source(path: Path, name: str, repo: str, src: Mapping[str, Any]) -> ChartSource:
+    if repo.startswith(TEMPLATE_PREFIX):
+        rel = repo[len(TEMPLATE_PREFIX) :]
+        template_dir = (path.parent / "templates" / rel).resolve()
+        templates_root = (path.parent / "templates").resolve()
+        if not rel or templates_root not in template_dir.parents:
+            raise _fail(path, "source.repo", f"{repo!r} must name a directory under {templates_root}")
+        if not (template_dir / "Chart.yaml").is_file():
+            raise _fail(path, "source.repo", f"{repo!r}: no Chart.yaml in {template_dir}")
+        version = src.get("version", "*")
+        return ChartSource("template", repo, src.get("chart", rel), str(version), template_dir)
+
+    if repo.startswith("oci://"):
+        kind: SourceKind = "oci"
+        rest = repo[len("oci://") :]
+    elif repo.startswith("https://") or repo.startswith("http://"):
+        kind = "http"
+        rest = repo.split("://", 1)[1]
+    else:
+        raise _fail(path, "source.repo", f"{repo!r} must start with oci://, https:// or template:")
+    if not rest or rest.startswith("/") or " " in rest:
+        raise _fail(path, "source.repo", f"{repo!r} has no host")
+    chart = src.get("chart")
+    if not isinstance(chart, str) or not chart or "/" in chart or chart in (".", ".."):
+        raise _fail(path, "source.chart", "is required: the chart's name in that repository")
+    version = src.get("version")
+    if not isinstance(version, str):
+        raise _fail(path, "source.version", "is required: a semver range such as '>=16.0.0 <17.0.0'")
+    try:
+        parse_constraint(version)
+    except VersionError as err:
+        raise _fail(path, "source.version", f"is not a valid semver range: {err}") from None
+    return ChartSource(kind, repo.rstrip("/"), chart, version)
+
+
+def load_file(path: Path) -> CatalogEntry:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise CatalogError(f"catalog file {path}: not valid YAML: {err}") from None
+    return parse_entry(path, data)
+
+
+def load_dir(directory: Path) -> dict[str, CatalogEntry]:
+    if not directory.is_dir():
+        raise CatalogError(f"catalog directory {directory} does not exist")
+    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    return {entry.name: entry for entry in map(load_file, files)}
+
+
+def load_catalog(extra_dir: str | Path | None = None) -> dict[str, CatalogEntry]:
+    """Built-in entries, overridden by same-named entries of `extra_dir` when given."""
+    catalog = load_dir(BUILTIN_DIR)
+    if extra_dir:
+        catalog.update(load_dir(Path(extra_dir)))
+    return dict(sorted(catalog.items()))

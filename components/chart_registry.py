@@ -1,0 +1,37 @@
+"""ChartRegistry: the app's ECR repository, where every released chart version lives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChartRegistryArgs:
+    repository_name: str
+    """`<prefix>/<app>`: where `helm push` lands a chart called `<app>`."""
+
+
+class ChartRegistry(pulumi.ComponentResource):
+    repository_url: pulumi.Output[str]
+    repository_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ChartRegistryArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("scoutflo:index:ChartRegistry", name, None, opts)
+        repo = aws.ecr.Repository(
+            f"{name}-ecr",
+            name=args.repository_name,
+            # A released version can never change under Argo CD; a merge race fails loudly.
+            image_tag_mutability="IMMUTABLE",
+            image_scanning_configuration={"scan_on_push": True},
+            encryption_configurations=[{"encryption_type": "AES256"}],
+            force_delete=False,
+            # Chart history is user data: removing the app from the stack keeps the repository
+            # (and every version in it) in AWS; `retain_on_delete` drops it from state only.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+        )
+        self.repository_url = repo.repository_url
+        self.repository_arn = repo.arn
+        self.register_outputs({"repository_url": self.repository_url, "repository_arn": self.repository_arn})

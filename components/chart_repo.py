@@ -1,0 +1,141 @@
+"""ChartRepo: the app's private GitHub repository with its chart, CI pipeline and CI identity."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_github as github
+
+from components.ci_role import CiRole, CiRoleArgs
+from components.repo_commit import RepoCommit, RepoCommitArgs
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChartRepoArgs:
+    owner: str
+    """GitHub user or organisation."""
+    name: str
+    """Repository name (= app name)."""
+    description: str
+    files: Mapping[str, str]
+    """The initial commit on main: CI pipeline, README and, for templates, the chart."""
+    executable: Sequence[str] = field(default_factory=tuple)
+    """Paths of `files` committed as executables."""
+    token: pulumi.Input[str]
+    """GitHub token for the commit (secret)."""
+    registry_url: pulumi.Input[str]
+    """`oci://<host>/<prefix>`: where CI pushes charts."""
+    region: str
+    oidc_provider_arn: pulumi.Input[str]
+    ecr_repository_arn: pulumi.Input[str]
+    ci_role_name: str
+    required_check: str = "lint"
+    """PR workflow job branch protection requires."""
+    import_files: Mapping[str, str] = field(default_factory=dict)
+    """An imported chart, proposed as one pull request ({} for templates)."""
+    import_branch: str = ""
+    import_title: str = ""
+    import_body: str = ""
+
+
+class ChartRepo(pulumi.ComponentResource):
+    html_url: pulumi.Output[str]
+    full_name: pulumi.Output[str]
+    ci_role_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ChartRepoArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("scoutflo:index:ChartRepo", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        repo = github.Repository(
+            f"{name}-repo",
+            name=args.name,
+            description=args.description,
+            visibility="private",
+            auto_init=True,
+            delete_branch_on_merge=True,
+            # Removing the app archives the repository; the user's code is never deleted.
+            archive_on_destroy=True,
+            has_issues=True,
+            has_wiki=False,
+            has_projects=False,
+            allow_merge_commit=False,
+            allow_rebase_merge=False,
+            allow_squash_merge=True,
+            vulnerability_alerts=True,
+            opts=child,
+        )
+        ci = CiRole(
+            f"{name}-ci",
+            CiRoleArgs(
+                owner=args.owner,
+                repo=args.name,
+                repo_id=repo.repo_id,
+                oidc_provider_arn=args.oidc_provider_arn,
+                ecr_repository_arn=args.ecr_repository_arn,
+                role_name=args.ci_role_name,
+            ),
+            opts=child,
+        )
+        # Configuration, not credentials: the workflow assumes the role through OIDC.
+        variables = [
+            github.ActionsVariable(
+                f"{name}-var-{var.lower().replace('_', '-')}",
+                repository=repo.name,
+                variable_name=var,
+                value=value,
+                opts=child,
+            )
+            for var, value in (
+                ("CHART_REGISTRY", args.registry_url),
+                ("AWS_REGION", args.region),
+                ("AWS_ROLE_ARN", ci.arn),
+            )
+        ]
+        # The first push to main runs the release workflow, so the variables (and through them
+        # the CI role) must exist before it lands.
+        initial = RepoCommit(
+            f"{name}-initial",
+            RepoCommitArgs(
+                owner=args.owner,
+                repo=repo.name,
+                files=args.files,
+                executable=args.executable,
+                message="Scoutflo: chart repository scaffold",
+                token=args.token,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=variables),
+        )
+        # Protection binds API writes too: it must come after the direct commit to main.
+        github.BranchProtection(
+            f"{name}-main",
+            repository_id=repo.node_id,
+            pattern="main",
+            enforce_admins=False,
+            allows_deletions=False,
+            allows_force_pushes=False,
+            required_linear_history=True,
+            required_status_checks=[{"strict": True, "contexts": [args.required_check]}],
+            required_pull_request_reviews=[{"required_approving_review_count": 0, "dismiss_stale_reviews": True}],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[initial]),
+        )
+        if args.import_files:
+            RepoCommit(
+                f"{name}-import",
+                RepoCommitArgs(
+                    owner=args.owner,
+                    repo=repo.name,
+                    files=args.import_files,
+                    message=args.import_title,
+                    token=args.token,
+                    branch=args.import_branch,
+                    pr_title=args.import_title,
+                    pr_body=args.import_body,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[initial]),
+            )
+        self.html_url = repo.html_url
+        self.full_name = repo.full_name
+        self.ci_role_arn = ci.arn
+        self.register_outputs({"html_url": self.html_url, "full_name": self.full_name, "ci_role_arn": self.ci_role_arn})

@@ -1,0 +1,4 @@
+"""Pure logic of the Scoutflo GitOps program: config, naming, versions, manifests, repo files.
+
+Nothing in this package registers a Pulumi resource, so it is tested without mocks.
+"""

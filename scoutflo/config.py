@@ -1,0 +1,295 @@
+"""Stack configuration: every key read and validated here, once, before any resource exists.
+
+`parse_config` is pure (a mapping of raw values in, a frozen StackConfig out) so every bad-input
+case is tested without Pulumi; `load_config` reads `pulumi.Config` and calls it. Defaults live on
+the dataclass fields and are declared again in Pulumi.yaml for the CLI; a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from charts_catalog import CatalogEntry
+from scoutflo.naming import app_name_problem, dns_label_problem, ecr_prefix_problem
+from scoutflo.versions import VersionError, parse_constraint
+
+PROJECT = "scoutflo"
+Mode = Literal["vendor", "umbrella"]
+RefreshMode = Literal["irsa", "static", "eso"]
+_APP_KEYS = {"name", "chart", "version", "targetRevision", "namespace", "values", "mode"}
+
+
+class ConfigError(ValueError):
+    """Bad stack configuration; the message names the key, the app and the fix."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppSpec:
+    name: str
+    """Names the GitHub repo, the ECR repository, the chart and the Argo CD Application."""
+    chart: str
+    """Catalog key."""
+    version: str
+    """Semver range of the upstream chart to import (the catalog's unless overridden)."""
+    target_revision: str = "*"
+    """What Argo CD tracks in ECR: '*' is the newest; an exact version pins (rollback)."""
+    namespace: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+    """Catalog default values deep-merged with the app's own."""
+    mode: Mode = "vendor"
+    entry: CatalogEntry
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackConfig:
+    tenant: str
+    """Tenant id; a DNS label, used in shared resource names."""
+    github_owner: str
+    """`github:owner`: the user or organisation that owns the app repos."""
+    aws_region: str
+    """`aws:region`: where the ECR repositories live."""
+    apps: tuple[AppSpec, ...]
+    catalog_path: str = ""
+    argocd_namespace: str = "argocd"
+    argocd_project: str = "default"
+    ecr_prefix: str = ""
+    """ECR namespace in front of every app repository ('' = none)."""
+    token_refresh_mode: RefreshMode = "irsa"
+    refresh_schedule: str = "0 */6 * * *"
+    cluster_oidc_issuer: str = ""
+    """The EKS cluster's OIDC issuer URL; required for the irsa and eso refresh modes."""
+    github_oidc_provider_arn: str = ""
+    """'' creates the account's GitHub OIDC provider; an ARN adopts an existing one."""
+    aws_cli_image: str = "public.ecr.aws/aws-cli/aws-cli:2.31.21"
+    kubectl_image: str = "registry.k8s.io/kubectl:v1.35.2"
+    revision_history_limit: int = 10
+    required_check: str = "lint"
+    """The PR workflow job that branch protection requires."""
+    github_token: Any = None
+    """`github:token` or $GITHUB_TOKEN, as a Pulumi secret Output (the commits use it)."""
+    static_access_key_id: Any = None
+    """tokenRefreshMode=static: the refresher's AWS key id (secret Output)."""
+    static_secret_access_key: Any = None
+
+
+# Pulumi key (in the `scoutflo:` namespace) -> StackConfig field, for keys with defaults.
+OPTIONAL_KEYS = {
+    "catalogPath": "catalog_path",
+    "argocdNamespace": "argocd_namespace",
+    "argocdProject": "argocd_project",
+    "ecrPrefix": "ecr_prefix",
+    "tokenRefreshMode": "token_refresh_mode",
+    "refreshSchedule": "refresh_schedule",
+    "clusterOidcIssuer": "cluster_oidc_issuer",
+    "githubOidcProviderArn": "github_oidc_provider_arn",
+    "awsCliImage": "aws_cli_image",
+    "kubectlImage": "kubectl_image",
+    "revisionHistoryLimit": "revision_history_limit",
+}
+# Secret keys: only read for tokenRefreshMode=static; never parsed here, so never in a message.
+STATIC_KEY_ID = "refresherAccessKeyId"
+STATIC_SECRET_KEY = "refresherSecretAccessKey"
+
+
+def field_defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in fields(StackConfig) if f.name in OPTIONAL_KEYS.values()}
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Helm's own rule: maps merge key by key, anything else (lists too) is replaced."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _need(raw: Mapping[str, Any], key: str, fix: str) -> Any:
+    value = raw.get(key)
+    if value in (None, ""):
+        raise ConfigError(f"missing required config '{key}': {fix}")
+    return value
+
+
+def _as_object(key: str, value: Any) -> Any:
+    # The CLI hands structured values to the program as JSON strings.
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"config '{key}' is not valid JSON: {err}") from None
+    return value
+
+
+def parse_config(raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry]) -> StackConfig:
+    """Validate raw config values (keys as in the stack file) against the catalog."""
+    tenant = _need(raw, "scoutflo:tenant", "set it with `pulumi config set tenant <id>`")
+    if problem := dns_label_problem(tenant, 40):
+        raise ConfigError(f"config 'scoutflo:tenant' {problem}")
+    owner = _need(raw, "github:owner", "set it with `pulumi config set github:owner <user-or-org>`")
+    region = _need(raw, "aws:region", "set it with `pulumi config set aws:region <region>`")
+
+    options: dict[str, Any] = {}
+    for key, attr in OPTIONAL_KEYS.items():
+        value = raw.get(f"scoutflo:{key}")
+        if value is not None:
+            options[attr] = value
+    if "revision_history_limit" in options:
+        try:
+            options["revision_history_limit"] = int(options["revision_history_limit"])
+        except (TypeError, ValueError):
+            raise ConfigError("config 'scoutflo:revisionHistoryLimit' must be an integer") from None
+        if options["revision_history_limit"] < 1:
+            raise ConfigError("config 'scoutflo:revisionHistoryLimit' must be at least 1")
+    for key, attr in OPTIONAL_KEYS.items():
+        if attr != "revision_history_limit" and not isinstance(options.get(attr, ""), str):
+            raise ConfigError(f"config 'scoutflo:{key}' must be a string")
+
+    if problem := ecr_prefix_problem(options.get("ecr_prefix", "")):
+        raise ConfigError(f"config 'scoutflo:ecrPrefix' {problem}")
+    if problem := dns_label_problem(options.get("argocd_namespace", "argocd")):
+        raise ConfigError(f"config 'scoutflo:argocdNamespace' {problem}")
+    mode = options.get("token_refresh_mode", "irsa")
+    if mode not in ("irsa", "static", "eso"):
+        raise ConfigError(f"config 'scoutflo:tokenRefreshMode' is {mode!r}; use 'irsa' (default), 'static' or 'eso'")
+    issuer = options.get("cluster_oidc_issuer", "")
+    if mode in ("irsa", "eso") and not issuer.startswith("https://"):
+        raise ConfigError(
+            f"config 'scoutflo:clusterOidcIssuer' is required for tokenRefreshMode={mode}: the EKS "
+            "cluster's OIDC issuer URL (`aws eks describe-cluster --query cluster.identity.oidc.issuer`), "
+            "or use tokenRefreshMode=static"
+        )
+    if mode == "static":
+        for key in (STATIC_KEY_ID, STATIC_SECRET_KEY):
+            if raw.get(f"scoutflo:{key}") in (None, ""):
+                raise ConfigError(
+                    f"config 'scoutflo:{key}' is required for tokenRefreshMode=static: "
+                    f"`pulumi config set --secret {key} …`"
+                )
+    arn = options.get("github_oidc_provider_arn", "")
+    if arn and not (arn.startswith("arn:aws") and ":oidc-provider/token.actions.githubusercontent.com" in arn):
+        raise ConfigError(
+            "config 'scoutflo:githubOidcProviderArn' must be the ARN of the account's "
+            "token.actions.githubusercontent.com OIDC provider, or empty to create it"
+        )
+    if len(options.get("refresh_schedule", "0 */6 * * *").split()) != 5:
+        raise ConfigError("config 'scoutflo:refreshSchedule' must be a 5-field cron expression")
+
+    token = raw.get("github:token")
+    if token in (None, ""):
+        raise ConfigError(
+            "missing config 'github:token': `pulumi config set --secret github:token <token>` "
+            "or export GITHUB_TOKEN (repo and workflow scopes)"
+        )
+    apps = _parse_apps(_as_object("scoutflo:apps", _need(raw, "scoutflo:apps", "list the apps to deploy")), catalog)
+    return StackConfig(
+        tenant=tenant,
+        github_owner=owner,
+        aws_region=region,
+        apps=apps,
+        github_token=token,
+        static_access_key_id=raw.get(f"scoutflo:{STATIC_KEY_ID}"),
+        static_secret_access_key=raw.get(f"scoutflo:{STATIC_SECRET_KEY}"),
+        **options,
+    )
+
+
+def _parse_apps(raw_apps: Any, catalog: Mapping[str, CatalogEntry]) -> tuple[AppSpec, ...]:
+    if not isinstance(raw_apps, list) or not raw_apps:
+        raise ConfigError("config 'scoutflo:apps' must be a non-empty list of apps (name, chart, ...)")
+    seen: set[str] = set()
+    apps = []
+    for i, item in enumerate(raw_apps):
+        where = f"config 'scoutflo:apps[{i}]'"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where} must be a mapping with at least name and chart")
+        name = item.get("name")
+        if isinstance(name, str) and name:
+            where = f"config 'scoutflo:apps[{i}]' (app {name!r})"
+        if extra := sorted(set(item) - _APP_KEYS):
+            raise ConfigError(f"{where}: unknown key {extra[0]!r}; allowed: {sorted(_APP_KEYS)}")
+        if problem := app_name_problem(name):
+            raise ConfigError(f"{where} 'name' {problem}")
+        assert isinstance(name, str)
+        if name in seen:
+            raise ConfigError(f"{where} 'name' is used by an earlier app; app names must be unique")
+        seen.add(name)
+        chart = item.get("chart")
+        if not isinstance(chart, str) or chart not in catalog:
+            raise ConfigError(
+                f"{where} 'chart' {chart!r} is not in the catalog; choose one of {sorted(catalog)} "
+                "or add an entry under scoutflo:catalogPath"
+            )
+        entry = catalog[chart]
+        version = item.get("version", entry.source.version)
+        target = item.get("targetRevision", "*")
+        for key, value in (("version", version), ("targetRevision", target)):
+            try:
+                parse_constraint(value)
+            except VersionError as err:
+                raise ConfigError(
+                    f"{where} '{key}' {value!r} is not a semver version or range ({err}); "
+                    "e.g. '*', '1.2.3' or '>=1.2.0 <2.0.0'"
+                ) from None
+        namespace = item.get("namespace", entry.namespace)
+        if problem := dns_label_problem(namespace):
+            raise ConfigError(f"{where} 'namespace' {problem}")
+        values = item.get("values", {}) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where} 'values' must be a mapping of Helm values")
+        mode = item.get("mode", "vendor")
+        if mode not in ("vendor", "umbrella"):
+            raise ConfigError(f"{where} 'mode' is {mode!r}; use 'vendor' (default) or 'umbrella'")
+        if mode == "umbrella" and entry.source.kind == "template":
+            raise ConfigError(f"{where} 'mode' umbrella needs a public chart; {chart!r} is a template")
+        apps.append(
+            AppSpec(
+                name=name,
+                chart=chart,
+                version=version,
+                target_revision=target,
+                namespace=namespace,
+                values=deep_merge(entry.values, values),
+                mode=mode,
+                entry=entry,
+            )
+        )
+    return tuple(apps)
+
+
+def load_config() -> StackConfig:
+    """Read the stack's config through Pulumi, load the catalog it names, validate everything.
+
+    Secrets are read as secret Outputs and only checked for presence, so no secret value is ever
+    parsed, compared or placed in an error message.
+    """
+    import os
+
+    import pulumi
+
+    from charts_catalog import load_catalog
+
+    raw: dict[str, Any] = {}
+    for key in (
+        "scoutflo:tenant",
+        "scoutflo:apps",
+        "github:owner",
+        "aws:region",
+        *(f"scoutflo:{k}" for k in OPTIONAL_KEYS),
+    ):
+        namespace, name = key.split(":")
+        raw[key] = pulumi.Config(namespace).get(name)
+    for key in (STATIC_KEY_ID, STATIC_SECRET_KEY):
+        raw[f"scoutflo:{key}"] = pulumi.Config(PROJECT).get_secret(key)
+    # The GitHub provider falls back to $GITHUB_TOKEN as well; the commits follow the same rule.
+    env_token = os.environ.get("GITHUB_TOKEN")
+    raw["github:token"] = pulumi.Config("github").get_secret("token") or (
+        pulumi.Output.secret(env_token) if env_token else None
+    )
+    return parse_config(raw, load_catalog(raw.get("scoutflo:catalogPath") or None))

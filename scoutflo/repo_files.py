@@ -1,0 +1,60 @@
+"""What the program commits to an app's repository, as `{path: text}`.
+
+The initial commit on main holds the CI pipeline and README and, for a template app, the chart.
+The chart sits in `chart/` so the pipeline files never end up inside a packaged chart.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from string import Template
+
+SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
+CHART_DIR = "chart"
+INITIAL_VERSION = "0.1.0"
+EXECUTABLES = ("ci/bump-version", "ci/release")
+_NAME = re.compile(r"^name:.*$", re.M)
+_VERSION = re.compile(r"^version:.*$", re.M)
+
+
+def set_chart_identity(chart_yaml: str, name: str, version: str) -> str:
+    """Rewrite only the `name` and `version` lines, keeping the rest of Chart.yaml as written."""
+    for pattern, line in ((_NAME, f"name: {name}"), (_VERSION, f"version: {version}")):
+        if not pattern.search(chart_yaml):
+            raise ValueError(f"Chart.yaml has no top-level '{line.split(':')[0]}:' line")
+        chart_yaml = pattern.sub(line, chart_yaml, count=1)
+    return chart_yaml
+
+
+def read_tree(root: Path) -> dict[str, str]:
+    """Every regular file under root as text, keyed by its POSIX path relative to root."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            out[path.relative_to(root).as_posix()] = path.read_text(encoding="utf-8")
+    return out
+
+
+def template_chart(template_dir: Path, app: str) -> dict[str, str]:
+    files = read_tree(template_dir)
+    files["Chart.yaml"] = set_chart_identity(files["Chart.yaml"], app, INITIAL_VERSION)
+    return {f"{CHART_DIR}/{path}": text for path, text in files.items()}
+
+
+def pipeline_files(*, app: str, source: str) -> dict[str, str]:
+    files = {}
+    for path, text in read_tree(SCAFFOLD).items():
+        if path.endswith(".tmpl"):
+            files[path.removesuffix(".tmpl")] = Template(text).substitute(app=app, source=source)
+        else:
+            files[path] = text
+    return files
+
+
+def initial_files(*, app: str, source: str, template_dir: Path | None) -> dict[str, str]:
+    """The first commit on main: pipeline and README, plus the chart when it is a template."""
+    files = pipeline_files(app=app, source=source)
+    if template_dir is not None:
+        files.update(template_chart(template_dir, app))
+    return files

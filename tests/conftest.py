@@ -1,0 +1,56 @@
+"""Shared fixtures: the program run under recording mocks, with the dev stack's config as a base."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from automation import render
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIN = str(ROOT / "__main__.py")
+
+
+def dev_config() -> tuple[dict[str, str], list[str]]:
+    return render.stack_config("dev")
+
+
+def run_main(overrides: dict[str, Any] | None = None, drop: tuple[str, ...] = ()) -> render.Recording:
+    """Run __main__.py with the dev stack's config, changed by `overrides` (values JSON-encoded
+    like the CLI does) and without the keys in `drop`."""
+    config, secrets = dev_config()
+    for key, value in (overrides or {}).items():
+        config[key] = value if isinstance(value, str) else json.dumps(value)
+    for key in drop:
+        config.pop(key, None)
+    return render.run(lambda: runpy.run_path(MAIN, run_name="__main__"), config, secrets)
+
+
+def of_type(recording: render.Recording, type_: str) -> list[render.Registered]:
+    return [r for r in recording.resources if r.type == type_]
+
+
+@pytest.fixture
+def program() -> Callable[..., render.Recording]:
+    return run_main
+
+
+@pytest.fixture(scope="session")
+def dev_recording() -> render.Recording:
+    return run_main()
+
+
+@pytest.fixture(scope="session")
+def tools() -> dict[str, str]:
+    """Real binaries the loopback tests use; the project's setup installs them."""
+    found = {name: shutil.which(name) for name in ("helm", "docker-registry", "actionlint")}
+    missing = [name for name, path in found.items() if not path]
+    if missing:
+        pytest.fail(f"missing {missing}: run `make setup-dev` (scripts/setup.sh --dev) first")
+    return {k: v for k, v in found.items() if v}

@@ -1,0 +1,77 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from charts_catalog import BUILTIN_DIR, CatalogError, load_catalog, load_dir, parse_entry
+
+
+def test_builtin_catalog_has_the_promised_offerings() -> None:
+    catalog = load_catalog()
+    for name in ("mongodb", "postgresql", "redis", "cert-manager", "kube-prometheus-stack", "grafana", "webapp"):
+        assert name in catalog
+    assert catalog["mongodb"].source.kind == "oci"
+    assert catalog["mongodb"].source.repo == "oci://registry-1.docker.io/bitnamicharts"
+    assert catalog["grafana"].source.repo == "https://grafana-community.github.io/helm-charts"
+    webapp = catalog["webapp"]
+    assert webapp.source.kind == "template"
+    assert webapp.source.template_dir == BUILTIN_DIR / "templates" / "webapp"
+
+
+def write(tmp: Path, name: str, doc: object) -> Path:
+    path = tmp / f"{name}.yaml"
+    path.write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+GOOD = {"name": "kafka", "source": {"repo": "https://charts.example.com", "chart": "kafka", "version": ">=1.0.0"}}
+
+
+@pytest.mark.parametrize(
+    ("doc", "field"),
+    [
+        ("name: [unclosed", "not valid YAML"),
+        (["a list"], "must be a YAML mapping"),
+        ({**GOOD, "name": "Kafka_1"}, "field 'name'"),
+        ({**GOOD, "name": "other"}, "name the file other.yaml"),
+        ({**GOOD, "extra": 1}, "field 'extra'"),
+        ({"name": "kafka"}, "field 'source'"),
+        ({**GOOD, "source": {"chart": "kafka", "version": "*"}}, "field 'source.repo'"),
+        ({**GOOD, "source": {**GOOD["source"], "repo": "ftp://x"}}, "field 'source.repo'"),
+        ({**GOOD, "source": {**GOOD["source"], "repo": "oci://"}}, "has no host"),
+        ({**GOOD, "source": {**GOOD["source"], "chart": "../evil"}}, "field 'source.chart'"),
+        ({**GOOD, "source": {**GOOD["source"], "version": "newest"}}, "field 'source.version'"),
+        ({**GOOD, "source": {"repo": "https://x", "chart": "kafka"}}, "field 'source.version'"),
+        ({**GOOD, "source": {**GOOD["source"], "tag": 1}}, "field 'source.tag'"),
+        ({**GOOD, "source": {"repo": "template:nope"}}, "no Chart.yaml"),
+        ({**GOOD, "source": {"repo": "template:../../etc"}}, "must name a directory under"),
+        ({**GOOD, "defaults": {"namespace": "Bad_NS"}}, "field 'defaults.namespace'"),
+        ({**GOOD, "defaults": {"values": [1]}}, "field 'defaults.values'"),
+    ],
+)
+def test_malformed_entries_name_file_and_field(tmp_path: Path, doc: object, field: str) -> None:
+    path = write(tmp_path, "kafka", doc)
+    with pytest.raises(CatalogError) as err:
+        load_dir(tmp_path)
+    assert str(path) in str(err.value)
+    assert field in str(err.value)
+
+
+def test_extra_dir_overrides_builtin_and_adds(tmp_path: Path) -> None:
+    write(tmp_path, "kafka", GOOD)
+    write(tmp_path, "redis", {**GOOD, "name": "redis", "source": {**GOOD["source"], "chart": "redis"}})
+    catalog = load_catalog(tmp_path)
+    assert catalog["kafka"].source.repo == "https://charts.example.com"
+    assert catalog["redis"].source.repo == "https://charts.example.com"
+    assert catalog["mongodb"].source.kind == "oci"
+
+
+def test_missing_extra_dir(tmp_path: Path) -> None:
+    with pytest.raises(CatalogError, match="does not exist"):
+        load_catalog(tmp_path / "nope")
+
+
+def test_namespace_defaults_to_name(tmp_path: Path) -> None:
+    entry = parse_entry(tmp_path / "kafka.yaml", GOOD)
+    assert entry.namespace == "kafka"
+    assert dict(entry.values) == {}

@@ -1,0 +1,132 @@
+"""Every bad input fails in parse_config with the key, the app and the fix named."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from charts_catalog import load_catalog
+from scoutflo.config import OPTIONAL_KEYS, ConfigError, deep_merge, field_defaults, parse_config
+
+ROOT = Path(__file__).resolve().parent.parent
+CATALOG = load_catalog()
+BASE: dict[str, Any] = {
+    "scoutflo:tenant": "acme",
+    "github:owner": "acme",
+    "github:token": "t0ken",
+    "aws:region": "eu-west-1",
+    "scoutflo:clusterOidcIssuer": "https://oidc.eks.eu-west-1.amazonaws.com/id/X",
+    "scoutflo:apps": [{"name": "web", "chart": "webapp"}],
+}
+
+
+def parse(**changes: Any) -> Any:
+    raw = {**BASE, **{k.replace("__", ":"): v for k, v in changes.items()}}
+    return parse_config({k: v for k, v in raw.items() if v is not None}, CATALOG)
+
+
+def app(**fields: Any) -> list[dict[str, Any]]:
+    return [{"name": "web", "chart": "webapp", **fields}]
+
+
+def test_valid_minimal_config_gets_catalog_defaults() -> None:
+    cfg = parse()
+    (web,) = cfg.apps
+    assert web.namespace == "webapp"
+    assert web.target_revision == "*"
+    assert web.mode == "vendor"
+    assert web.values == {"replicaCount": 2}
+    assert cfg.token_refresh_mode == "irsa"
+
+
+def test_apps_as_json_text_like_the_cli_passes_them() -> None:
+    cfg = parse(scoutflo__apps='[{"name": "db", "chart": "mongodb", "version": ">=16.1.0 <17.0.0"}]')
+    assert cfg.apps[0].version == ">=16.1.0 <17.0.0"
+
+
+def test_values_deep_merge_over_catalog_defaults() -> None:
+    cfg = parse(scoutflo__apps=[{"name": "db", "chart": "mongodb", "values": {"global": {"x": 1}, "image": {"tag": "8"}}}])
+    values = cfg.apps[0].values
+    assert values["global"] == {"security": {"allowInsecureImages": True}, "x": 1}
+    assert values["image"] == {"repository": "bitnamilegacy/mongodb", "tag": "8"}
+    assert values["architecture"] == "replicaset"
+
+
+def test_deep_merge_replaces_lists_and_copies() -> None:
+    base = {"a": {"b": [1, 2]}, "c": 1}
+    merged = deep_merge(base, {"a": {"b": [3]}})
+    assert merged == {"a": {"b": [3]}, "c": 1}
+    assert base == {"a": {"b": [1, 2]}, "c": 1}
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"scoutflo__tenant": None}, ["'scoutflo:tenant'", "pulumi config set tenant"]),
+        ({"scoutflo__tenant": "Acme Corp"}, ["'scoutflo:tenant'", "DNS-1123"]),
+        ({"github__owner": None}, ["'github:owner'", "pulumi config set github:owner"]),
+        ({"github__token": None}, ["'github:token'", "GITHUB_TOKEN"]),
+        ({"aws__region": None}, ["'aws:region'"]),
+        ({"scoutflo__apps": None}, ["'scoutflo:apps'"]),
+        ({"scoutflo__apps": []}, ["'scoutflo:apps'", "non-empty list"]),
+        ({"scoutflo__apps": "[not json"}, ["'scoutflo:apps'", "JSON"]),
+        ({"scoutflo__apps": ["web"]}, ["apps[0]", "mapping"]),
+        ({"scoutflo__apps": app(name="Web_App")}, ["apps[0]", "'name'", "lower-case"]),
+        ({"scoutflo__apps": app(name="a" * 54)}, ["'name'", "at most 53"]),
+        ({"scoutflo__apps": app(name="a--b")}, ["'name'", "single hyphens"]),
+        ({"scoutflo__apps": [*app(), *app()]}, ["apps[1]", "(app 'web')", "unique"]),
+        ({"scoutflo__apps": app(chart="oracle")}, ["(app 'web')", "'chart' 'oracle'", "catalogPath"]),
+        ({"scoutflo__apps": app(version="newest")}, ["(app 'web')", "'version'", "'>=1.2.0 <2.0.0'"]),
+        ({"scoutflo__apps": app(targetRevision="latest")}, ["(app 'web')", "'targetRevision'", "'1.2.3'"]),
+        ({"scoutflo__apps": app(namespace="Prod NS")}, ["(app 'web')", "'namespace'"]),
+        ({"scoutflo__apps": app(values=[1])}, ["(app 'web')", "'values'"]),
+        ({"scoutflo__apps": app(mode="fork")}, ["(app 'web')", "'mode'", "umbrella"]),
+        ({"scoutflo__apps": app(mode="umbrella")}, ["(app 'web')", "needs a public chart"]),
+        ({"scoutflo__apps": app(replicas=3)}, ["(app 'web')", "unknown key 'replicas'"]),
+        ({"scoutflo__ecrPrefix": "/charts/"}, ["'scoutflo:ecrPrefix'"]),
+        ({"scoutflo__argocdNamespace": "Argo"}, ["'scoutflo:argocdNamespace'"]),
+        ({"scoutflo__tokenRefreshMode": "vault"}, ["'scoutflo:tokenRefreshMode'", "'static'"]),
+        ({"scoutflo__clusterOidcIssuer": None}, ["'scoutflo:clusterOidcIssuer'", "describe-cluster"]),
+        ({"scoutflo__tokenRefreshMode": "static"}, ["'scoutflo:refresherAccessKeyId'", "--secret"]),
+        ({"scoutflo__githubOidcProviderArn": "arn:aws:iam::1:role/x"}, ["'scoutflo:githubOidcProviderArn'"]),
+        ({"scoutflo__refreshSchedule": "hourly"}, ["'scoutflo:refreshSchedule'", "cron"]),
+        ({"scoutflo__revisionHistoryLimit": "ten"}, ["'scoutflo:revisionHistoryLimit'", "integer"]),
+        ({"scoutflo__revisionHistoryLimit": "0"}, ["'scoutflo:revisionHistoryLimit'", "at least 1"]),
+    ],
+)
+def test_bad_input_is_named(changes: dict[str, Any], expected: list[str]) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse(**changes)
+    for text in expected:
+        assert text in str(err.value)
+
+
+def test_secret_values_never_appear_in_errors() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse(scoutflo__tokenRefreshMode="static", scoutflo__refresherAccessKeyId="AKIASECRETVALUE")
+    assert "AKIASECRETVALUE" not in str(err.value)
+
+
+def test_static_mode_needs_no_cluster_issuer() -> None:
+    cfg = parse(
+        scoutflo__tokenRefreshMode="static",
+        scoutflo__clusterOidcIssuer=None,
+        scoutflo__refresherAccessKeyId="id",
+        scoutflo__refresherSecretAccessKey="key",
+    )
+    assert cfg.token_refresh_mode == "static"
+
+
+def test_pulumi_yaml_declares_every_key_with_the_same_defaults() -> None:
+    project = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())
+    declared = project["config"]
+    assert project["name"] == "scoutflo"
+    defaults = field_defaults()
+    for key, attr in OPTIONAL_KEYS.items():
+        assert declared[key]["description"]
+        assert declared[key]["default"] == defaults[attr], key
+    for key in ("tenant", "apps", "refresherAccessKeyId", "refresherSecretAccessKey"):
+        assert declared[key]["description"]
+        assert "default" not in declared[key]
+    assert declared["refresherSecretAccessKey"]["secret"] is True

@@ -1,0 +1,163 @@
+"""Rendered Kubernetes objects against real schemas: Kubernetes 1.35 and Argo CD's Application CRD."""
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+
+from automation import render
+from scoutflo import manifests
+from tests.conftest import run_main
+
+SCHEMA = json.loads((Path(__file__).parent / "schemas" / "argocd-application-v1alpha1.json").read_text())
+K8S_VERSION = "1.35"
+
+
+def closed(schema: Any) -> Any:
+    """Kubernetes prunes unknown fields silently; close every declared object to catch typos."""
+    if isinstance(schema, dict):
+        schema = {k: closed(v) for k, v in schema.items()}
+        if "properties" in schema and "additionalProperties" not in schema:
+            if not schema.get("x-kubernetes-preserve-unknown-fields"):
+                schema["additionalProperties"] = False
+    elif isinstance(schema, list):
+        schema = [closed(v) for v in schema]
+    return schema
+
+
+STRICT = closed(SCHEMA)
+
+
+def validate_application(obj: dict[str, Any]) -> None:
+    jsonschema.validate(obj, STRICT)
+
+
+def objects(recording: render.Recording) -> list[dict[str, Any]]:
+    return render.k8s_objects(recording)
+
+
+@pytest.mark.parametrize("mode", ["irsa", "static"])
+def test_core_objects_validate_against_kubernetes(mode: str) -> None:
+    overrides = {"scoutflo:tokenRefreshMode": mode}
+    if mode == "static":
+        overrides |= {"scoutflo:refresherAccessKeyId": "id", "scoutflo:refresherSecretAccessKey": "key"}
+    recording = run_main(overrides)
+    core = [o for o in objects(recording) if not o["apiVersion"].startswith("argoproj.io")]
+    assert {o["kind"] for o in core} >= {"Secret", "ServiceAccount", "Role", "RoleBinding", "CronJob"}
+    for obj in core:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+def test_applications_validate_against_the_crd(dev_recording: render.Recording) -> None:
+    apps = [o for o in objects(dev_recording) if o["kind"] == "Application"]
+    assert len(apps) == 3
+    for app in apps:
+        validate_application(app)
+
+
+def test_strict_crd_schema_catches_a_misspelt_field() -> None:
+    doc = manifests.application(
+        name="x",
+        argocd_namespace="argocd",
+        project="default",
+        repo_url="1.dkr.ecr.eu-west-1.amazonaws.com",
+        target_revision="*",
+        destination_namespace="x",
+        values={},
+        revision_history_limit=10,
+    )
+    validate_application(doc)
+    bad = copy.deepcopy(doc)
+    bad["spec"]["syncPolicy"]["automated"]["selfheal"] = True
+    with pytest.raises(jsonschema.ValidationError):
+        validate_application(bad)
+
+
+def test_application_tracks_the_ecr_chart(dev_recording: render.Recording) -> None:
+    apps = {o["metadata"]["name"]: o for o in objects(dev_recording) if o["kind"] == "Application"}
+    spec = apps["storefront"]["spec"]
+    assert spec["source"] == {
+        "repoURL": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/scoutflo",
+        "chart": "storefront",
+        "targetRevision": "*",
+        "helm": {"releaseName": "storefront", "valuesObject": {"replicaCount": 3}},
+    }
+    assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+    assert "CreateNamespace=true" in spec["syncPolicy"]["syncOptions"]
+    assert spec["revisionHistoryLimit"] == 10
+    assert spec["destination"]["namespace"] == "webapp"
+    assert "finalizers" not in apps["storefront"]["metadata"]
+    # An exact targetRevision pins the version (the rollback path).
+    assert apps["cache"]["spec"]["source"]["targetRevision"] == "21.2.3"
+    assert apps["orders-db"]["spec"]["destination"]["namespace"] == "orders"
+
+
+def test_registry_secret_is_a_credential_template(dev_recording: render.Recording) -> None:
+    (secret,) = [o for o in objects(dev_recording) if o["kind"] == "Secret"]
+    assert secret["metadata"]["labels"]["argocd.argoproj.io/secret-type"] == "repo-creds"
+    # The whole stringData is a Pulumi secret: the render shows its keys, never its values.
+    assert set(secret["stringData"]) == {"type", "name", "url", "enableOCI", "username", "password"}
+    assert set(secret["stringData"].values()) == {"[secret]"}
+    # The unmasked manifest the component builds:
+    doc = manifests.registry_secret(name="s", namespace="argocd", host="h.example", password="p")
+    assert doc["stringData"] | {"password": "p"} == {
+        "type": "helm",
+        "name": "s",
+        "url": "h.example",
+        "enableOCI": "true",
+        "username": "AWS",
+        "password": "p",
+    }
+
+
+def test_refresher_is_least_privilege_and_hardened(dev_recording: render.Recording) -> None:
+    objs = {o["kind"]: o for o in objects(dev_recording)}
+    assert objs["Role"]["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["scoutflo-ecr-acme"], "verbs": ["get", "patch"]}
+    ]
+    assert objs["RoleBinding"]["subjects"][0]["name"] == objs["ServiceAccount"]["metadata"]["name"]
+    assert objs["ServiceAccount"]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == (
+        "arn:aws:iam::123456789012:role/scoutflo-acme-ecr-reader"
+    )
+    cron = objs["CronJob"]["spec"]
+    assert cron["schedule"] == "0 */6 * * *"
+    assert cron["concurrencyPolicy"] == "Forbid"
+    assert cron["successfulJobsHistoryLimit"] == 1 and cron["failedJobsHistoryLimit"] == 3
+    job = cron["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 4
+    pod = job["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    for container in pod["initContainers"] + pod["containers"]:
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["resources"]["limits"]
+        image = container["image"]
+        assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), image
+    # The token goes through a file on a memory volume, never through argv or a log line.
+    assert "--patch-file=/work/patch.json" in pod["containers"][0]["command"]
+    assert pod["volumes"][0]["emptyDir"]["medium"] == "Memory"
+
+
+def test_eso_mode_hands_the_secret_to_external_secrets() -> None:
+    recording = run_main({"scoutflo:tokenRefreshMode": "eso"})
+    objs = {o["kind"]: o for o in objects(recording)}
+    assert "CronJob" not in objs and "Secret" not in objs and "Role" not in objs
+    gen = objs["ECRAuthorizationToken"]
+    assert gen["apiVersion"] == "generators.external-secrets.io/v1alpha1"
+    assert gen["spec"] == {
+        "region": "eu-west-1",
+        "auth": {"jwt": {"serviceAccountRef": {"name": "scoutflo-ecr-refresher"}}},
+    }
+    es = objs["ExternalSecret"]["spec"]
+    assert es["refreshInterval"] == "6h"
+    assert es["dataFrom"][0]["sourceRef"]["generatorRef"]["kind"] == "ECRAuthorizationToken"
+    assert es["target"]["name"] == "scoutflo-ecr-acme"
+    template = es["target"]["template"]
+    assert template["metadata"]["labels"]["argocd.argoproj.io/secret-type"] == "repo-creds"
+    assert template["data"]["url"] == "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    assert template["data"]["password"] == "{{ .password }}"
+    kubernetes_validate.validate(objs["ServiceAccount"], K8S_VERSION, strict=True)

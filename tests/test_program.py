@@ -1,0 +1,207 @@
+"""The real __main__.py under recording mocks: structure, options, determinism, secrets, errors."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from automation import render
+from tests.conftest import of_type, run_main
+
+COMPONENT_TOKENS = {
+    "components.chart_repo.ChartRepo": "scoutflo:index:ChartRepo",
+    "components.chart_registry.ChartRegistry": "scoutflo:index:ChartRegistry",
+    "components.argo_app.ArgoApp": "scoutflo:index:ArgoApp",
+    "components.registry_access.RegistryAccess": "scoutflo:index:RegistryAccess",
+    "components.ci_role.CiRole": "scoutflo:index:CiRole",
+    "components.github_oidc.GithubOidc": "scoutflo:index:GithubOidc",
+}
+
+
+def test_type_tokens_are_permanent(dev_recording: render.Recording) -> None:
+    # A token is part of every URN: changing one replaces resources. Pin them all.
+    registered = {r.type for r in dev_recording.resources if not r.custom}
+    assert registered == set(COMPONENT_TOKENS.values())
+
+
+def per_app_custom(recording: render.Recording) -> dict[str, Counter[str]]:
+    apps = {r.name for r in of_type(recording, "scoutflo:index:ChartRepo")}
+    owner = render.app_of(recording, apps)
+    counts: dict[str, Counter[str]] = {}
+    for r in recording.resources:
+        if r.custom:
+            counts.setdefault(owner[r.urn], Counter())[r.type] += 1
+    return counts
+
+
+def test_every_app_gets_repo_registry_role_and_application(dev_recording: render.Recording) -> None:
+    counts = per_app_custom(dev_recording)
+    expected = Counter(
+        {
+            "github:index/repository:Repository": 1,
+            "github:index/actionsVariable:ActionsVariable": 3,
+            "github:index/branchProtection:BranchProtection": 1,
+            "pulumi-python:dynamic:Resource": 1,
+            "aws:ecr/repository:Repository": 1,
+            "aws:iam/role:Role": 1,
+            "aws:iam/rolePolicy:RolePolicy": 1,
+            "kubernetes:argoproj.io/v1alpha1:Application": 1,
+        }
+    )
+    for app in ("storefront", "orders-db", "cache"):
+        assert counts[app] == expected, app
+    # One credential and one refresher for the whole tenant, not one per app.
+    shared = counts["shared"]
+    assert shared["kubernetes:core/v1:Secret"] == 1
+    assert shared["kubernetes:batch/v1:CronJob"] == 1
+    assert shared["aws:iam/openIdConnectProvider:OpenIdConnectProvider"] == 1
+
+
+def test_resources_per_app_do_not_grow_with_apps() -> None:
+    apps = [{"name": f"app-{i}", "chart": "webapp"} for i in range(5)]
+    counts = per_app_custom(run_main({"scoutflo:apps": apps}))
+    assert len({sum(counts[f"app-{i}"].values()) for i in range(5)}) == 1
+
+
+def test_user_data_is_never_deleted(dev_recording: render.Recording) -> None:
+    for ecr in of_type(dev_recording, "aws:ecr/repository:Repository"):
+        assert ecr.retain_on_delete, ecr.name
+        assert ecr.inputs["imageTagMutability"] == "IMMUTABLE"
+        assert ecr.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
+        assert ecr.inputs["forceDelete"] is False
+    for repo in of_type(dev_recording, "github:index/repository:Repository"):
+        assert repo.inputs["archiveOnDestroy"] is True
+        assert repo.inputs["visibility"] == "private"
+        assert repo.inputs["autoInit"] is True
+        assert repo.inputs["deleteBranchOnMerge"] is True
+    (oidc,) = of_type(dev_recording, "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    assert oidc.retain_on_delete
+
+
+def test_names_line_up(dev_recording: render.Recording) -> None:
+    ecr = {r.inputs["name"] for r in of_type(dev_recording, "aws:ecr/repository:Repository")}
+    repos = {r.inputs["name"] for r in of_type(dev_recording, "github:index/repository:Repository")}
+    assert repos == {"storefront", "orders-db", "cache"}
+    assert ecr == {f"scoutflo/{name}" for name in repos}
+
+
+def test_main_is_protected_after_the_first_commit(dev_recording: render.Recording) -> None:
+    commits = {r.urn: r for r in of_type(dev_recording, "pulumi-python:dynamic:Resource")}
+    for protection in of_type(dev_recording, "github:index/branchProtection:BranchProtection"):
+        assert protection.inputs["pattern"] == "main"
+        assert protection.inputs["requiredStatusChecks"] == [{"contexts": ["lint"], "strict": True}]
+        assert protection.inputs["requiredPullRequestReviews"][0]["requiredApprovingReviewCount"] == 0
+        assert protection.inputs["allowsForcePushes"] is False
+        assert any(dep in commits for dep in protection.depends_on), "protection must wait for the commit"
+    for commit in commits.values():
+        variables = [d for d in commit.depends_on if "ActionsVariable" in d]
+        assert len(variables) == 3, "the first push runs CI: its variables must exist first"
+
+
+def test_actions_variables_hold_no_credentials(dev_recording: render.Recording) -> None:
+    values = {
+        (r.inputs["repository"], r.inputs["variableName"]): r.inputs["value"]
+        for r in of_type(dev_recording, "github:index/actionsVariable:ActionsVariable")
+    }
+    assert values[("cache", "CHART_REGISTRY")] == "oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com/scoutflo"
+    assert values[("cache", "AWS_REGION")] == "eu-west-1"
+    assert values[("cache", "AWS_ROLE_ARN")] == "arn:aws:iam::123456789012:role/scoutflo-acme-cache-ci"
+
+
+def test_ci_role_trusts_only_main_of_its_repo(dev_recording: render.Recording) -> None:
+    roles = {r.inputs["name"]: r for r in of_type(dev_recording, "aws:iam/role:Role")}
+    trust = json.loads(roles["scoutflo-acme-cache-ci"].inputs["assumeRolePolicy"])
+    (stmt,) = trust["Statement"]
+    assert stmt["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com")
+    assert stmt["Condition"]["StringEquals"] == {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
+    repo_id = render.fake_outputs("github:index/repository:Repository", "cache-repo", {"name": "cache"}, "x")["repoId"]
+    assert stmt["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"] == [
+        "repo:acme-gitops/cache:ref:refs/heads/main",
+        f"repo:acme-gitops@*/cache@{repo_id}:ref:refs/heads/main",
+    ]
+    policies = {r.name: json.loads(r.inputs["policy"]) for r in of_type(dev_recording, "aws:iam/rolePolicy:RolePolicy")}
+    push = policies["cache-ci-push"]["Statement"]
+    assert push[0] == {"Sid": "Token", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}
+    assert push[1]["Resource"] == ["arn:aws:ecr:eu-west-1:123456789012:repository/scoutflo/cache"]
+    assert "ecr:PutImage" in push[1]["Action"]
+    reader = policies["registry-access-reader-ecr"]["Statement"]
+    assert "ecr:PutImage" not in reader[1]["Action"]
+    assert len(reader[1]["Resource"]) == 3
+
+
+def test_adopting_an_existing_github_oidc_provider() -> None:
+    arn = "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+    recording = run_main({"scoutflo:githubOidcProviderArn": arn})
+    assert not of_type(recording, "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    role = next(r for r in of_type(recording, "aws:iam/role:Role") if r.inputs["name"].endswith("-ci"))
+    assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"]["Federated"] == arn
+
+
+def test_seeded_password_is_ignored_afterwards(dev_recording: render.Recording) -> None:
+    (secret,) = of_type(dev_recording, "kubernetes:core/v1:Secret")
+    assert secret.ignore_changes == ["stringData.password"]
+    (cron,) = of_type(dev_recording, "kubernetes:batch/v1:CronJob")
+    assert secret.urn in cron.depends_on
+
+
+def test_exports(dev_recording: render.Recording) -> None:
+    assert dev_recording.outputs["tenant"] == "acme"
+    assert dev_recording.outputs["apps"]["orders-db"] == {
+        "repoUrl": "https://github.com/OWNER/orders-db",
+        "ecrRepositoryUrl": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/scoutflo/orders-db",
+        "argocdApp": "orders-db",
+    }
+
+
+def test_render_is_deterministic(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    render.write(render.run_program("dev"), first)
+    render.write(render.run_program("dev"), second)
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    for rel in files:
+        assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
+
+
+def test_secrets_never_reach_rendered_files(tmp_path: Path) -> None:
+    recording = run_main(
+        {
+            "github:token": "ghp_SUPERSECRET",
+            "scoutflo:tokenRefreshMode": "static",
+            "scoutflo:refresherAccessKeyId": "AKIA_SECRET_ID",
+            "scoutflo:refresherSecretAccessKey": "wJalrXUtnFEMIsecretKEY",
+        }
+    )
+    render.write(recording, tmp_path)
+    blob = "\n".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
+    for secret in ("ghp_SUPERSECRET", "AKIA_SECRET_ID", "wJalrXUtnFEMIsecretKEY", "render-fake-ecr-token"):
+        assert secret not in blob
+    assert "[secret]" in blob
+    keys = next(r for r in of_type(recording, "kubernetes:core/v1:Secret") if "aws" in r.name)
+    assert keys.inputs["stringData"] == {"AWS_ACCESS_KEY_ID": "[secret]", "AWS_SECRET_ACCESS_KEY": "[secret]"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"scoutflo:apps": [{"name": "x", "chart": "nope"}]}, "'chart' 'nope' is not in the catalog"),
+        ({"scoutflo:apps": [{"name": "x", "chart": "webapp"}, {"name": "x", "chart": "redis"}]}, "unique"),
+        ({"scoutflo:catalogPath": "/nonexistent"}, "does not exist"),
+    ],
+)
+def test_bad_input_fails_before_any_resource(overrides: dict[str, object], message: str) -> None:
+    import pulumi
+
+    recording = render.Recording(region="x")
+    with pytest.raises(pulumi.RunError, match=message):
+        recording = run_main(overrides)
+    assert recording.resources == []
+
+
+def test_missing_required_config_fails_before_any_resource(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pulumi
+
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    with pytest.raises(pulumi.RunError, match="'scoutflo:tenant'"):
+        run_main(drop=("scoutflo:tenant",))
