@@ -46,7 +46,9 @@ def test_apps_as_json_text_like_the_cli_passes_them() -> None:
 
 
 def test_values_deep_merge_over_catalog_defaults() -> None:
-    cfg = parse(scoutflo__apps=[{"name": "db", "chart": "mongodb", "values": {"global": {"x": 1}, "image": {"tag": "8"}}}])
+    cfg = parse(
+        scoutflo__apps=[{"name": "db", "chart": "mongodb", "values": {"global": {"x": 1}, "image": {"tag": "8"}}}]
+    )
     values = cfg.apps[0].values
     assert values["global"] == {"security": {"allowInsecureImages": True}, "x": 1}
     assert values["image"] == {"repository": "bitnamilegacy/mongodb", "tag": "8"}

@@ -60,7 +60,9 @@ def test_exact_pin() -> None:
     assert not parse_constraint(">=1.2.3").is_exact
 
 
-@pytest.mark.parametrize("bad", ["", "   ", "latest", ">=x.y", "1.2.3.4", "<*", "||", ">=1.0.0 ||", "!=1.2", ">=", "1.0.0 >=", "^"])
+@pytest.mark.parametrize(
+    "bad", ["", "   ", "latest", ">=x.y", "1.2.3.4", "<*", "||", ">=1.0.0 ||", "!=1.2", ">=", "1.0.0 >=", "^"]
+)
 def test_bad_constraints(bad: str) -> None:
     with pytest.raises(VersionError):
         parse_constraint(bad)
