@@ -34,6 +34,8 @@ class ChartSource:
     version: str
     """Semver range; the newest stable match is imported ('*' for templates)."""
     template_dir: Path | None = None
+    plain_http: bool = False
+    """OCI over plain HTTP (an in-cluster or air-gapped mirror), like `helm --plain-http`."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class CatalogEntry:
 
 
 _ENTRY_KEYS = {"name", "description", "source", "defaults"}
-_SOURCE_KEYS = {"repo", "chart", "version"}
+_SOURCE_KEYS = {"repo", "chart", "version", "plainHttp"}
 _DEFAULTS_KEYS = {"namespace", "values"}
 
 
@@ -139,7 +141,10 @@ def _parse_source(path: Path, name: str, repo: str, src: Mapping[str, Any]) -> C
         parse_constraint(version)
     except VersionError as err:
         raise _fail(path, "source.version", f"is not a valid semver range: {err}") from None
-    return ChartSource(kind, repo.rstrip("/"), chart, version)
+    plain_http = src.get("plainHttp", False)
+    if not isinstance(plain_http, bool):
+        raise _fail(path, "source.plainHttp", "must be true or false")
+    return ChartSource(kind, repo.rstrip("/"), chart, version, plain_http=plain_http)
 
 
 def load_file(path: Path) -> CatalogEntry:

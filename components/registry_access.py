@@ -17,7 +17,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from scoutflo import manifests
+from scoutflo import manifests, naming
 from scoutflo.policies import ECR_PULL_ACTIONS, ecr_access, irsa_trust, oidc_provider_arn
 
 
@@ -187,3 +187,26 @@ class RegistryAccess(pulumi.ComponentResource):
             manifests.eso_external_secret(namespace=a.namespace, secret_name=a.secret_name, host=a.registry_host),
             depends_on=[generator],
         )
+
+
+def registry_access_args(cfg: Any, host: pulumi.Input[str], account_id: pulumi.Output[str]) -> RegistryAccessArgs:
+    """The stack config mapped onto RegistryAccessArgs (repository ARNs follow from names)."""
+    return RegistryAccessArgs(
+        tenant=cfg.tenant,
+        secret_name=naming.registry_secret_name(cfg.tenant),
+        namespace=cfg.argocd_namespace,
+        registry_host=host,
+        account_id=account_id,
+        region=cfg.aws_region,
+        repository_arns=[
+            account_id.apply(naming.ecr_arn_for(cfg.aws_region, naming.ecr_repository_name(cfg.ecr_prefix, app.name)))
+            for app in cfg.apps
+        ],
+        mode=cfg.token_refresh_mode,
+        schedule=cfg.refresh_schedule,
+        cluster_oidc_issuer=cfg.cluster_oidc_issuer,
+        static_access_key_id=cfg.static_access_key_id,
+        static_secret_access_key=cfg.static_secret_access_key,
+        aws_cli_image=cfg.aws_cli_image,
+        kubectl_image=cfg.kubectl_image,
+    )

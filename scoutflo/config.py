@@ -67,6 +67,8 @@ class StackConfig:
     aws_cli_image: str = "public.ecr.aws/aws-cli/aws-cli:2.31.21"
     kubectl_image: str = "registry.k8s.io/kubectl:v1.35.2"
     revision_history_limit: int = 10
+    chart_cache_dir: str = ""
+    """Where fetched charts are cached by digest ('' = ~/.cache/scoutflo/charts)."""
     required_check: str = "lint"
     """The PR workflow job that branch protection requires."""
     github_token: Any = None
@@ -89,6 +91,7 @@ OPTIONAL_KEYS = {
     "awsCliImage": "aws_cli_image",
     "kubectlImage": "kubectl_image",
     "revisionHistoryLimit": "revision_history_limit",
+    "chartCacheDir": "chart_cache_dir",
 }
 # Secret keys: only read for tokenRefreshMode=static; never parsed here, so never in a message.
 STATIC_KEY_ID = "refresherAccessKeyId"

@@ -54,7 +54,7 @@ def test_core_objects_validate_against_kubernetes(mode: str) -> None:
 
 def test_applications_validate_against_the_crd(dev_recording: render.Recording) -> None:
     apps = [o for o in objects(dev_recording) if o["kind"] == "Application"]
-    assert len(apps) == 3
+    assert len(apps) == 2
     for app in apps:
         validate_application(app)
 
@@ -92,8 +92,8 @@ def test_application_tracks_the_ecr_chart(dev_recording: render.Recording) -> No
     assert spec["destination"]["namespace"] == "webapp"
     assert "finalizers" not in apps["storefront"]["metadata"]
     # An exact targetRevision pins the version (the rollback path).
-    assert apps["cache"]["spec"]["source"]["targetRevision"] == "21.2.3"
-    assert apps["orders-db"]["spec"]["destination"]["namespace"] == "orders"
+    assert apps["admin"]["spec"]["source"]["targetRevision"] == "0.1.0"
+    assert apps["admin"]["spec"]["destination"]["namespace"] == "admin"
 
 
 def test_registry_secret_is_a_credential_template(dev_recording: render.Recording) -> None:

@@ -49,7 +49,7 @@ def app_repo(rendered: Path, tmp_path: Path, registry: str) -> tuple[Path, dict[
         **os.environ,
         "HOME": str(tmp_path / "home"),
         "HELM_CONFIG_HOME": str(tmp_path / "helm" / "config"),
-        "HELM_CACHE_HOME": str(tmp_path / "helm" / "cache"),
+        "HELM_CACHE_HOME": str(tmp_path / "helm" / "admin"),
         "HELM_DATA_HOME": str(tmp_path / "helm" / "data"),
         "CHART_REGISTRY": f"oci://{registry}/scoutflo",
         "HELM_PLAIN_HTTP": "1",
@@ -141,7 +141,7 @@ def test_release_writes_the_job_summary(app_repo: tuple[Path, dict[str, str]], t
 
 
 def test_workflows_pass_actionlint(rendered: Path, tools: dict[str, str]) -> None:
-    for app in ("storefront", "orders-db", "cache"):
+    for app in ("storefront", "admin"):
         workflows = sorted((rendered / "repos" / app / ".github" / "workflows").glob("*.yaml"))
         assert [w.name for w in workflows] == ["pr.yaml", "release.yaml"]
         result = subprocess.run([tools["actionlint"], *map(str, workflows)], capture_output=True, text=True)
@@ -157,7 +157,7 @@ def test_actionlint_is_not_blind(tmp_path: Path, tools: dict[str, str]) -> None:
 
 
 def test_workflow_permissions_and_pins(rendered: Path) -> None:
-    wf = rendered / "repos" / "cache" / ".github" / "workflows"
+    wf = rendered / "repos" / "admin" / ".github" / "workflows"
     pr = yaml.safe_load((wf / "pr.yaml").read_text())
     release = yaml.safe_load((wf / "release.yaml").read_text())
     for doc in (pr, release):
@@ -178,7 +178,7 @@ def test_workflow_permissions_and_pins(rendered: Path) -> None:
 
 
 def test_app_repo_readme_explains_release_race_and_rollback(rendered: Path) -> None:
-    readme = (rendered / "repos" / "orders-db" / "README.md").read_text()
-    assert readme.startswith("# orders-db")
-    for needle in ("GITHUB_TOKEN", "race", "targetRevision", "oci://registry-1.docker.io/bitnamicharts"):
+    readme = (rendered / "repos" / "admin" / "README.md").read_text()
+    assert readme.startswith("# admin")
+    for needle in ("GITHUB_TOKEN", "race", "targetRevision", "template:webapp"):
         assert needle in readme

@@ -49,7 +49,7 @@ def test_every_app_gets_repo_registry_role_and_application(dev_recording: render
             "kubernetes:argoproj.io/v1alpha1:Application": 1,
         }
     )
-    for app in ("storefront", "orders-db", "cache"):
+    for app in ("storefront", "admin"):
         assert counts[app] == expected, app
     # One credential and one refresher for the whole tenant, not one per app.
     shared = counts["shared"]
@@ -82,7 +82,7 @@ def test_user_data_is_never_deleted(dev_recording: render.Recording) -> None:
 def test_names_line_up(dev_recording: render.Recording) -> None:
     ecr = {r.inputs["name"] for r in of_type(dev_recording, "aws:ecr/repository:Repository")}
     repos = {r.inputs["name"] for r in of_type(dev_recording, "github:index/repository:Repository")}
-    assert repos == {"storefront", "orders-db", "cache"}
+    assert repos == {"storefront", "admin"}
     assert ecr == {f"scoutflo/{name}" for name in repos}
 
 
@@ -104,30 +104,30 @@ def test_actions_variables_hold_no_credentials(dev_recording: render.Recording) 
         (r.inputs["repository"], r.inputs["variableName"]): r.inputs["value"]
         for r in of_type(dev_recording, "github:index/actionsVariable:ActionsVariable")
     }
-    assert values[("cache", "CHART_REGISTRY")] == "oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com/scoutflo"
-    assert values[("cache", "AWS_REGION")] == "eu-west-1"
-    assert values[("cache", "AWS_ROLE_ARN")] == "arn:aws:iam::123456789012:role/scoutflo-acme-cache-ci"
+    assert values[("admin", "CHART_REGISTRY")] == "oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com/scoutflo"
+    assert values[("admin", "AWS_REGION")] == "eu-west-1"
+    assert values[("admin", "AWS_ROLE_ARN")] == "arn:aws:iam::123456789012:role/scoutflo-acme-admin-ci"
 
 
 def test_ci_role_trusts_only_main_of_its_repo(dev_recording: render.Recording) -> None:
     roles = {r.inputs["name"]: r for r in of_type(dev_recording, "aws:iam/role:Role")}
-    trust = json.loads(roles["scoutflo-acme-cache-ci"].inputs["assumeRolePolicy"])
+    trust = json.loads(roles["scoutflo-acme-admin-ci"].inputs["assumeRolePolicy"])
     (stmt,) = trust["Statement"]
     assert stmt["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com")
     assert stmt["Condition"]["StringEquals"] == {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
-    repo_id = render.fake_outputs("github:index/repository:Repository", "cache-repo", {"name": "cache"}, "x")["repoId"]
+    repo_id = render.fake_outputs("github:index/repository:Repository", "admin-repo", {"name": "admin"}, "x")["repoId"]
     assert stmt["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"] == [
-        "repo:acme-gitops/cache:ref:refs/heads/main",
-        f"repo:acme-gitops@*/cache@{repo_id}:ref:refs/heads/main",
+        "repo:acme-gitops/admin:ref:refs/heads/main",
+        f"repo:acme-gitops@*/admin@{repo_id}:ref:refs/heads/main",
     ]
     policies = {r.name: json.loads(r.inputs["policy"]) for r in of_type(dev_recording, "aws:iam/rolePolicy:RolePolicy")}
-    push = policies["cache-ci-push"]["Statement"]
+    push = policies["admin-ci-push"]["Statement"]
     assert push[0] == {"Sid": "Token", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}
-    assert push[1]["Resource"] == ["arn:aws:ecr:eu-west-1:123456789012:repository/scoutflo/cache"]
+    assert push[1]["Resource"] == ["arn:aws:ecr:eu-west-1:123456789012:repository/scoutflo/admin"]
     assert "ecr:PutImage" in push[1]["Action"]
     reader = policies["registry-access-reader-ecr"]["Statement"]
     assert "ecr:PutImage" not in reader[1]["Action"]
-    assert len(reader[1]["Resource"]) == 3
+    assert len(reader[1]["Resource"]) == 2
 
 
 def test_adopting_an_existing_github_oidc_provider() -> None:
@@ -147,10 +147,10 @@ def test_seeded_password_is_ignored_afterwards(dev_recording: render.Recording) 
 
 def test_exports(dev_recording: render.Recording) -> None:
     assert dev_recording.outputs["tenant"] == "acme"
-    assert dev_recording.outputs["apps"]["orders-db"] == {
-        "repoUrl": "https://github.com/OWNER/orders-db",
-        "ecrRepositoryUrl": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/scoutflo/orders-db",
-        "argocdApp": "orders-db",
+    assert dev_recording.outputs["apps"]["admin"] == {
+        "repoUrl": "https://github.com/OWNER/admin",
+        "ecrRepositoryUrl": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/scoutflo/admin",
+        "argocdApp": "admin",
     }
 
 
