@@ -33,7 +33,9 @@ access = RegistryAccess("registry-access", registry_access_args(cfg, host, accou
 
 outputs = {}
 for app in cfg.apps:
-    registry = ChartRegistry(app.name, ChartRegistryArgs(repository_name=naming.ecr_repository_name(cfg.ecr_prefix, app.name)))
+    registry = ChartRegistry(
+        app.name, ChartRegistryArgs(repository_name=naming.ecr_repository_name(cfg.ecr_prefix, app.name))
+    )
     src, plan = app.entry.source, imports.get(app.name)
     repo = ChartRepo(
         app.name,
@@ -70,7 +72,11 @@ for app in cfg.apps:
         ),
         opts=pulumi.ResourceOptions(depends_on=[access]),
     )
-    outputs[app.name] = {"repoUrl": repo.html_url, "ecrRepositoryUrl": registry.repository_url, "argocdApp": argo.app_name}
+    outputs[app.name] = {
+        "repoUrl": repo.html_url,
+        "ecrRepositoryUrl": registry.repository_url,
+        "argocdApp": argo.app_name,
+    }
 
 pulumi.export("tenant", cfg.tenant)
 pulumi.export("apps", outputs)

@@ -81,7 +81,8 @@ def main() -> None:
         ).stdout
         r = json.loads(out.strip().splitlines()[-1])
         label = str(r["files"]) if r["files"] else "webapp"
-        print(f"{r['apps']:>5} {label:>11} {r['seconds']:>8} {r['peak_rss_mib']:>12} {r['resources']:>9} {r['per_app']:>7}")
+        row = (r["apps"], label, r["seconds"], r["peak_rss_mib"], r["resources"], r["per_app"])
+        print("{:>5} {:>11} {:>8} {:>12} {:>9} {:>7}".format(*row))
 
 
 if __name__ == "__main__":

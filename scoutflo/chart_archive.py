@@ -50,7 +50,9 @@ def _check_name(name: str) -> list[str]:
     return parts
 
 
-def read_chart(data: bytes, *, max_chart: int = MAX_CHART_BYTES, max_file: int = MAX_FILE_BYTES) -> tuple[str, dict[str, bytes]]:
+def read_chart(
+    data: bytes, *, max_chart: int = MAX_CHART_BYTES, max_file: int = MAX_FILE_BYTES
+) -> tuple[str, dict[str, bytes]]:
     """(chart directory name, {path inside the chart: bytes}) of a chart .tgz.
 
     Raises ArchiveError for anything Helm would not load or that could escape a directory.
@@ -81,6 +83,8 @@ def read_chart(data: bytes, *, max_chart: int = MAX_CHART_BYTES, max_file: int =
         if total > max_chart:
             raise ArchiveError(f"files add up to more than {max_chart} bytes")
         tops.add(parts[0])
+        if len(tops) > 1:
+            raise ArchiveError(f"a chart archive has exactly one top-level directory, found {sorted(tops)}")
         path = "/".join(parts[1:])
         if path in files:
             raise ArchiveError(f"{member.name!r} appears twice")

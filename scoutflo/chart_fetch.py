@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from scoutflo.chart_archive import MAX_CHART_BYTES
+from scoutflo.chart_archive import MAX_CHART_BYTES, read_chart
 from scoutflo.versions import highest_match
 
 HELM_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
@@ -56,7 +56,7 @@ class Response:
 class _NoAuthAcrossHosts(urllib.request.HTTPRedirectHandler):
     """Registries redirect blobs to pre-signed storage URLs, which reject a second credential."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         if new is not None and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
             new.remove_header("Authorization")
@@ -193,6 +193,8 @@ class ChartFetcher:
                 f"chart {chart} {version} from {repo}: digest mismatch, expected {digest}, got {actual}; "
                 "the download is refused"
             )
+        # A hostile archive is refused before it reaches the cache: nothing of it is written.
+        read_chart(resp.body)
         path = self._blob_path(digest)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".part")

@@ -13,7 +13,7 @@ from string import Template
 SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
 CHART_DIR = "chart"
 INITIAL_VERSION = "0.1.0"
-EXECUTABLES = ("ci/bump-version", "ci/release")
+EXECUTABLES = ("ci/bump-version", "ci/dependencies", "ci/release")
 _NAME = re.compile(r"^name:.*$", re.M)
 _VERSION = re.compile(r"^version:.*$", re.M)
 
