@@ -153,3 +153,16 @@ def test_provider_diff_never_rewrites_user_content() -> None:
     assert new_import.changes is True and new_import.replaces == ["branch"]
     assert new_import.delete_before_replace is False
     assert provider.delete("id", old) is None
+
+
+def test_a_newer_upstream_version_arrives_as_a_new_pull_request(stub: tuple[GitHubState, GitHub, list[float]]) -> None:
+    state, gh, _ = stub
+    for version in ("1.0.0", "1.1.0"):
+        commit_files(
+            gh, owner="o", repo="r", files=FILES, message="m", branch=f"scoutflo/import-x-{version}", pr_title=version
+        )
+    assert [(p["head"], p["state"]) for p in state.pulls] == [
+        ("scoutflo/import-x-1.0.0", "open"),
+        ("scoutflo/import-x-1.1.0", "open"),
+    ]
+    assert state.refs["main"] == "c0", "imports never touch main"
