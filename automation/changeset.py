@@ -88,9 +88,8 @@ class ChangeSet:
                     if r.op == "create":
                         lines.append(f"        {p.path}: {_show(p.new)}")
                     else:
-                        lines.append(
-                            f"        {p.path}: {_show(p.old)} → {_show(p.new)}{'  (forces replacement)' if 'replace' in p.kind else ''}"
-                        )
+                        forced = "  (forces replacement)" if "replace" in p.kind else ""
+                        lines.append(f"        {p.path}: {_show(p.old)} → {_show(p.new)}{forced}")
         return "\n".join(lines)
 
 
