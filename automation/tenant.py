@@ -42,24 +42,30 @@ class Tenant:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Tenant:
         """From the backend's JSON: {id, github: {owner, token}, aws: {...}, cluster: {...}, apps, config}."""
-        gh, aws, cluster = data.get("github") or {}, data.get("aws") or {}, data.get("cluster") or {}
-        try:
-            return cls(
-                id=data["id"],
-                github_owner=gh["owner"],
-                github_token=gh["token"],
-                aws_region=aws["region"],
-                aws_access_key_id=aws.get("accessKeyId", ""),
-                aws_secret_access_key=aws.get("secretAccessKey", ""),
-                aws_session_token=aws.get("sessionToken", ""),
-                aws_role_arn=aws.get("roleArn", ""),
-                kubeconfig=cluster.get("kubeconfig", ""),
-                kube_context=cluster.get("context", ""),
-                apps=tuple(data.get("apps") or ()),
-                config=dict(data.get("config") or {}),
-            )
-        except KeyError as err:
-            raise TenantError(f"tenant spec is missing {err.args[0]!r}") from None
+
+        def need(path: str) -> Any:
+            value: Any = data
+            for part in path.split("."):
+                value = value.get(part) if isinstance(value, Mapping) else None
+            if value in (None, ""):
+                raise TenantError(f"tenant spec is missing {path!r}")
+            return value
+
+        aws, cluster = data.get("aws") or {}, data.get("cluster") or {}
+        return cls(
+            id=need("id"),
+            github_owner=need("github.owner"),
+            github_token=need("github.token"),
+            aws_region=need("aws.region"),
+            aws_access_key_id=aws.get("accessKeyId", ""),
+            aws_secret_access_key=aws.get("secretAccessKey", ""),
+            aws_session_token=aws.get("sessionToken", ""),
+            aws_role_arn=aws.get("roleArn", ""),
+            kubeconfig=cluster.get("kubeconfig", ""),
+            kube_context=cluster.get("context", ""),
+            apps=tuple(data.get("apps") or ()),
+            config=dict(data.get("config") or {}),
+        )
 
 
 def tenant_config(tenant: Tenant) -> dict[str, ConfigEntry]:
