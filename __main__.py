@@ -22,7 +22,8 @@ from scoutflo.repo_files import EXECUTABLES, initial_files
 try:
     cfg = load_config()
     # Public charts are fetched and checked before anything is registered.
-    imports = plan_imports(cfg.apps, ChartFetcher(Path(cfg.chart_cache_dir or default_cache_dir())))
+    fetcher = ChartFetcher(Path(cfg.chart_cache_dir or default_cache_dir()), credentials=cfg.chart_registry_credentials)
+    imports = plan_imports(cfg.apps, fetcher)
 except (ConfigError, CatalogError, FetchError, ArchiveError) as err:
     raise pulumi.RunError(str(err)) from None
 

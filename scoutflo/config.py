@@ -76,6 +76,8 @@ class StackConfig:
     static_access_key_id: Any = None
     """tokenRefreshMode=static: the refresher's AWS key id (secret Output)."""
     static_secret_access_key: Any = None
+    chart_registry_credentials: Mapping[str, tuple[str, str]] = field(default_factory=dict, repr=False)
+    """registry host -> (username, password) for private public-chart sources (fetch time only)."""
 
 
 # Pulumi key (in the `scoutflo:` namespace) -> StackConfig field, for keys with defaults.
@@ -96,6 +98,7 @@ OPTIONAL_KEYS = {
 # Secret keys: only read for tokenRefreshMode=static; never parsed here, so never in a message.
 STATIC_KEY_ID = "refresherAccessKeyId"
 STATIC_SECRET_KEY = "refresherSecretAccessKey"
+CREDENTIALS_KEY = "chartRegistryCredentials"
 
 
 def field_defaults() -> dict[str, Any]:
@@ -190,6 +193,7 @@ def parse_config(raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry]) ->
             "missing config 'github:token': `pulumi config set --secret github:token <token>` "
             "or export GITHUB_TOKEN (repo and workflow scopes)"
         )
+    credentials = _parse_credentials(raw.get(f"scoutflo:{CREDENTIALS_KEY}"))
     apps = _parse_apps(_as_object("scoutflo:apps", _need(raw, "scoutflo:apps", "list the apps to deploy")), catalog)
     return StackConfig(
         tenant=tenant,
@@ -199,8 +203,29 @@ def parse_config(raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry]) ->
         github_token=token,
         static_access_key_id=raw.get(f"scoutflo:{STATIC_KEY_ID}"),
         static_secret_access_key=raw.get(f"scoutflo:{STATIC_SECRET_KEY}"),
+        chart_registry_credentials=credentials,
         **options,
     )
+
+
+def _parse_credentials(value: Any) -> dict[str, tuple[str, str]]:
+    """{host: {username, password}}; values never appear in a message, only hosts and keys."""
+    if value in (None, ""):
+        return {}
+    key = f"config 'scoutflo:{CREDENTIALS_KEY}'"
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ConfigError(f"{key} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key} must map registry hosts to {{username, password}}")
+    out = {}
+    for host, creds in value.items():
+        if not isinstance(creds, dict) or not all(isinstance(creds.get(k), str) for k in ("username", "password")):
+            raise ConfigError(f"{key} entry {host!r} needs string 'username' and 'password'")
+        out[str(host)] = (creds["username"], creds["password"])
+    return out
 
 
 def _parse_apps(raw_apps: Any, catalog: Mapping[str, CatalogEntry]) -> tuple[AppSpec, ...]:
@@ -290,6 +315,8 @@ def load_config() -> StackConfig:
         raw[key] = pulumi.Config(namespace).get(name)
     for key in (STATIC_KEY_ID, STATIC_SECRET_KEY):
         raw[f"scoutflo:{key}"] = pulumi.Config(PROJECT).get_secret(key)
+    # Needed as plain text to fetch charts while the program runs; never exported or logged.
+    raw[f"scoutflo:{CREDENTIALS_KEY}"] = pulumi.Config(PROJECT).get(CREDENTIALS_KEY)
     # The GitHub provider falls back to $GITHUB_TOKEN as well; the commits follow the same rule.
     env_token = os.environ.get("GITHUB_TOKEN")
     raw["github:token"] = pulumi.Config("github").get_secret("token") or (

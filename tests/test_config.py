@@ -104,6 +104,17 @@ def test_bad_input_is_named(changes: dict[str, Any], expected: list[str]) -> Non
         assert text in str(err.value)
 
 
+def test_chart_registry_credentials() -> None:
+    creds = '{"registry.example.com": {"username": "u", "password": "TOPSECRET"}}'
+    cfg = parse(scoutflo__chartRegistryCredentials=creds)
+    assert cfg.chart_registry_credentials == {"registry.example.com": ("u", "TOPSECRET")}
+    assert "TOPSECRET" not in repr(cfg)
+    for bad in ('{"h": {"username": "u"}}', "[1]", "{nope"):
+        with pytest.raises(ConfigError, match="chartRegistryCredentials") as err:
+            parse(scoutflo__chartRegistryCredentials=bad)
+        assert "TOPSECRET" not in str(err.value)
+
+
 def test_secret_values_never_appear_in_errors() -> None:
     with pytest.raises(ConfigError) as err:
         parse(scoutflo__tokenRefreshMode="static", scoutflo__refresherAccessKeyId="AKIASECRETVALUE")
@@ -128,7 +139,7 @@ def test_pulumi_yaml_declares_every_key_with_the_same_defaults() -> None:
     for key, attr in OPTIONAL_KEYS.items():
         assert declared[key]["description"]
         assert declared[key]["default"] == defaults[attr], key
-    for key in ("tenant", "apps", "refresherAccessKeyId", "refresherSecretAccessKey"):
+    for key in ("tenant", "apps", "refresherAccessKeyId", "refresherSecretAccessKey", "chartRegistryCredentials"):
         assert declared[key]["description"]
         assert "default" not in declared[key]
     assert declared["refresherSecretAccessKey"]["secret"] is True

@@ -337,3 +337,89 @@ def test_umbrella_values_nest_under_the_dependency(http_repo: str, tmp_path: Pat
     recording = run_main(import_config(tmp_path, write_catalog(tmp_path, http_repo), mode="umbrella"))
     app = next(o for o in render.k8s_objects(recording) if o["metadata"]["name"] == "shop-db")
     assert app["spec"]["source"]["helm"]["valuesObject"] == {"demo": {"replicaCount": 2}}
+
+
+# ------------------------------------------------------------------ OCI auth: the token flow
+
+
+class _AuthRegistry:
+    """A registry that answers like Docker Hub: 401 + Bearer challenge, a token realm, paginated
+    tags, and blobs redirected to another host (storage) that rejects a forwarded credential."""
+
+    def __init__(self, archive: bytes, basic: str | None) -> None:
+        import http.server
+        import threading
+
+        self.archive, self.digest, self.basic = archive, sha256(archive), basic
+        self.token_requests: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                import json as _json
+
+                port = self.server.server_address[1]
+                path, _, query = self.path.partition("?")
+                auth = self.headers.get("Authorization") or ""
+                if path == "/token":
+                    outer.token_requests.append(auth)
+                    if outer.basic and auth != outer.basic:
+                        return self.reply(401)
+                    return self.reply(200, _json.dumps({"token": "tok-123"}).encode())
+                if path.startswith("/storage/"):
+                    # pre-signed storage URLs refuse a second credential
+                    return self.reply(400 if auth else 200, b"" if auth else outer.archive)
+                if auth != "Bearer tok-123":
+                    challenge = f'Bearer realm="http://127.0.0.1:{port}/token",service="stub",scope="repository:charts/demo:pull"'
+                    return self.reply(401, b"{}", {"WWW-Authenticate": challenge})
+                if path == "/v2/charts/demo/tags/list":
+                    if "last=" in query:
+                        return self.reply(200, _json.dumps({"tags": ["1.10.0", "latest"]}).encode())
+                    link = '</v2/charts/demo/tags/list?n=2&last=1.2.0>; rel="next"'
+                    return self.reply(200, _json.dumps({"tags": ["0.9.0", "1.2.0"]}).encode(), {"Link": link})
+                if path == "/v2/charts/demo/manifests/1.10.0":
+                    layer = {"mediaType": "application/vnd.cncf.helm.chart.content.v1.tar+gzip", "digest": outer.digest}
+                    layer["size"] = len(outer.archive)
+                    return self.reply(200, _json.dumps({"schemaVersion": 2, "layers": [layer]}).encode())
+                if path == f"/v2/charts/demo/blobs/{outer.digest}":
+                    return self.reply(307, b"", {"Location": f"http://localhost:{port}/storage/{outer.digest}"})
+                return self.reply(404)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("with_credentials", [False, True])
+def test_oci_token_flow_pagination_and_redirect(
+    packages: dict[str, Path], tmp_path: Path, with_credentials: bool
+) -> None:
+    import base64
+
+    basic = "Basic " + base64.b64encode(b"robot:pa55").decode() if with_credentials else None
+    registry = _AuthRegistry(packages["1.10.0"].read_bytes(), basic)
+    try:
+        creds = {registry.host: ("robot", "pa55")} if with_credentials else {}
+        got = fetcher(tmp_path, credentials=creds).fetch(f"oci://{registry.host}/charts", "demo", "*", plain_http=True)
+        assert got.version == "1.10.0" and got.digest == registry.digest
+        assert registry.token_requests[0] == (basic or ""), "anonymous unless credentials are given"
+        if with_credentials:
+            with pytest.raises(FetchError, match="token request"):
+                fetcher(tmp_path / "other").fetch(f"oci://{registry.host}/charts", "demo", "*", plain_http=True)
+    finally:
+        registry.close()
