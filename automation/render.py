@@ -8,7 +8,9 @@ know it runs under mocks.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import gc
 import hashlib
 import json
 import runpy
@@ -260,7 +262,17 @@ def run(
     recording = Recording(region=config.get("aws:region", "us-east-1"))
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
-    contextvars.Context().run(_run, recording, program, dict(config), list(secret_keys or []), project, stack)
+    # A loop of its own, closed here; the mock monitor's worker threads make loops of their own,
+    # collected below while the interpreter is whole (at exit their finalizers fail noisily).
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        contextvars.Context().run(_run, recording, program, dict(config), list(secret_keys or []), project, stack)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+        asyncio.set_event_loop(None)
+        gc.collect()
     recording.resources.sort(key=lambda r: r.urn)
     return recording
 

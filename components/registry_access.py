@@ -9,6 +9,7 @@ from config secrets) and `eso` (External Secrets Operator's ECR generator owns t
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,18 @@ import pulumi_kubernetes as k8s
 
 from scoutflo import manifests, naming
 from scoutflo.policies import ECR_PULL_ACTIONS, ecr_access, irsa_trust, oidc_provider_arn
+
+_TYPED: dict[str, Any] = {
+    "Secret": k8s.core.v1.Secret,
+    "ServiceAccount": k8s.core.v1.ServiceAccount,
+    "Role": k8s.rbac.v1.Role,
+    "RoleBinding": k8s.rbac.v1.RoleBinding,
+    "CronJob": k8s.batch.v1.CronJob,
+}
+
+
+def _snake(key: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,45 +77,13 @@ class RegistryAccess(pulumi.ComponentResource):
 
     def _k8s(self, suffix: str, doc: dict[str, Any], **extra: Any) -> Any:
         """Create one Kubernetes object from a manifest dict, typed by its kind."""
-        kind = doc["kind"]
         opts = pulumi.ResourceOptions(parent=self, **extra)
-        body = {k: v for k, v in doc.items() if k not in ("apiVersion", "kind")}
-        if kind == "Secret":
-            return k8s.core.v1.Secret(
-                f"{self._name}-{suffix}",
-                type=body["type"],
-                metadata=body["metadata"],
-                string_data=body["stringData"],
-                opts=opts,
-            )
-        if kind == "ServiceAccount":
-            return k8s.core.v1.ServiceAccount(
-                f"{self._name}-{suffix}",
-                metadata=body["metadata"],
-                automount_service_account_token=body["automountServiceAccountToken"],
-                opts=opts,
-            )
-        if kind == "Role":
-            return k8s.rbac.v1.Role(f"{self._name}-{suffix}", metadata=body["metadata"], rules=body["rules"], opts=opts)
-        if kind == "RoleBinding":
-            return k8s.rbac.v1.RoleBinding(
-                f"{self._name}-{suffix}",
-                metadata=body["metadata"],
-                role_ref=body["roleRef"],
-                subjects=body["subjects"],
-                opts=opts,
-            )
-        if kind == "CronJob":
-            return k8s.batch.v1.CronJob(
-                f"{self._name}-{suffix}", metadata=body["metadata"], spec=body["spec"], opts=opts
-            )
+        body = {_snake(k): v for k, v in doc.items() if k not in ("apiVersion", "kind")}
+        typed = _TYPED.get(doc["kind"])
+        if typed is not None:
+            return typed(f"{self._name}-{suffix}", **body, opts=opts)
         return k8s.apiextensions.CustomResource(
-            f"{self._name}-{suffix}",
-            api_version=doc["apiVersion"],
-            kind=kind,
-            metadata=body["metadata"],
-            spec=body["spec"],
-            opts=opts,
+            f"{self._name}-{suffix}", api_version=doc["apiVersion"], kind=doc["kind"], **body, opts=opts
         )
 
     def _create_reader_role(self) -> pulumi.Output[str]:

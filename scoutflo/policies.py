@@ -32,7 +32,7 @@ def github_subjects(owner: str, repo: str, repo_id: int | str, branch: str = "ma
     return [f"repo:{owner}/{repo}:{ref}", f"repo:{owner}@*/{repo}@{repo_id}:{ref}"]
 
 
-def github_trust(provider_arn: str, subjects: Sequence[str]) -> dict[str, Any]:
+def _web_identity(provider_arn: str, conditions: dict[str, Any]) -> dict[str, Any]:
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -40,33 +40,33 @@ def github_trust(provider_arn: str, subjects: Sequence[str]) -> dict[str, Any]:
                 "Effect": "Allow",
                 "Principal": {"Federated": provider_arn},
                 "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {
-                    "StringEquals": {f"{GITHUB_OIDC_HOST}:aud": STS_AUDIENCE},
-                    "StringLike": {f"{GITHUB_OIDC_HOST}:sub": list(subjects)},
-                },
+                "Condition": conditions,
             }
         ],
     }
+
+
+def github_trust(provider_arn: str, subjects: Sequence[str]) -> dict[str, Any]:
+    return _web_identity(
+        provider_arn,
+        {
+            "StringEquals": {f"{GITHUB_OIDC_HOST}:aud": STS_AUDIENCE},
+            "StringLike": {f"{GITHUB_OIDC_HOST}:sub": list(subjects)},
+        },
+    )
 
 
 def irsa_trust(provider_arn: str, issuer_url: str, namespace: str, service_account: str) -> dict[str, Any]:
     issuer = issuer_url.removeprefix("https://")
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Federated": provider_arn},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {
-                    "StringEquals": {
-                        f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
-                        f"{issuer}:aud": STS_AUDIENCE,
-                    }
-                },
+    return _web_identity(
+        provider_arn,
+        {
+            "StringEquals": {
+                f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                f"{issuer}:aud": STS_AUDIENCE,
             }
-        ],
-    }
+        },
+    )
 
 
 def ecr_access(repository_arns: Sequence[str], actions: Sequence[str]) -> dict[str, Any]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
-import threading
 import urllib.parse
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from tests.loopback import serve
 
 
 @dataclass
@@ -90,13 +90,5 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
     return Handler
 
 
-@contextlib.contextmanager
-def github_stub(state: GitHubState) -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def github_stub(state: GitHubState) -> contextlib.AbstractContextManager[str]:
+    return serve(_handler(state))

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -69,9 +69,8 @@ def tags(host: str, repository: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def static_http(directory: Path) -> Iterator[str]:
-    """Serve `directory` over HTTP on a free loopback port; yields the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(directory))
+def serve(handler: Callable[..., http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Run an HTTP handler on a free loopback port; yields the base URL."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -80,6 +79,11 @@ def static_http(directory: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def static_http(directory: Path) -> contextlib.AbstractContextManager[str]:
+    """Serve `directory` over HTTP on a free loopback port; yields the base URL."""
+    return serve(functools.partial(_QuietHandler, directory=str(directory)))
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

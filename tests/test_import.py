@@ -20,7 +20,7 @@ from scoutflo.chart_archive import ArchiveError, read_chart
 from scoutflo.chart_fetch import ChartFetcher, FetchError, Http, sha256
 from scoutflo.chart_import import helm_lock_digest, plan_import
 from tests.conftest import of_type, run_main
-from tests.loopback import oci_registry, static_http
+from tests.loopback import oci_registry, serve, static_http
 
 VERSIONS = ["1.2.0", "1.10.0", "2.0.0-rc.1"]
 
@@ -348,7 +348,6 @@ class _AuthRegistry:
 
     def __init__(self, archive: bytes, basic: str | None) -> None:
         import http.server
-        import threading
 
         self.archive, self.digest, self.basic = archive, sha256(archive), basic
         self.token_requests: list[str] = []
@@ -396,13 +395,7 @@ class _AuthRegistry:
                     return self.reply(307, b"", {"Location": f"http://localhost:{port}/storage/{outer.digest}"})
                 return self.reply(404)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.handler = Handler
 
 
 @pytest.mark.parametrize("with_credentials", [False, True])
@@ -413,13 +406,12 @@ def test_oci_token_flow_pagination_and_redirect(
 
     basic = "Basic " + base64.b64encode(b"robot:pa55").decode() if with_credentials else None
     registry = _AuthRegistry(packages["1.10.0"].read_bytes(), basic)
-    try:
-        creds = {registry.host: ("robot", "pa55")} if with_credentials else {}
-        got = fetcher(tmp_path, credentials=creds).fetch(f"oci://{registry.host}/charts", "demo", "*", plain_http=True)
+    with serve(registry.handler) as url:
+        host = url.removeprefix("http://")
+        creds = {host: ("robot", "pa55")} if with_credentials else {}
+        got = fetcher(tmp_path, credentials=creds).fetch(f"oci://{host}/charts", "demo", "*", plain_http=True)
         assert got.version == "1.10.0" and got.digest == registry.digest
         assert registry.token_requests[0] == (basic or ""), "anonymous unless credentials are given"
         if with_credentials:
             with pytest.raises(FetchError, match="token request"):
-                fetcher(tmp_path / "other").fetch(f"oci://{registry.host}/charts", "demo", "*", plain_http=True)
-    finally:
-        registry.close()
+                fetcher(tmp_path / "other").fetch(f"oci://{host}/charts", "demo", "*", plain_http=True)
