@@ -1,8 +1,6 @@
 """Scoutflo GitOps: for one tenant, every catalog app gets a chart repo, an ECR repository and an
 Argo CD Application; the tenant gets one registry credential and its refresher."""
 
-from pathlib import Path
-
 import pulumi
 import pulumi_aws as aws
 
@@ -14,7 +12,7 @@ from components.github_oidc import GithubOidc, GithubOidcArgs
 from components.registry_access import RegistryAccess, registry_access_args
 from scoutflo import naming
 from scoutflo.chart_archive import ArchiveError
-from scoutflo.chart_fetch import ChartFetcher, FetchError, default_cache_dir
+from scoutflo.chart_fetch import ChartFetcher, FetchError, cache_dir
 from scoutflo.chart_import import application_values, plan_imports
 from scoutflo.config import ConfigError, load_config
 from scoutflo.repo_files import EXECUTABLES, initial_files
@@ -22,8 +20,9 @@ from scoutflo.repo_files import EXECUTABLES, initial_files
 try:
     cfg = load_config()
     # Public charts are fetched and checked before anything is registered.
-    fetcher = ChartFetcher(Path(cfg.chart_cache_dir or default_cache_dir()), credentials=cfg.chart_registry_credentials)
-    imports = plan_imports(cfg.apps, fetcher)
+    imports = plan_imports(
+        cfg.apps, ChartFetcher(cache_dir(cfg.chart_cache_dir), credentials=cfg.chart_registry_credentials)
+    )
 except (ConfigError, CatalogError, FetchError, ArchiveError) as err:
     raise pulumi.RunError(str(err)) from None
 

@@ -101,9 +101,12 @@ class Http:
         raise FetchError(f"{url} is unreachable after {self.attempts} attempts ({last})")
 
 
-def default_cache_dir() -> Path:
+def cache_dir(configured: str = "") -> Path:
+    """The configured cache directory, else $XDG_CACHE_HOME/scoutflo/charts (~/.cache/...)."""
     import os
 
+    if configured:
+        return Path(configured)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "scoutflo" / "charts"
 
 
