@@ -415,3 +415,17 @@ def test_oci_token_flow_pagination_and_redirect(
         if with_credentials:
             with pytest.raises(FetchError, match="token request"):
                 fetcher(tmp_path / "other").fetch(f"oci://{host}/charts", "demo", "*", plain_http=True)
+
+
+def test_http_repo_with_absolute_urls(packages: dict[str, Path], tmp_path: Path) -> None:
+    root = tmp_path / "abs"
+    (root / "pool").mkdir(parents=True)
+    shutil.copy(packages["1.2.0"], root / "pool")
+    with static_http(root) as url:
+        # `helm repo index --url` writes absolute download URLs into index.yaml.
+        helm("repo", "index", str(root / "pool"), "--url", f"{url}/pool")
+        shutil.move(root / "pool" / "index.yaml", root / "index.yaml")
+        index = yaml.safe_load((root / "index.yaml").read_text())
+        assert index["entries"]["demo"][0]["urls"][0].startswith("http://127.0.0.1:")
+        got = fetcher(tmp_path).fetch(url, "demo", "*")
+    assert got.version == "1.2.0" and got.digest == sha256(packages["1.2.0"].read_bytes())
