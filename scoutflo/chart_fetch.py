@@ -142,7 +142,7 @@ class ChartFetcher:
         version, digest, url = resolved["version"], resolved["digest"], resolved["url"]
         archive = self._blob(digest)
         if archive is None:
-            archive = self._download(repo, chart, version, digest, url, plain_http)
+            archive = self._download(repo, chart, version, digest, url)
         return FetchedChart(chart=chart, version=version, digest=digest, source=repo, archive=archive)
 
     # ---------------------------------------------------------------- cache
@@ -182,12 +182,8 @@ class ChartFetcher:
             return None
         return data
 
-    def _download(self, repo: str, chart: str, version: str, digest: str, url: str, plain_http: bool) -> bytes:
-        headers = self._auth_headers(url, plain_http) if repo.startswith("oci://") else {}
-        resp = self.http.get(url, headers)
-        if resp.status == 401 and repo.startswith("oci://"):
-            headers = self._authenticate(url, resp)
-            resp = self.http.get(url, headers)
+    def _download(self, repo: str, chart: str, version: str, digest: str, url: str) -> bytes:
+        resp = self._get(url, {}, MAX_CHART_BYTES, oci=repo.startswith("oci://"))
         if resp.status != 200:
             raise FetchError(f"chart {chart} {version}: download from {url} failed with HTTP {resp.status}")
         actual = sha256(resp.body)
@@ -262,15 +258,22 @@ class ChartFetcher:
         version = tag.replace("_", "+")
         return {"version": version, "digest": str(layer["digest"]), "url": f"{base}/v2/{name}/blobs/{layer['digest']}"}
 
-    def _oci_get(self, url: str, chart: str, headers: dict[str, str]) -> tuple[bytes, Mapping[str, str]]:
-        resp = self.http.get(url, {**headers, **self._auth_headers(url, False)}, limit=MAX_INDEX_BYTES)
+    def _get(self, url: str, headers: dict[str, str], limit: int, *, oci: bool) -> Response:
+        """GET; from a registry with the host's token, answering one 401 challenge."""
+        if not oci:
+            return self.http.get(url, headers, limit=limit)
+        resp = self.http.get(url, {**headers, **self._auth_headers(url)}, limit=limit)
         if resp.status == 401:
-            resp = self.http.get(url, {**headers, **self._authenticate(url, resp)}, limit=MAX_INDEX_BYTES)
+            resp = self.http.get(url, {**headers, **self._authenticate(url, resp)}, limit=limit)
+        return resp
+
+    def _oci_get(self, url: str, chart: str, headers: dict[str, str]) -> tuple[bytes, Mapping[str, str]]:
+        resp = self._get(url, headers, MAX_INDEX_BYTES, oci=True)
         if resp.status != 200:
             raise FetchError(f"chart {chart}: {url} answered HTTP {resp.status}")
         return resp.body, resp.headers
 
-    def _auth_headers(self, url: str, _plain: bool) -> dict[str, str]:
+    def _auth_headers(self, url: str) -> dict[str, str]:
         token = self._tokens.get(urllib.parse.urlsplit(url).netloc)
         return {"Authorization": token} if token else {}
 
