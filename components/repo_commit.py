@@ -47,9 +47,9 @@ class RepoCommitProvider(ResourceProvider):
         return CheckResult(news, failures)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        from scoutflo.github_api import GitHub, commit_files
+        from scoutflo.github_api import API, GitHub, commit_files
 
-        gh = GitHub(props["token"])
+        gh = GitHub(props["token"], api=props.get("api_url") or API)
         result = commit_files(
             gh,
             owner=props["owner"],
@@ -102,6 +102,8 @@ class RepoCommitArgs:
     """'' commits straight to base; otherwise a new branch and a pull request into base."""
     pr_title: str = ""
     pr_body: str = ""
+    api_url: str = "https://api.github.com"
+    """GitHub REST API root (GitHub Enterprise Server: https://HOST/api/v3)."""
 
 
 class RepoCommit(pulumi.dynamic.Resource):
@@ -122,6 +124,7 @@ class RepoCommit(pulumi.dynamic.Resource):
             "branch": args.branch,
             "pr_title": args.pr_title,
             "pr_body": args.pr_body,
+            "api_url": args.api_url,
             "commit_sha": None,
             "pull_request_url": None,
             "github_writes": None,

@@ -166,3 +166,47 @@ def test_a_newer_upstream_version_arrives_as_a_new_pull_request(stub: tuple[GitH
         ("scoutflo/import-x-1.1.0", "open"),
     ]
     assert state.refs["main"] == "c0", "imports never touch main"
+
+
+def test_provider_create_commits_through_the_api(stub: tuple[GitHubState, GitHub, list[float]]) -> None:
+    state, gh, _ = stub
+    props = {
+        "owner": "o",
+        "repo": "r",
+        "base": "main",
+        "branch": "scoutflo/import-x-1.0.0",
+        "files": FILES,
+        "executable": ["ci/release"],
+        "message": "Import x 1.0.0",
+        "pr_title": "Import x 1.0.0",
+        "pr_body": "body",
+        "token": "t0ken",
+        "api_url": gh.api,
+    }
+    result = RepoCommitProvider().create(props)
+    assert result.id == "o/r@scoutflo/import-x-1.0.0"
+    assert result.outs["pull_request_url"] == "https://github.test/pull/1"
+    assert result.outs["github_writes"] == 4
+    assert state.pulls[0]["title"] == "Import x 1.0.0"
+
+
+def test_provider_survives_pulumis_serialization_into_a_fresh_interpreter() -> None:
+    """The dynamic provider is pickled by Pulumi (dill) and loaded by the provider host, a new
+    Python process started in the project directory; it must load and validate there."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    blob = serialize_provider(RepoCommitProvider())
+    code = (
+        "import base64, sys, dill\n"
+        "p = dill.loads(base64.b64decode(sys.stdin.read()))\n"
+        "bad = p.check({}, {'owner': 'o', 'repo': 'r', 'base': 'main', 'message': 'm', 'files': {'../x': ''}})\n"
+        "print(type(p).__module__, len(bad.failures))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", code], input=blob, cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["components.repo_commit", "1"]
