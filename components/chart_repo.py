@@ -66,6 +66,16 @@ class ChartRepo(pulumi.ComponentResource):
             vulnerability_alerts=True,
             opts=child,
         )
+        # auto_init creates the owner's default branch, which is not always `main`; the pipeline,
+        # the CI role's trust and the protection all name `main`, so rename it when it differs.
+        default_branch = github.BranchDefault(
+            f"{name}-default-branch",
+            repository=repo.name,
+            branch="main",
+            rename=True,
+            wait_for_rename=True,
+            opts=child,
+        )
         ci = CiRole(
             f"{name}-ci",
             CiRoleArgs(
@@ -105,7 +115,7 @@ class ChartRepo(pulumi.ComponentResource):
                 message="Scoutflo: chart repository scaffold",
                 token=args.token,
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=variables),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[default_branch, *variables]),
         )
         # Protection binds API writes too: it must come after the direct commit to main.
         github.BranchProtection(

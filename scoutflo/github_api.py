@@ -95,6 +95,25 @@ def _retry_wait(status: int, headers: Mapping[str, str], payload: str, backoff: 
     return None
 
 
+def _base_sha(gh: GitHub, r: str, base: str, attempts: int = 6) -> str:
+    """The base branch's head. A repository created with auto_init gets its first commit a moment
+    after the create call returns; until then the ref is missing (404) or the repo "empty" (409)."""
+    delay = 1.0
+    for attempt in range(1, attempts + 1):
+        try:
+            ref = gh.call("GET", f"{r}/git/ref/heads/{base}", ok404=True)
+        except GitHubError as err:
+            if err.status != 409:
+                raise
+            ref = None
+        if ref:
+            return str(ref["object"]["sha"])
+        if attempt < attempts:
+            gh.sleep(delay)
+            delay *= 2
+    raise GitHubError(404, "GET", f"{r}/git/ref/heads/{base}", f"branch {base!r} does not exist")
+
+
 @dataclass(frozen=True)
 class CommitResult:
     commit_sha: str
@@ -130,7 +149,7 @@ def commit_files(
             if pulls:
                 pr = pulls[0]
                 return CommitResult(existing["object"]["sha"], branch, pr["number"], pr["html_url"], created=False)
-    base_sha = gh.call("GET", f"{r}/git/ref/heads/{q(base, safe='/')}")["object"]["sha"]
+    base_sha = _base_sha(gh, r, q(base, safe="/"))
     base_tree = gh.call("GET", f"{r}/git/commits/{base_sha}")["tree"]["sha"]
     entries = [
         {"path": path, "mode": "100755" if path in executable else "100644", "type": "blob", "content": content}

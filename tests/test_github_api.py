@@ -210,3 +210,22 @@ def test_provider_survives_pulumis_serialization_into_a_fresh_interpreter() -> N
     result = subprocess.run([sys.executable, "-c", code], input=blob, cwd=root, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["components.repo_commit", "1"]
+
+
+def test_waits_for_the_first_commit_of_a_new_repository(stub: tuple[GitHubState, GitHub, list[float]]) -> None:
+    state, gh, sleeps = stub
+    state.failures[("GET", "/repos/o/r/git/ref/heads/main")] = [
+        (409, {}, "Git Repository is empty."),
+        (404, {}, "Not Found"),
+    ]
+    commit_files(gh, owner="o", repo="r", files={"a": "b"}, message="m")
+    assert sleeps == [1.0, 2.0]
+    assert gh.writes == 3
+
+
+def test_a_missing_base_branch_is_an_error(stub: tuple[GitHubState, GitHub, list[float]]) -> None:
+    state, gh, sleeps = stub
+    state.refs.clear()
+    with pytest.raises(GitHubError, match="branch 'main' does not exist"):
+        commit_files(gh, owner="o", repo="r", files={"a": "b"}, message="m")
+    assert len(sleeps) == 5

@@ -42,6 +42,7 @@ def test_every_app_gets_repo_registry_role_and_application(dev_recording: render
             "github:index/repository:Repository": 1,
             "github:index/actionsVariable:ActionsVariable": 3,
             "github:index/branchProtection:BranchProtection": 1,
+            "github:index/branchDefault:BranchDefault": 1,
             "pulumi-python:dynamic:Resource": 1,
             "aws:ecr/repository:Repository": 1,
             "aws:iam/role:Role": 1,
@@ -97,6 +98,9 @@ def test_main_is_protected_after_the_first_commit(dev_recording: render.Recordin
     for commit in commits.values():
         variables = [d for d in commit.depends_on if "ActionsVariable" in d]
         assert len(variables) == 3, "the first push runs CI: its variables must exist first"
+        assert any("BranchDefault" in d for d in commit.depends_on), "main must exist under that name"
+    for default in of_type(dev_recording, "github:index/branchDefault:BranchDefault"):
+        assert default.inputs["branch"] == "main" and default.inputs["rename"] is True
 
 
 def test_actions_variables_hold_no_credentials(dev_recording: render.Recording) -> None:
