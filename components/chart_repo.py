@@ -47,6 +47,43 @@ class ChartRepo(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ChartRepoArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("scoutflo:index:ChartRepo", name, None, opts)
+        self._name, self._args = name, args
+        repo, default_branch = self._create_repository()
+        ci = CiRole(
+            f"{name}-ci",
+            CiRoleArgs(
+                owner=args.owner,
+                repo=args.name,
+                repo_id=repo.repo_id,
+                oidc_provider_arn=args.oidc_provider_arn,
+                ecr_repository_arn=args.ecr_repository_arn,
+                role_name=args.ci_role_name,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # Configuration, not credentials: the workflow assumes the role through OIDC.
+        variables = [
+            github.ActionsVariable(
+                f"{name}-var-{var.lower().replace('_', '-')}",
+                repository=repo.name,
+                variable_name=var,
+                value=value,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for var, value in (
+                ("CHART_REGISTRY", args.registry_url),
+                ("AWS_REGION", args.region),
+                ("AWS_ROLE_ARN", ci.arn),
+            )
+        ]
+        self._create_commits(repo, depends_on=[default_branch, *variables])
+        self.html_url = repo.html_url
+        self.full_name = repo.full_name
+        self.ci_role_arn = ci.arn
+        self.register_outputs({"html_url": self.html_url, "full_name": self.full_name, "ci_role_arn": self.ci_role_arn})
+
+    def _create_repository(self) -> tuple[github.Repository, github.BranchDefault]:
+        name, args = self._name, self._args
         child = pulumi.ResourceOptions(parent=self)
         repo = github.Repository(
             f"{name}-repo",
@@ -76,33 +113,10 @@ class ChartRepo(pulumi.ComponentResource):
             wait_for_rename=True,
             opts=child,
         )
-        ci = CiRole(
-            f"{name}-ci",
-            CiRoleArgs(
-                owner=args.owner,
-                repo=args.name,
-                repo_id=repo.repo_id,
-                oidc_provider_arn=args.oidc_provider_arn,
-                ecr_repository_arn=args.ecr_repository_arn,
-                role_name=args.ci_role_name,
-            ),
-            opts=child,
-        )
-        # Configuration, not credentials: the workflow assumes the role through OIDC.
-        variables = [
-            github.ActionsVariable(
-                f"{name}-var-{var.lower().replace('_', '-')}",
-                repository=repo.name,
-                variable_name=var,
-                value=value,
-                opts=child,
-            )
-            for var, value in (
-                ("CHART_REGISTRY", args.registry_url),
-                ("AWS_REGION", args.region),
-                ("AWS_ROLE_ARN", ci.arn),
-            )
-        ]
+        return repo, default_branch
+
+    def _create_commits(self, repo: github.Repository, depends_on: list[pulumi.Resource]) -> None:
+        name, args = self._name, self._args
         # The first push to main runs the release workflow, so the variables (and through them
         # the CI role) must exist before it lands.
         initial = RepoCommit(
@@ -115,7 +129,7 @@ class ChartRepo(pulumi.ComponentResource):
                 message="Scoutflo: chart repository scaffold",
                 token=args.token,
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[default_branch, *variables]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )
         # Protection binds API writes too: it must come after the direct commit to main.
         github.BranchProtection(
@@ -145,7 +159,3 @@ class ChartRepo(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[initial]),
             )
-        self.html_url = repo.html_url
-        self.full_name = repo.full_name
-        self.ci_role_arn = ci.arn
-        self.register_outputs({"html_url": self.html_url, "full_name": self.full_name, "ci_role_arn": self.ci_role_arn})
