@@ -194,6 +194,17 @@ class Recording:
     region: str
     resources: list[Registered] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    loops: list[asyncio.AbstractEventLoop] = field(default_factory=list, repr=False)
+
+    def thread_loop(self) -> None:
+        """Give a monitor worker thread an event loop that this run owns and closes: the SDK makes
+        one per thread otherwise and leaves it to a finalizer that fails once its socket is gone."""
+        try:
+            asyncio.get_event_loop()
+        except RuntimeError:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self.loops.append(loop)
 
 
 def _make_engine(recording: Recording) -> Any:
@@ -211,7 +222,12 @@ def _make_engine(recording: Recording) -> Any:
     class RecordingMonitor(MockMonitor):
         # Resource options (protect, retainOnDelete, ignoreChanges) and secretness are not shown
         # to Mocks.new_resource; the RegisterResource request carries them.
+        def Invoke(self, request: Any) -> Any:
+            recording.thread_loop()
+            return super().Invoke(request)
+
         def RegisterResource(self, request: Any) -> Any:
+            recording.thread_loop()
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
                 inputs = mask_secrets(json_format.MessageToDict(request.object))
@@ -262,8 +278,8 @@ def run(
     recording = Recording(region=config.get("aws:region", "us-east-1"))
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
-    # A loop of its own, closed here; the mock monitor's worker threads make loops of their own,
-    # collected below while the interpreter is whole (at exit their finalizers fail noisily).
+    # Every event loop of the run (this thread's and the monitor threads') is closed here, not
+    # left to finalizers that fail noisily once their sockets are gone.
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
@@ -272,6 +288,9 @@ def run(
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
         asyncio.set_event_loop(None)
+        for worker_loop in recording.loops:
+            worker_loop.close()
+        recording.loops.clear()
         gc.collect()
     recording.resources.sort(key=lambda r: r.urn)
     return recording
