@@ -268,14 +268,16 @@ def run(
     *,
     stack: str = "dev",
     project_dir: Path = PROJECT_DIR,
+    recording: Recording | None = None,
 ) -> Recording:
     """Run any Pulumi program callable under the recording mocks, in a fresh context.
 
     Pulumi keeps its settings, config and root stack in context variables, so a fresh context
-    per run keeps one render (or test) from leaking into the next.
+    per run keeps one render (or test) from leaking into the next. Pass `recording` to see what
+    was registered even when the program fails.
     """
     project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8"))["name"]
-    recording = Recording(region=config.get("aws:region", "us-east-1"))
+    recording = recording or Recording(region=config.get("aws:region", "us-east-1"))
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
     # Every event loop of the run (this thread's and the monitor threads') is closed here, not

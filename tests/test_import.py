@@ -207,7 +207,7 @@ def test_hostile_chart_fails_the_program_before_anything_is_registered(tmp_path:
         catalog = write_catalog(tmp_path, url)
         recording = render.Recording(region="x")
         with pytest.raises(pulumi.RunError, match=r"'\.\.' is not allowed"):
-            recording = run_main(import_config(tmp_path, catalog))
+            run_main(import_config(tmp_path, catalog), recording=recording)
     assert recording.resources == []
     assert not list((tmp_path / "cache").rglob("blobs/**/*")), "nothing of a hostile archive is cached"
 

@@ -192,6 +192,10 @@ def test_secrets_never_reach_rendered_files(tmp_path: Path) -> None:
         ({"scoutflo:apps": [{"name": "x", "chart": "nope"}]}, "'chart' 'nope' is not in the catalog"),
         ({"scoutflo:apps": [{"name": "x", "chart": "webapp"}, {"name": "x", "chart": "redis"}]}, "unique"),
         ({"scoutflo:catalogPath": "/nonexistent"}, "does not exist"),
+        ({"scoutflo:apps": [{"name": "Shop_DB", "chart": "webapp"}]}, "'name' must be lower-case"),
+        ({"scoutflo:apps": [{"name": "x", "chart": "webapp", "targetRevision": "latest"}]}, "'targetRevision'"),
+        ({"scoutflo:apps": [{"name": "x", "chart": "redis", "version": "newest"}]}, "'version'"),
+        ({"scoutflo:tokenRefreshMode": "static"}, "refresherAccessKeyId"),
     ],
 )
 def test_bad_input_fails_before_any_resource(overrides: dict[str, object], message: str) -> None:
@@ -199,7 +203,17 @@ def test_bad_input_fails_before_any_resource(overrides: dict[str, object], messa
 
     recording = render.Recording(region="x")
     with pytest.raises(pulumi.RunError, match=message):
-        recording = run_main(overrides)
+        run_main(overrides, recording=recording)
+    assert recording.resources == []
+
+
+def test_malformed_catalog_file_fails_before_any_resource(tmp_path: Path) -> None:
+    import pulumi
+
+    (tmp_path / "kafka.yaml").write_text("name: kafka\nsource:\n  repo: ftp://nope\n")
+    recording = render.Recording(region="x")
+    with pytest.raises(pulumi.RunError, match=r"kafka\.yaml: field 'source\.repo'"):
+        run_main({"scoutflo:catalogPath": str(tmp_path)}, recording=recording)
     assert recording.resources == []
 
 
@@ -207,5 +221,22 @@ def test_missing_required_config_fails_before_any_resource(monkeypatch: pytest.M
     import pulumi
 
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    recording = render.Recording(region="x")
     with pytest.raises(pulumi.RunError, match="'scoutflo:tenant'"):
-        run_main(drop=("scoutflo:tenant",))
+        run_main(drop=("scoutflo:tenant",), recording=recording)
+    assert recording.resources == []
+
+
+def test_a_failing_run_still_shows_what_it_registered() -> None:
+    """The 'nothing registered' checks above can fail: a program that fails late leaves resources."""
+    import pulumi
+    import pulumi_aws as aws
+
+    def program() -> None:
+        aws.ecr.Repository("early", name="early")
+        raise pulumi.RunError("late failure")
+
+    recording = render.Recording(region="x")
+    with pytest.raises(pulumi.RunError, match="late failure"):
+        render.run(program, {"aws:region": "x"}, recording=recording)
+    assert [r.name for r in recording.resources] == ["early"]
