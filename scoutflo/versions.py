@@ -39,14 +39,6 @@ def parse_version(text: str) -> semver.Version:
         raise VersionError(f"{text!r} is not a semantic version (expected MAJOR.MINOR.PATCH)") from err
 
 
-def is_version(text: str) -> bool:
-    try:
-        parse_version(text)
-    except VersionError:
-        return False
-    return True
-
-
 @dataclass(frozen=True)
 class _Cmp:
     op: str
@@ -214,11 +206,3 @@ def highest_match(candidates: Iterable[str], constraint: str | Constraint) -> st
         if c.allows(v) and (best is None or v > best[0]):
             best = (v, text)
     return best[1] if best else None
-
-
-def bump_patch(version: str) -> str:
-    """The next patch version; prerelease and build metadata are dropped (1.2.3-rc.1 -> 1.2.3)."""
-    v = parse_version(version)
-    if v.prerelease:
-        return str(semver.Version(v.major, v.minor, v.patch))
-    return str(v.bump_patch())
