@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -165,23 +166,30 @@ class Stacks:
         return str(self.backend.plan_dir / f"{stack_name(tenant)}.plan.json")
 
 
+@contextmanager
+def typed_errors() -> Iterator[None]:
+    """The module's edge: whatever fails inside leaves as an AutomationError."""
+    try:
+        yield
+    except Exception as err:
+        raise map_error(err) from err
+
+
 def preview(tenant: Target, stacks: Stacks | None = None) -> ChangeSet:
     stacks = stacks or Stacks()
-    try:
+    with typed_errors():
         stack = stacks.stack(tenant)
         events: list[Any] = []
         plan = stacks.plan_path(tenant)
         stack.preview(on_event=events.append, diff=True, plan=plan, color="never")
         return changeset_from_events(events, stack=stack_name(tenant), plan_path=plan)
-    except Exception as err:
-        raise map_error(err) from err
 
 
 def apply(tenant: Target, approved_fingerprint: str, stacks: Stacks | None = None) -> dict[str, Any]:
     stacks = stacks or Stacks()
     current = preview(tenant, stacks)
     check_approval(approved_fingerprint, current)
-    try:
+    with typed_errors():
         stack = stacks.stack(tenant)
         result = stack.up(plan=current.plan_path, color="never", show_secrets=False)
         return {
@@ -189,20 +197,16 @@ def apply(tenant: Target, approved_fingerprint: str, stacks: Stacks | None = Non
             "fingerprint": current.fingerprint,
             "summary": result.summary.resource_changes,
         }
-    except Exception as err:
-        raise map_error(err) from err
 
 
 def destroy(tenant: Target, confirm: str | None, stacks: Stacks | None = None) -> dict[str, Any]:
     check_confirmation(stack_name(tenant), confirm)
     stacks = stacks or Stacks()
-    try:
+    with typed_errors():
         stack = stacks.stack(tenant)
         kept = kept_resources(stack.export_stack().deployment or {})
         result = stack.destroy(color="never", show_secrets=False)
         return {"stack": stack_name(tenant), "kept": kept, "summary": result.summary.resource_changes}
-    except Exception as err:
-        raise map_error(err) from err
 
 
 @dataclass(frozen=True)

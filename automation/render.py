@@ -39,13 +39,17 @@ class RenderError(RuntimeError):
 # ---------------------------------------------------------------- config, as the CLI would pass it
 
 
+def _project(project_dir: Path) -> dict[str, Any]:
+    return yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8"))
+
+
 def stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[dict[str, str], list[str]]:
     """Config map and secret keys for `stack`: Pulumi.yaml defaults, then Pulumi.<stack>.yaml.
 
     Encrypted (`secure:`) values cannot be decrypted without the CLI, so they become a secret
     placeholder: the program sees a secret, the render shows `[secret]`.
     """
-    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8"))
+    project = _project(project_dir)
     name = project["name"]
     stack_file = project_dir / f"Pulumi.{stack}.yaml"
     if not stack_file.is_file():
@@ -276,7 +280,7 @@ def run(
     per run keeps one render (or test) from leaking into the next. Pass `recording` to see what
     was registered even when the program fails.
     """
-    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8"))["name"]
+    project = _project(project_dir)["name"]
     recording = recording or Recording(region=config.get("aws:region", "us-east-1"))
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))

@@ -213,11 +213,7 @@ def _parse_credentials(value: Any) -> dict[str, tuple[str, str]]:
     if value in (None, ""):
         return {}
     key = f"config 'scoutflo:{CREDENTIALS_KEY}'"
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise ConfigError(f"{key} is not valid JSON") from None
+    value = _as_object(f"scoutflo:{CREDENTIALS_KEY}", value)
     if not isinstance(value, dict):
         raise ConfigError(f"{key} must map registry hosts to {{username, password}}")
     out = {}

@@ -63,6 +63,11 @@ def application(
     }
 
 
+def _helm_oci_credentials(*, name: str, host: Any, username: str, password: Any) -> dict[str, Any]:
+    """Argo CD's Helm-over-OCI repository fields (declarative-setup.md): url without a scheme."""
+    return {"type": "helm", "name": name, "url": host, "enableOCI": "true", "username": username, "password": password}
+
+
 def registry_secret(*, name: str, namespace: str, host: Any, password: Any) -> dict[str, Any]:
     """Argo CD credential template for every chart under the registry host (matched by prefix)."""
     return {
@@ -70,14 +75,7 @@ def registry_secret(*, name: str, namespace: str, host: Any, password: Any) -> d
         "kind": "Secret",
         "metadata": _meta(name, namespace, {ARGOCD_SECRET_TYPE_LABEL: "repo-creds"}),
         "type": "Opaque",
-        "stringData": {
-            "type": "helm",
-            "name": name,
-            "url": host,
-            "enableOCI": "true",
-            "username": "AWS",
-            "password": password,
-        },
+        "stringData": _helm_oci_credentials(name=name, host=host, username="AWS", password=password),
     }
 
 
@@ -250,14 +248,9 @@ def eso_external_secret(*, namespace: str, secret_name: str, host: Any, refresh:
                 "creationPolicy": "Owner",
                 "template": {
                     "metadata": {"labels": {**MANAGED_BY, ARGOCD_SECRET_TYPE_LABEL: "repo-creds"}},
-                    "data": {
-                        "type": "helm",
-                        "name": secret_name,
-                        "url": host,
-                        "enableOCI": "true",
-                        "username": "{{ .username }}",
-                        "password": "{{ .password }}",
-                    },
+                    "data": _helm_oci_credentials(
+                        name=secret_name, host=host, username="{{ .username }}", password="{{ .password }}"
+                    ),
                 },
             },
         },

@@ -5,6 +5,7 @@ and the imported chart linted and templated by helm in both modes."""
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 import tarfile
@@ -23,6 +24,11 @@ from tests.conftest import of_type, run_main
 from tests.loopback import oci_registry, serve, static_http
 
 VERSIONS = ["1.2.0", "1.10.0", "2.0.0-rc.1"]
+
+
+def helm_env(home: Path) -> dict[str, str]:
+    """Helm with its own config and repositories, not the machine's."""
+    return {"PATH": os.environ["PATH"], "HOME": str(home), "HELM_CONFIG_HOME": str(home / "c")}
 
 
 def helm(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
@@ -66,7 +72,7 @@ def http_repo(packages: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="module")
 def oci(packages: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("helm-home")
-    env = {"PATH": __import__("os").environ["PATH"], "HOME": str(home), "HELM_CONFIG_HOME": str(home / "c")}
+    env = helm_env(home)
     with oci_registry(tmp_path_factory.mktemp("oci")) as host:
         for path in packages.values():
             helm("push", "--plain-http", str(path), f"oci://{host}/charts", env=env)
@@ -253,7 +259,7 @@ def test_umbrella_import_builds_its_dependency_then_lints(
     assert meta["dependencies"] == [{"name": "demo", "version": "1.10.0", "repository": repo}]
     # Real helm accepts our Chart.lock: a wrong digest fails with "Chart.lock is out of sync".
     home = tmp_path / "home"
-    env = {"PATH": __import__("os").environ["PATH"], "HOME": str(home), "HELM_CONFIG_HOME": str(home / "c")}
+    env = helm_env(home)
     deps = subprocess.run(
         [str(Path(__file__).parent.parent / "scoutflo" / "scaffold" / "ci" / "dependencies")],
         cwd=chart.parent,
