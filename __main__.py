@@ -11,6 +11,7 @@ from components.chart_repo import ChartRepo, ChartRepoArgs
 from components.github_oidc import GithubOidc, GithubOidcArgs
 from components.registry_access import RegistryAccess, registry_access_args
 from scoutflo import naming
+from scoutflo.adoption import AdoptionError, look_up
 from scoutflo.chart_archive import ArchiveError
 from scoutflo.chart_fetch import ChartFetcher, FetchError, cache_dir
 from scoutflo.chart_import import application_values, plan_imports
@@ -23,18 +24,28 @@ try:
     imports = plan_imports(
         cfg.apps, ChartFetcher(cache_dir(cfg.chart_cache_dir), credentials=cfg.chart_registry_credentials)
     )
-except (ConfigError, CatalogError, FetchError, ArchiveError) as err:
+    # What already exists (shared OIDC provider, repos and ECR repositories kept from an earlier
+    # removal) is adopted, not created twice; a foreign repo of an app's name stops the run here.
+    ecr_names = {app.name: naming.ecr_repository_name(cfg.ecr_prefix, app.name) for app in cfg.apps}
+    existing = look_up(
+        cfg.github_owner,
+        [app.name for app in cfg.apps],
+        ecr_names.values(),
+        oidc=not cfg.github_oidc_provider_arn,
+    )
+except (ConfigError, CatalogError, FetchError, ArchiveError, AdoptionError) as err:
     raise pulumi.RunError(str(err)) from None
 
 account = aws.get_caller_identity_output().account_id
 host = account.apply(lambda acct: naming.registry_host(acct, cfg.aws_region))
-oidc = GithubOidc("github-oidc", GithubOidcArgs(existing_arn=cfg.github_oidc_provider_arn))
+oidc = GithubOidc("github-oidc", GithubOidcArgs(existing_arn=cfg.github_oidc_provider_arn, found=existing.oidc))
 access = RegistryAccess("registry-access", registry_access_args(cfg, host, account))
 
 outputs = {}
 for app in cfg.apps:
+    ecr_name = ecr_names[app.name]
     registry = ChartRegistry(
-        app.name, ChartRegistryArgs(repository_name=naming.ecr_repository_name(cfg.ecr_prefix, app.name))
+        app.name, ChartRegistryArgs(repository_name=ecr_name, exists=ecr_name in existing.registries)
     )
     src, plan = app.entry.source, imports.get(app.name)
     repo = ChartRepo(
@@ -43,7 +54,9 @@ for app in cfg.apps:
             owner=cfg.github_owner,
             name=app.name,
             description=f"{app.entry.description} - Helm chart deployed by Argo CD",
-            files=initial_files(app=app.name, source=src.repo, template_dir=src.template_dir),
+            files=initial_files(
+                app=app.name, source=src.repo, template_dir=src.template_dir, branch_protection=cfg.branch_protection
+            ),
             executable=EXECUTABLES,
             token=cfg.github_token,
             registry_url=host.apply(lambda h: naming.oci_push_target(h, cfg.ecr_prefix)),
@@ -52,6 +65,8 @@ for app in cfg.apps:
             ecr_repository_arn=registry.repository_arn,
             ci_role_name=naming.ci_role_name(cfg.tenant, app.name),
             required_check=cfg.required_check,
+            branch_protection=cfg.branch_protection,
+            adopt=app.name in existing.repos,
             import_files=plan.files if plan else {},
             import_branch=plan.branch if plan else "",
             import_title=plan.title if plan else "",

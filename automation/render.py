@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import yaml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -118,7 +119,41 @@ def fake_outputs(type_: str, name: str, inputs: Mapping[str, Any], region: str) 
     return out
 
 
+class NotFound(Exception):
+    """A fake look-up answering "absent" the way the real provider does: with an error."""
+
+
+# Look-ups that tell whether a shared or retained thing already exists. A render starts from an
+# empty account and owner; tests pass `cloud` to `run` to answer present, archived or absent.
+OIDC_LOOKUP = "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider"
+ECR_LIST = "aws:ecr/getRepositories:getRepositories"
+REPO_LOOKUP = "github:index/getRepository:getRepository"
+
+
+def fake_id(type_: str, name: str, inputs: Mapping[str, Any], outputs: Mapping[str, Any]) -> str:
+    """The id the provider itself assigns, where an adoption (`import_`) names it: the engine
+    compares it with the import id (pulumi/pulumi pkg/resource/deploy/step_generator.go:1113)."""
+    if type_ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+        return str(outputs["arn"])  # terraform-provider-aws openid_connect_provider.go: SetId(ARN)
+    if type_ in ("aws:ecr/repository:Repository", "github:index/repository:Repository"):
+        # ecr/repository.go SetId(RepositoryName); resource_github_repository.go SetId(repo.GetName())
+        return str(inputs.get("name", name))
+    return f"{name}-id"
+
+
 def fake_invoke(token: str, args: Mapping[str, Any], region: str) -> dict[str, Any]:
+    if token == OIDC_LOOKUP:
+        # terraform-provider-aws internal/service/iam/openid_connect_provider_data_source.go: by
+        # URL it lists the providers and, finding none, returns retry.NotFoundError, whose text
+        # is "couldn't find resource" (internal/retry/error.go); the read fails with it.
+        raise NotFound(f"reading IAM OIDC Provider ({args.get('url')}): couldn't find resource")
+    if token == ECR_LIST:
+        # internal/service/ecr/repositories_data_source.go: every repository name of the region.
+        return {"id": region, "names": []}
+    if token == REPO_LOOKUP:
+        # terraform-provider-github github/data_source_github_repository.go: a 404 sets the id
+        # to "" and returns no error, so an absent repository answers with empty attributes.
+        return {"id": "", "fullName": args.get("fullName", "")}
     if token == "aws:index/getCallerIdentity:getCallerIdentity":
         return {
             "accountId": FAKE_ACCOUNT,
@@ -155,6 +190,8 @@ class Registered:
     ignore_changes: list[str]
     depends_on: list[str]
     inputs: dict[str, Any]
+    import_id: str = ""
+    """The `import_` resource option: the cloud object this resource adopts."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -167,6 +204,7 @@ class Registered:
             "retainOnDelete": self.retain_on_delete,
             "ignoreChanges": self.ignore_changes,
             "dependsOn": self.depends_on,
+            "importId": self.import_id or None,
             "inputs": self.inputs,
         }
 
@@ -198,6 +236,10 @@ class Recording:
     region: str
     resources: list[Registered] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """Every look-up the program made, in order: (token, args)."""
+    cloud: Mapping[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = field(default_factory=dict, repr=False)
+    """Answers that replace `fake_invoke`'s per token (raise `NotFound` for absent)."""
     loops: list[asyncio.AbstractEventLoop] = field(default_factory=list, repr=False)
 
     def thread_loop(self) -> None:
@@ -211,6 +253,20 @@ class Recording:
             self.loops.append(loop)
 
 
+class _InvokeError(grpc.RpcError):
+    """A gRPC error as the SDK sees one (pulumi/runtime/invoke.py catches `grpc.RpcError`)."""
+
+    def __init__(self, details: str):
+        super().__init__(details)
+        self._details = details
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNKNOWN
+
+    def details(self) -> str:
+        return self._details
+
+
 def _make_engine(recording: Recording) -> Any:
     import pulumi
     from google.protobuf import json_format
@@ -218,17 +274,25 @@ def _make_engine(recording: Recording) -> Any:
 
     class Mocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-            return f"{args.name}-id", fake_outputs(args.typ, args.name, args.inputs, recording.region)
+            outputs = fake_outputs(args.typ, args.name, args.inputs, recording.region)
+            return fake_id(args.typ, args.name, args.inputs, outputs), outputs
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-            return fake_invoke(args.token, args.args, recording.region), []
+            recording.invokes.append((args.token, dict(args.args)))
+            answer = recording.cloud.get(args.token)
+            return (answer(args.args) if answer else fake_invoke(args.token, args.args, recording.region)), []
 
     class RecordingMonitor(MockMonitor):
         # Resource options (protect, retainOnDelete, ignoreChanges) and secretness are not shown
         # to Mocks.new_resource; the RegisterResource request carries them.
         def Invoke(self, request: Any) -> Any:
             recording.thread_loop()
-            return super().Invoke(request)
+            try:
+                return super().Invoke(request)
+            except NotFound as err:
+                # What the engine sends back when a provider's Invoke fails
+                # (pkg/resource/deploy/source_eval.go resmon.Invoke): a gRPC error.
+                raise _InvokeError(f"invocation of {request.tok} returned an error: {err}") from None
 
         def RegisterResource(self, request: Any) -> Any:
             recording.thread_loop()
@@ -249,6 +313,7 @@ def _make_engine(recording: Recording) -> Any:
                         ignore_changes=list(request.ignoreChanges),
                         depends_on=sorted(request.dependencies),
                         inputs=inputs,
+                        import_id=request.importId,
                     )
                 )
             return response
@@ -273,6 +338,7 @@ def run(
     stack: str = "dev",
     project_dir: Path = PROJECT_DIR,
     recording: Recording | None = None,
+    cloud: Mapping[str, Callable[[Mapping[str, Any]], dict[str, Any]]] | None = None,
 ) -> Recording:
     """Run any Pulumi program callable under the recording mocks, in a fresh context.
 
@@ -282,6 +348,8 @@ def run(
     """
     project = _project(project_dir)["name"]
     recording = recording or Recording(region=config.get("aws:region", "us-east-1"))
+    if cloud is not None:
+        recording.cloud = cloud
     if str(project_dir) not in sys.path:
         sys.path.insert(0, str(project_dir))
     # Every event loop of the run (this thread's and the monitor threads') is closed here, not

@@ -12,6 +12,9 @@ import pulumi_aws as aws
 class ChartRegistryArgs:
     repository_name: str
     """`<prefix>/<app>`: where `helm push` lands a chart called `<app>`."""
+    exists: bool = False
+    """The repository is already in the region (kept from a removed app or a destroyed stack):
+    adopt it with `import_` (its id is its name) instead of failing on a duplicate create."""
 
 
 class ChartRegistry(pulumi.ComponentResource):
@@ -30,7 +33,11 @@ class ChartRegistry(pulumi.ComponentResource):
             force_delete=False,
             # Chart history is user data: removing the app from the stack keeps the repository
             # (and every version in it) in AWS; `retain_on_delete` drops it from state only.
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+            # Adding the app again adopts it (scoutflo/adoption.py explains why `import_` is
+            # safe on every run).
+            opts=pulumi.ResourceOptions(
+                parent=self, retain_on_delete=True, import_=args.repository_name if args.exists else None
+            ),
         )
         self.repository_url = repo.repository_url
         self.repository_arn = repo.arn

@@ -10,6 +10,7 @@ import pulumi_github as github
 
 from components.ci_role import CiRole, CiRoleArgs
 from components.repo_commit import RepoCommit, RepoCommitArgs
+from scoutflo.adoption import REPO_TOPIC
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +34,10 @@ class ChartRepoArgs:
     ci_role_name: str
     required_check: str = "lint"
     """PR workflow job branch protection requires."""
+    branch_protection: bool = True
+    """False on GitHub Free (private repos get no protection there): nothing is registered."""
+    adopt: bool = False
+    """The repository exists (archived by an earlier removal, or ours): import and unarchive it."""
     import_files: Mapping[str, str] = field(default_factory=dict)
     """An imported chart, proposed as one pull request ({} for templates)."""
     import_branch: str = ""
@@ -76,7 +81,9 @@ class ChartRepo(pulumi.ComponentResource):
                 ("AWS_ROLE_ARN", ci.arn),
             )
         ]
-        self._create_commits(repo, depends_on=[default_branch, *variables])
+        # The first commit on main starts the release workflow, which pushes with the role's
+        # policy: wait for the policy itself, not just the role the variable names.
+        self._create_commits(repo, depends_on=[default_branch, *variables, ci.push_policy])
         self.html_url = repo.html_url
         self.full_name = repo.full_name
         self.ci_role_arn = ci.arn
@@ -100,8 +107,18 @@ class ChartRepo(pulumi.ComponentResource):
             allow_merge_commit=False,
             allow_rebase_merge=False,
             allow_squash_merge=True,
-            vulnerability_alerts=True,
-            opts=child,
+            # `vulnerability_alerts` is deprecated (terraform-provider-github
+            # github/resource_github_repository.go:398-405, "Use the
+            # github_repository_vulnerability_alerts resource instead"): Dependabot alerts follow
+            # the owner's "enable for new repositories" setting, one write less per app.
+            # Adding an app again adopts its archived repository; `archived=False` unarchives it.
+            archived=False,
+            # Tells this repository from someone else's of the same name (scoutflo/adoption.py);
+            # set once, the user's own topics are never fought over.
+            topics=[REPO_TOPIC],
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=["topics"], import_=args.name if args.adopt else None
+            ),
         )
         # auto_init creates the owner's default branch, which is not always `main`; the pipeline,
         # the CI role's trust and the protection all name `main`, so rename it when it differs.
@@ -131,19 +148,21 @@ class ChartRepo(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )
-        # Protection binds API writes too: it must come after the direct commit to main.
-        github.BranchProtection(
-            f"{name}-main",
-            repository_id=repo.node_id,
-            pattern="main",
-            enforce_admins=False,
-            allows_deletions=False,
-            allows_force_pushes=False,
-            required_linear_history=True,
-            required_status_checks=[{"strict": True, "contexts": [args.required_check]}],
-            required_pull_request_reviews=[{"required_approving_review_count": 0, "dismiss_stale_reviews": True}],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[initial]),
-        )
+        # Protection binds API writes too: it must come after the direct commit to main. On GitHub
+        # Free, private repositories get none (the API answers 403): nothing is registered then.
+        if args.branch_protection:
+            github.BranchProtection(
+                f"{name}-main",
+                repository_id=repo.node_id,
+                pattern="main",
+                enforce_admins=False,
+                allows_deletions=False,
+                allows_force_pushes=False,
+                required_linear_history=True,
+                required_status_checks=[{"strict": True, "contexts": [args.required_check]}],
+                required_pull_request_reviews=[{"required_approving_review_count": 0, "dismiss_stale_reviews": True}],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[initial]),
+            )
         if args.import_files:
             RepoCommit(
                 f"{name}-import",

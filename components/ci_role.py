@@ -29,6 +29,8 @@ class CiRoleArgs:
 
 class CiRole(pulumi.ComponentResource):
     arn: pulumi.Output[str]
+    push_policy: aws.iam.RolePolicy
+    """What lets the role push: anything that starts a release must wait for it, not the role."""
 
     def __init__(self, name: str, args: CiRoleArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("scoutflo:index:CiRole", name, None, opts)
@@ -43,7 +45,7 @@ class CiRole(pulumi.ComponentResource):
             max_session_duration=3600,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        aws.iam.RolePolicy(
+        self.push_policy = aws.iam.RolePolicy(
             f"{name}-push",
             role=role.name,
             policy=pulumi.Output.from_input(args.ecr_repository_arn).apply(

@@ -1,4 +1,4 @@
-"""GithubOidc: the account's OIDC provider for GitHub Actions, created once per stack or adopted."""
+"""GithubOidc: the account's OIDC provider for GitHub Actions, adopted when it exists, else created."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from scoutflo.policies import GITHUB_OIDC_HOST, STS_AUDIENCE
+from scoutflo.adoption import OIDC_URL, OidcProvider
+from scoutflo.policies import STS_AUDIENCE
 
 
 @dataclass(frozen=True, kw_only=True)
 class GithubOidcArgs:
     existing_arn: str = ""
-    """ARN of a provider the account already has ('' creates one; an account holds one per URL)."""
+    """ARN from config: used as is, nothing registered (the provider is someone else's to manage)."""
+    found: OidcProvider | None = None
+    """What the look-up found (scoutflo.adoption): adopted with `import_`; None creates it."""
 
 
 class GithubOidc(pulumi.ComponentResource):
@@ -24,12 +27,19 @@ class GithubOidc(pulumi.ComponentResource):
         if args.existing_arn:
             self.arn = pulumi.Output.from_input(args.existing_arn)
         else:
+            found = args.found
             provider = aws.iam.OpenIdConnectProvider(
                 f"{name}-provider",
-                url=f"https://{GITHUB_OIDC_HOST}",
-                client_id_lists=[STS_AUDIENCE],
-                # Other stacks or people may rely on the account's only GitHub provider.
-                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+                url=OIDC_URL,
+                # Keep every audience other stacks or people added; ours must be among them.
+                client_id_lists=sorted({STS_AUDIENCE, *(found.client_ids if found else ())}),
+                # `tags` is not computed (TagsSchema): leaving it out would strip an adopted
+                # provider's tags. thumbprint_list is Optional+Computed, so it is left to AWS
+                # (terraform-provider-aws internal/service/iam/openid_connect_provider.go).
+                tags=dict(found.tags) if found and found.tags else None,
+                # One provider per URL per account: other stacks rely on it, so no stack ever
+                # deletes it. Importing is inert once this stack holds it (scoutflo/adoption.py).
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, import_=found.arn if found else None),
             )
             self.arn = provider.arn
         self.register_outputs({"arn": self.arn})

@@ -71,6 +71,8 @@ class StackConfig:
     """Where fetched charts are cached by digest ('' = ~/.cache/scoutflo/charts)."""
     required_check: str = "lint"
     """The PR workflow job that branch protection requires."""
+    branch_protection: bool = True
+    """Protect `main` of every app repo; false on GitHub Free, where private repos get none."""
     github_token: Any = None
     """`github:token` or $GITHUB_TOKEN, as a Pulumi secret Output (the commits use it)."""
     static_access_key_id: Any = None
@@ -94,6 +96,7 @@ OPTIONAL_KEYS = {
     "kubectlImage": "kubectl_image",
     "revisionHistoryLimit": "revision_history_limit",
     "chartCacheDir": "chart_cache_dir",
+    "branchProtection": "branch_protection",
 }
 # Secret keys: only read for tokenRefreshMode=static; never parsed here, so never in a message.
 STATIC_KEY_ID = "refresherAccessKeyId"
@@ -133,6 +136,15 @@ def _as_object(key: str, value: Any) -> Any:
     return value
 
 
+def _as_bool(key: str, value: Any) -> bool:
+    # The CLI hands a boolean to the program as the text "true" or "false".
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ConfigError(f"config '{key}' must be true or false, e.g. `pulumi config set {key.split(':')[1]} false`")
+
+
 def parse_config(raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry]) -> StackConfig:
     """Validate raw config values (keys as in the stack file) against the catalog."""
     tenant = _need(raw, "scoutflo:tenant", "set it with `pulumi config set tenant <id>`")
@@ -153,8 +165,10 @@ def parse_config(raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry]) ->
             raise ConfigError("config 'scoutflo:revisionHistoryLimit' must be an integer") from None
         if options["revision_history_limit"] < 1:
             raise ConfigError("config 'scoutflo:revisionHistoryLimit' must be at least 1")
+    if "branch_protection" in options:
+        options["branch_protection"] = _as_bool("scoutflo:branchProtection", options["branch_protection"])
     for key, attr in OPTIONAL_KEYS.items():
-        if attr != "revision_history_limit" and not isinstance(options.get(attr, ""), str):
+        if attr not in ("revision_history_limit", "branch_protection") and not isinstance(options.get(attr, ""), str):
             raise ConfigError(f"config 'scoutflo:{key}' must be a string")
 
     if problem := ecr_prefix_problem(options.get("ecr_prefix", "")):

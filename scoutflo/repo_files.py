@@ -42,19 +42,32 @@ def template_chart(template_dir: Path, app: str) -> dict[str, str]:
     return {f"{CHART_DIR}/{path}": text for path, text in files.items()}
 
 
-def pipeline_files(*, app: str, source: str) -> dict[str, str]:
+# The README section a repository without branch protection gets (scoutflo:branchProtection=false).
+UNPROTECTED_NOTE = """**This repository has no branch protection** (the stack sets `branchProtection: false`,
+as GitHub Free offers none for private repositories). The `lint` check and the version bump are
+then advisory: anyone with write access can push to `main` or merge a PR whose checks failed,
+and a merge that did not raise the version fails in the `release` workflow instead of being
+stopped before it. Wait for `lint` before merging.
+
+"""
+
+
+def pipeline_files(*, app: str, source: str, branch_protection: bool = True) -> dict[str, str]:
     files = {}
+    note = "" if branch_protection else UNPROTECTED_NOTE
     for path, text in read_tree(SCAFFOLD).items():
         if path.endswith(".tmpl"):
-            files[path.removesuffix(".tmpl")] = Template(text).substitute(app=app, source=source)
+            files[path.removesuffix(".tmpl")] = Template(text).substitute(app=app, source=source, protection_note=note)
         else:
             files[path] = text
     return files
 
 
-def initial_files(*, app: str, source: str, template_dir: Path | None) -> dict[str, str]:
+def initial_files(
+    *, app: str, source: str, template_dir: Path | None, branch_protection: bool = True
+) -> dict[str, str]:
     """The first commit on main: pipeline and README, plus the chart when it is a template."""
-    files = pipeline_files(app=app, source=source)
+    files = pipeline_files(app=app, source=source, branch_protection=branch_protection)
     if template_dir is not None:
         files.update(template_chart(template_dir, app))
     return files

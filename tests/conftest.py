@@ -22,16 +22,22 @@ def dev_config() -> tuple[dict[str, str], list[str]]:
 
 
 def run_main(
-    overrides: dict[str, Any] | None = None, drop: tuple[str, ...] = (), recording: render.Recording | None = None
+    overrides: dict[str, Any] | None = None,
+    drop: tuple[str, ...] = (),
+    recording: render.Recording | None = None,
+    cloud: dict[str, Callable[[Any], dict[str, Any]]] | None = None,
 ) -> render.Recording:
     """Run __main__.py with the dev stack's config, changed by `overrides` (values JSON-encoded
-    like the CLI does) and without the keys in `drop`; `recording` keeps what a failed run left."""
+    like the CLI does) and without the keys in `drop`; `recording` keeps what a failed run left;
+    `cloud` answers look-ups per invoke token (see render.fake_invoke for the empty world)."""
     config, secrets = dev_config()
     for key, value in (overrides or {}).items():
         config[key] = value if isinstance(value, str) else json.dumps(value)
     for key in drop:
         config.pop(key, None)
-    return render.run(lambda: runpy.run_path(MAIN, run_name="__main__"), config, secrets, recording=recording)
+    return render.run(
+        lambda: runpy.run_path(MAIN, run_name="__main__"), config, secrets, recording=recording, cloud=cloud
+    )
 
 
 def of_type(recording: render.Recording, type_: str) -> list[render.Registered]:

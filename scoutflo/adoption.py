@@ -1,0 +1,116 @@
+"""What already exists: the look-ups that decide, before any resource is registered, whether a
+shared or retained thing is adopted (Pulumi's `import_` option) or created.
+
+Three things outlive a stack or an app, or are shared by stacks:
+- the account's GitHub OIDC provider (one per URL per AWS account);
+- an app's GitHub repository (archived, never deleted, when the app is removed);
+- an app's ECR repository (retained with every chart version when the app is removed).
+
+Why `import_` is set on *every* run where the thing exists, also once this stack owns it: the
+engine imports only when the resource is not in the stack's state or its stored id differs from
+the import id (pulumi/pulumi pkg/resource/deploy/step_generator.go:1102-1113, `isImport :=
+goal.Custom && goal.ID != "" && (old == nil || old.External || oldImportID != goal.ID)`). Each
+id used here is the provider's own resource id (OIDC provider: its ARN, terraform-provider-aws
+internal/service/iam/openid_connect_provider.go `d.SetId(...Arn)`; ECR repository: its name,
+internal/service/ecr/repository.go `d.SetId(RepositoryName)`; GitHub repository: its name,
+terraform-provider-github github/resource_github_repository.go:766), so for a resource this
+stack created the option is inert and nothing flips between create and adopt. After an import
+the engine diffs the imported state against the program's inputs like any update
+(step_generator.go:1241-1270 `continueStepsFromImport`): the archived repository gets
+`archived: false` and is unarchived by the provider's update (resource_github_repository.go:925
+skips updates of archived repos only when `archived` itself does not change). A diff that needs
+a replacement is refused for an imported resource (step_generator.go:1975-1996).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from scoutflo.policies import GITHUB_OIDC_HOST
+
+OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
+REPO_TOPIC = "scoutflo-gitops"
+"""Set on every repository the program creates: it tells a Scoutflo repo from someone else's."""
+# terraform-provider-aws internal/retry/error.go NotFoundError.Error(): the text the OIDC data
+# source fails with when no provider has the URL (openid_connect_provider_data_source.go
+# findOpenIDConnectProviderByURL returns &retry.NotFoundError{}).
+_AWS_NOT_FOUND = "couldn't find resource"
+
+
+class AdoptionError(ValueError):
+    """Something with an app's name exists and is not ours to take over."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OidcProvider:
+    arn: str
+    client_ids: tuple[str, ...]
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Existing:
+    oidc: OidcProvider | None
+    """The account's GitHub OIDC provider, or None when the account has none."""
+    repos: frozenset[str]
+    """App repositories (names) to adopt."""
+    registries: frozenset[str]
+    """ECR repository names that exist in the region."""
+
+
+def repo_to_adopt(owner: str, name: str, found: Any) -> bool:
+    """Adopt the repository `found` by `github.get_repository`, create it, or refuse.
+
+    The data source answers a 404 with an empty id and no error (terraform-provider-github
+    github/data_source_github_repository.go:369-377), so "absent" is an answer without repo_id.
+    An archived repository is what removing an app leaves behind; a live one is adopted only
+    when it carries our topic (the one this stack or an earlier incarnation created).
+    """
+    if not getattr(found, "repo_id", None):
+        return False
+    if getattr(found, "archived", False) or REPO_TOPIC in (getattr(found, "topics", None) or ()):
+        return True
+    raise AdoptionError(
+        f"GitHub repository {owner}/{name} already exists and was not created by Scoutflo "
+        f"(it is not archived and has no '{REPO_TOPIC}' topic): rename the app in scoutflo:apps, "
+        f"or add the topic '{REPO_TOPIC}' to the repository to let Scoutflo adopt it"
+    )
+
+
+def oidc_from_lookup(lookup: Any) -> OidcProvider | None:
+    """Call `lookup()` (the OIDC data source); None when the account has no provider for the URL.
+
+    The data source fails instead of answering empty, and the engine passes the provider's
+    error to the program as the invoke's error (pulumi/pulumi pkg/resource/deploy/
+    source_eval.go resmon.Invoke: "invocation of %v returned an error"); the Python SDK raises
+    it as an Exception (sdk/python/lib/pulumi/runtime/invoke.py). Only the not-found text means
+    absent: any other failure (e.g. AccessDenied) stops the run instead of creating a duplicate.
+    """
+    try:
+        found = lookup()
+    except Exception as err:  # noqa: BLE001 - the SDK raises a bare Exception for a failed invoke
+        if _AWS_NOT_FOUND in str(err):
+            return None
+        raise AdoptionError(
+            f"looking up the account's GitHub OIDC provider ({OIDC_URL}) failed: {err}. The deployer "
+            "needs iam:ListOpenIDConnectProviders and iam:GetOpenIDConnectProvider "
+            "(deploy/deployer-iam-policy.json)"
+        ) from None
+    return OidcProvider(arn=found.arn, client_ids=tuple(found.client_id_lists or ()), tags=dict(found.tags or {}))
+
+
+def look_up(owner: str, apps: Iterable[str], ecr_names: Iterable[str], *, oidc: bool) -> Existing:
+    """Ask the providers what exists (plain invokes: their answers are needed as resource options)."""
+    import pulumi_aws as aws
+    import pulumi_github as github
+
+    provider = oidc_from_lookup(lambda: aws.iam.get_open_id_connect_provider(url=OIDC_URL)) if oidc else None
+    # The list data source answers every name (internal/service/ecr/repositories_data_source.go);
+    # aws.ecr.get_repository fails on a missing repository instead (repository_data_source.go).
+    in_region = set(aws.ecr.get_repositories().names or ())
+    repos = frozenset(
+        app for app in apps if repo_to_adopt(owner, app, github.get_repository(full_name=f"{owner}/{app}"))
+    )
+    return Existing(oidc=provider, repos=repos, registries=frozenset(n for n in ecr_names if n in in_region))

@@ -1,0 +1,220 @@
+"""Shared and retained things are adopted, not created twice: the account's GitHub OIDC provider,
+an app's archived GitHub repository and its retained ECR repository. The look-ups answer like the
+real providers do (absent OIDC provider: an error; absent GitHub repo: empty attributes; ECR: a
+name list); what the engine does with `import_` is ported from pulumi/pulumi below."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+
+from automation import render
+from scoutflo.adoption import REPO_TOPIC
+from tests.conftest import of_type, run_main
+
+OIDC_TYPE = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
+ECR_TYPE = "aws:ecr/repository:Repository"
+REPO_TYPE = "github:index/repository:Repository"
+OIDC_ARN = f"arn:aws:iam::{render.FAKE_ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
+Answer = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+def engine_imports(old_id: str | None, old_import_id: str, goal_id: str) -> bool:
+    """pulumi/pulumi pkg/resource/deploy/step_generator.go:1102-1113: an import happens when the
+    goal has an id and the resource is not in state, or its stored import id (else its id)
+    differs from the goal's."""
+    if not goal_id:
+        return False
+    return old_id is None or (old_import_id or old_id) != goal_id
+
+
+def oidc_present(client_ids: tuple[str, ...] = ("sts.amazonaws.com",), tags: dict[str, str] | None = None) -> Answer:
+    return lambda args: {
+        "arn": OIDC_ARN,
+        "id": OIDC_ARN,
+        "url": "token.actions.githubusercontent.com",
+        "clientIdLists": list(client_ids),
+        "thumbprintLists": ["6938fd4d98bab03faadb97b34396831e3780aea1"],
+        "tags": tags or {},
+    }
+
+
+def oidc_fails(message: str) -> Answer:
+    def answer(args: Mapping[str, Any]) -> dict[str, Any]:
+        raise render.NotFound(message)  # the mock engine turns it into the invoke's gRPC error
+
+    return answer
+
+
+def repos(**state: str) -> Answer:
+    """GitHub repositories by name: 'archived', 'ours' (our topic) or 'foreign'; others absent."""
+
+    def answer(args: Mapping[str, Any]) -> dict[str, Any]:
+        name = args["fullName"].split("/")[1]
+        if name not in state:
+            return {"id": "", "fullName": args["fullName"]}
+        return {
+            "id": name,
+            "name": name,
+            "fullName": args["fullName"],
+            "repoId": 4242,
+            "nodeId": "R_x",
+            "archived": state[name] == "archived",
+            "topics": [REPO_TOPIC] if state[name] != "foreign" else ["website"],
+        }
+
+    return answer
+
+
+def ecr(*names: str) -> Answer:
+    return lambda args: {"id": "eu-west-1", "names": list(names)}
+
+
+def cloud(**answers: Answer) -> dict[str, Answer]:
+    tokens = {"oidc": render.OIDC_LOOKUP, "repos": render.REPO_LOOKUP, "ecr": render.ECR_LIST}
+    return {tokens[k]: v for k, v in answers.items()}
+
+
+def by_name(recording: render.Recording, type_: str) -> dict[str, render.Registered]:
+    return {r.name: r for r in of_type(recording, type_)}
+
+
+# ---------------------------------------------------------------- the account's OIDC provider
+
+
+def test_absent_oidc_provider_is_created_and_kept(dev_recording: render.Recording) -> None:
+    (oidc,) = of_type(dev_recording, OIDC_TYPE)
+    assert oidc.import_id == ""
+    assert oidc.retain_on_delete
+    assert oidc.inputs["clientIdLists"] == ["sts.amazonaws.com"]
+    assert (render.OIDC_LOOKUP, {"url": "https://token.actions.githubusercontent.com"}) in dev_recording.invokes
+
+
+def test_present_oidc_provider_is_adopted_keeping_other_audiences_and_tags() -> None:
+    recording = run_main(cloud=cloud(oidc=oidc_present(("other.example",), {"owner": "platform"})))
+    (oidc,) = of_type(recording, OIDC_TYPE)
+    assert oidc.import_id == OIDC_ARN and oidc.retain_on_delete
+    assert oidc.inputs["clientIdLists"] == ["other.example", "sts.amazonaws.com"]
+    assert oidc.inputs["tags"] == {"owner": "platform"}
+    assert "thumbprintLists" not in oidc.inputs  # Optional+Computed: left to AWS, no diff
+    for role in of_type(recording, "aws:iam/role:Role"):
+        if role.inputs["name"].endswith("-ci"):
+            assert OIDC_ARN in role.inputs["assumeRolePolicy"]
+
+
+def test_the_stack_that_created_the_provider_does_not_flip_to_adopting_it() -> None:
+    first = run_main()  # the account has none: this stack creates it
+    (created,) = of_type(first, OIDC_TYPE)
+    created_id = render.fake_id(OIDC_TYPE, created.name, created.inputs, {"arn": OIDC_ARN})
+    second = run_main(cloud=cloud(oidc=oidc_present()))  # now the look-up finds it
+    (again,) = of_type(second, OIDC_TYPE)
+    # Same resource, same inputs; the import id is the id the engine already holds: no import.
+    assert again.urn == created.urn and again.inputs == created.inputs
+    assert not engine_imports(old_id=created_id, old_import_id="", goal_id=again.import_id)
+    # A second stack in the account has no old state: it imports, and from then on holds it.
+    assert engine_imports(old_id=None, old_import_id="", goal_id=again.import_id)
+    assert not engine_imports(old_id=OIDC_ARN, old_import_id=OIDC_ARN, goal_id=again.import_id)
+
+
+def test_oidc_lookup_failing_otherwise_stops_before_anything_is_registered() -> None:
+    recording = render.Recording(region="eu-west-1")
+    denied = "reading IAM OIDC Provider (https://token.actions.githubusercontent.com): AccessDenied"
+    with pytest.raises(Exception, match="iam:ListOpenIDConnectProviders"):
+        run_main(recording=recording, cloud=cloud(oidc=oidc_fails(denied)))
+    assert not recording.resources
+
+
+def test_configured_oidc_arn_skips_the_lookup() -> None:
+    recording = run_main({"scoutflo:githubOidcProviderArn": OIDC_ARN})
+    assert not of_type(recording, OIDC_TYPE)
+    assert all(token != render.OIDC_LOOKUP for token, _ in recording.invokes)
+
+
+# ---------------------------------------------------------------- app repositories kept by a removal
+
+
+def test_new_app_creates_its_repositories(dev_recording: render.Recording) -> None:
+    for type_ in (REPO_TYPE, ECR_TYPE):
+        assert all(r.import_id == "" for r in of_type(dev_recording, type_))
+    for repo in of_type(dev_recording, REPO_TYPE):
+        assert repo.inputs["archived"] is False
+        assert repo.inputs["topics"] == [REPO_TOPIC] and repo.ignore_changes == ["topics"]
+
+
+def test_app_added_again_adopts_and_unarchives_its_repo_and_keeps_its_registry() -> None:
+    recording = run_main(cloud=cloud(repos=repos(storefront="archived"), ecr=ecr("scoutflo/storefront", "other")))
+    gh, registries = by_name(recording, REPO_TYPE), by_name(recording, ECR_TYPE)
+    assert gh["storefront-repo"].import_id == "storefront"
+    assert gh["storefront-repo"].inputs["archived"] is False  # the update after the import unarchives
+    assert registries["storefront-ecr"].import_id == "scoutflo/storefront"
+    assert registries["storefront-ecr"].retain_on_delete
+    # The other app is new.
+    assert gh["admin-repo"].import_id == "" and registries["admin-ecr"].import_id == ""
+
+
+def test_destroyed_stack_deployed_again_converges() -> None:
+    everything = cloud(
+        oidc=oidc_present(),
+        repos=repos(storefront="archived", admin="archived"),
+        ecr=ecr("scoutflo/storefront", "scoutflo/admin"),
+    )
+    first = run_main(cloud=everything)
+    assert all(r.import_id for t in (OIDC_TYPE, REPO_TYPE, ECR_TYPE) for r in of_type(first, t))
+    # The next run sees the repos unarchived with our topic: same goals, and no new import.
+    settled = run_main(
+        cloud={**everything, render.REPO_LOOKUP: repos(storefront="ours", admin="ours")},
+    )
+    for a, b in zip(first.resources, settled.resources, strict=True):
+        assert (a.urn, a.inputs, a.import_id) == (b.urn, b.inputs, b.import_id)
+        if b.import_id:
+            assert not engine_imports(old_id=b.import_id, old_import_id=a.import_id, goal_id=b.import_id)
+
+
+def test_someone_elses_repository_is_never_taken_over() -> None:
+    recording = render.Recording(region="eu-west-1")
+    with pytest.raises(Exception, match=r"acme-gitops/admin already exists and was not created by Scoutflo"):
+        run_main(recording=recording, cloud=cloud(repos=repos(admin="foreign")))
+    assert not recording.resources
+
+
+# ---------------------------------------------------------------- GitHub Free, and the smaller ones
+
+
+def test_without_branch_protection_nothing_is_registered_and_the_readme_says_so() -> None:
+    recording = run_main({"scoutflo:branchProtection": "false"})
+    assert not of_type(recording, "github:index/branchProtection:BranchProtection")
+    readme = render.repo_trees(recording)["storefront"]["README.md"][0]
+    assert "no branch protection" in readme and "advisory" in readme
+
+
+def test_branch_protection_is_on_by_default(dev_recording: render.Recording) -> None:
+    assert len(of_type(dev_recording, "github:index/branchProtection:BranchProtection")) == 2
+    readme = render.repo_trees(dev_recording)["storefront"]["README.md"][0]
+    assert "no branch protection" not in readme and "${" not in readme
+
+
+def test_deprecated_vulnerability_alerts_is_not_used(dev_recording: render.Recording) -> None:
+    # terraform-provider-github github/resource_github_repository.go:398-405: Deprecated.
+    for repo in of_type(dev_recording, REPO_TYPE):
+        assert "vulnerabilityAlerts" not in repo.inputs
+
+
+def test_first_commit_waits_for_the_ci_push_policy(dev_recording: render.Recording) -> None:
+    policies = {r.urn: r for r in of_type(dev_recording, "aws:iam/rolePolicy:RolePolicy")}
+    commits = [
+        r for r in of_type(dev_recording, render.DYNAMIC_TYPE) if not r.inputs.get("branch")
+    ]  # the direct commits to main
+    assert len(commits) == 2
+    for commit in commits:
+        waited = [policies[d] for d in commit.depends_on if d in policies]
+        assert len(waited) == 1 and waited[0].name == f"{commit.inputs['repo']}-ci-push", commit.name
+
+
+@pytest.mark.parametrize("value", ["maybe", "1", ""])
+def test_branch_protection_must_be_a_boolean(value: str) -> None:
+    recording = render.Recording(region="eu-west-1")
+    with pytest.raises(Exception, match="scoutflo:branchProtection' must be true or false"):
+        run_main({"scoutflo:branchProtection": value}, recording=recording)
+    assert not recording.resources
