@@ -28,6 +28,7 @@ try:
     # removal) is adopted, not created twice; a foreign repo of an app's name stops the run here.
     ecr_names = {app.name: naming.ecr_repository_name(cfg.ecr_prefix, app.name) for app in cfg.apps}
     existing = look_up(
+        cfg.tenant,
         cfg.github_owner,
         [app.name for app in cfg.apps],
         ecr_names.values(),
@@ -45,7 +46,13 @@ outputs = {}
 for app in cfg.apps:
     ecr_name = ecr_names[app.name]
     registry = ChartRegistry(
-        app.name, ChartRegistryArgs(repository_name=ecr_name, exists=ecr_name in existing.registries)
+        app.name,
+        ChartRegistryArgs(
+            repository_name=ecr_name,
+            tenant=cfg.tenant,
+            exists=ecr_name in existing.registries,
+            tags=existing.registries.get(ecr_name, {}),
+        ),
     )
     src, plan = app.entry.source, imports.get(app.name)
     repo = ChartRepo(
@@ -67,6 +74,8 @@ for app in cfg.apps:
             required_check=cfg.required_check,
             branch_protection=cfg.branch_protection,
             adopt=app.name in existing.repos,
+            topics=existing.repos.get(app.name, ()),
+            tenant=cfg.tenant,
             import_files=plan.files if plan else {},
             import_branch=plan.branch if plan else "",
             import_title=plan.title if plan else "",

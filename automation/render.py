@@ -127,6 +127,7 @@ class NotFound(Exception):
 # empty account and owner; tests pass `cloud` to `run` to answer present, archived or absent.
 OIDC_LOOKUP = "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider"
 ECR_LIST = "aws:ecr/getRepositories:getRepositories"
+ECR_LOOKUP = "aws:ecr/getRepository:getRepository"
 REPO_LOOKUP = "github:index/getRepository:getRepository"
 
 
@@ -150,6 +151,9 @@ def fake_invoke(token: str, args: Mapping[str, Any], region: str) -> dict[str, A
     if token == ECR_LIST:
         # internal/service/ecr/repositories_data_source.go: every repository name of the region.
         return {"id": region, "names": []}
+    if token == ECR_LOOKUP:
+        # internal/service/ecr/repository_data_source.go: findRepository fails when it is absent.
+        raise NotFound(f"reading ECR Repository ({args.get('name')}): couldn't find resource")
     if token == REPO_LOOKUP:
         # terraform-provider-github github/data_source_github_repository.go: a 404 sets the id
         # to "" and returns no error, so an absent repository answers with empty attributes.

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
+
+from scoutflo.adoption import TENANT_TAG
 
 
 @dataclass(frozen=True, kw_only=True)
 class ChartRegistryArgs:
     repository_name: str
     """`<prefix>/<app>`: where `helm push` lands a chart called `<app>`."""
+    tenant: str
+    """Tagged on the repository (scoutflo.adoption.TENANT_TAG): a later adoption checks it."""
     exists: bool = False
     """The repository is already in the region (kept from a removed app or a destroyed stack):
     adopt it with `import_` (its id is its name) instead of failing on a duplicate create."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """An adopted repository's current tags: kept (`tags` is not computed, so leaving one out
+    would remove it)."""
 
 
 class ChartRegistry(pulumi.ComponentResource):
@@ -31,6 +39,7 @@ class ChartRegistry(pulumi.ComponentResource):
             image_scanning_configuration={"scan_on_push": True},
             encryption_configurations=[{"encryption_type": "AES256"}],
             force_delete=False,
+            tags={**args.tags, TENANT_TAG: args.tenant},
             # Chart history is user data: removing the app from the stack keeps the repository
             # (and every version in it) in AWS; `retain_on_delete` drops it from state only.
             # Adding the app again adopts it (scoutflo/adoption.py explains why `import_` is

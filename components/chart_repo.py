@@ -10,7 +10,7 @@ import pulumi_github as github
 
 from components.ci_role import CiRole, CiRoleArgs
 from components.repo_commit import RepoCommit, RepoCommitArgs
-from scoutflo.adoption import REPO_TOPIC
+from scoutflo.adoption import tenant_topic
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +38,10 @@ class ChartRepoArgs:
     """False on GitHub Free (private repos get no protection there): nothing is registered."""
     adopt: bool = False
     """The repository exists (archived by an earlier removal, or ours): import and unarchive it."""
+    topics: tuple[str, ...] = ()
+    """An adopted repository's current topics: kept (ours is added)."""
+    tenant: str
+    """Marks the repository as this tenant's (topic `scoutflo-<tenant>`)."""
     import_files: Mapping[str, str] = field(default_factory=dict)
     """An imported chart, proposed as one pull request ({} for templates)."""
     import_branch: str = ""
@@ -113,12 +117,11 @@ class ChartRepo(pulumi.ComponentResource):
             # the owner's "enable for new repositories" setting, one write less per app.
             # Adding an app again adopts its archived repository; `archived=False` unarchives it.
             archived=False,
-            # Tells this repository from someone else's of the same name (scoutflo/adoption.py);
-            # set once, the user's own topics are never fought over.
-            topics=[REPO_TOPIC],
-            opts=pulumi.ResourceOptions(
-                parent=self, ignore_changes=["topics"], import_=args.name if args.adopt else None
-            ),
+            # Tells this repository from someone else's of the same name (scoutflo/adoption.py).
+            # The topics the look-up found are kept, so the user's own are never fought over, and
+            # an adopted archive gets ours (else the next run would take it for someone else's).
+            topics=sorted({tenant_topic(args.tenant), *args.topics}),
+            opts=pulumi.ResourceOptions(parent=self, import_=args.name if args.adopt else None),
         )
         # auto_init creates the owner's default branch, which is not always `main`; the pipeline,
         # the CI role's trust and the protection all name `main`, so rename it when it differs.

@@ -31,12 +31,20 @@ from typing import Any
 from scoutflo.policies import GITHUB_OIDC_HOST
 
 OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
-REPO_TOPIC = "scoutflo-gitops"
-"""Set on every repository the program creates: it tells a Scoutflo repo from someone else's."""
+TOPIC_PREFIX = "scoutflo-"
+TENANT_TAG = "scoutflo:tenant"
+"""ECR repositories carry it; GitHub repositories carry the topic `scoutflo-<tenant>`. Both tell
+a tenant's own kept repository from someone else's, or another tenant's, of the same name."""
 # terraform-provider-aws internal/retry/error.go NotFoundError.Error(): the text the OIDC data
 # source fails with when no provider has the URL (openid_connect_provider_data_source.go
 # findOpenIDConnectProviderByURL returns &retry.NotFoundError{}).
 _AWS_NOT_FOUND = "couldn't find resource"
+
+
+def tenant_topic(tenant: str) -> str:
+    # Topics: lower-case letters, digits, hyphens, at most 50 characters (terraform-provider-github
+    # resource_github_repository.go "topics" validation); a tenant id is a DNS label of <= 40.
+    return f"{TOPIC_PREFIX}{tenant}"
 
 
 class AdoptionError(ValueError):
@@ -54,28 +62,44 @@ class OidcProvider:
 class Existing:
     oidc: OidcProvider | None
     """The account's GitHub OIDC provider, or None when the account has none."""
-    repos: frozenset[str]
-    """App repositories (names) to adopt."""
-    registries: frozenset[str]
-    """ECR repository names that exist in the region."""
+    repos: Mapping[str, tuple[str, ...]]
+    """App repositories to adopt -> their current topics (kept, ours added)."""
+    registries: Mapping[str, Mapping[str, str]]
+    """ECR repositories to adopt -> their current tags (kept, ours added)."""
 
 
-def repo_to_adopt(owner: str, name: str, found: Any) -> bool:
-    """Adopt the repository `found` by `github.get_repository`, create it, or refuse.
+def repo_to_adopt(tenant: str, owner: str, name: str, found: Any) -> tuple[str, ...] | None:
+    """Adopt the repository `found` by `github.get_repository` (answer: its topics), create it
+    (None), or refuse.
 
     The data source answers a 404 with an empty id and no error (terraform-provider-github
     github/data_source_github_repository.go:369-377), so "absent" is an answer without repo_id.
-    An archived repository is what removing an app leaves behind; a live one is adopted only
-    when it carries our topic (the one this stack or an earlier incarnation created).
+    Ours: it has this tenant's topic, or it is archived (what removing an app leaves) and no
+    other tenant's topic.
     """
     if not getattr(found, "repo_id", None):
-        return False
-    if getattr(found, "archived", False) or REPO_TOPIC in (getattr(found, "topics", None) or ()):
-        return True
+        return None
+    topics = tuple(getattr(found, "topics", None) or ())
+    others = [t for t in topics if t.startswith(TOPIC_PREFIX) and t != tenant_topic(tenant)]
+    if tenant_topic(tenant) in topics or (getattr(found, "archived", False) and not others):
+        return topics
     raise AdoptionError(
-        f"GitHub repository {owner}/{name} already exists and was not created by Scoutflo "
-        f"(it is not archived and has no '{REPO_TOPIC}' topic): rename the app in scoutflo:apps, "
-        f"or add the topic '{REPO_TOPIC}' to the repository to let Scoutflo adopt it"
+        f"GitHub repository {owner}/{name} already exists and is not tenant {tenant!r}'s "
+        f"({'topic ' + others[0] if others else 'not archived, no topic ' + tenant_topic(tenant)}): "
+        f"rename the app in scoutflo:apps, or, if it is this tenant's, add the topic "
+        f"'{tenant_topic(tenant)}' to the repository so Scoutflo adopts it"
+    )
+
+
+def registry_to_adopt(tenant: str, name: str, tags: Mapping[str, str]) -> Mapping[str, str]:
+    """An ECR repository that exists: adopt it (answer: its tags) when it is this tenant's."""
+    if tags.get(TENANT_TAG) == tenant:
+        return tags
+    owner = f"tenant {tags[TENANT_TAG]!r}'s" if TENANT_TAG in tags else f"not tagged {TENANT_TAG}={tenant}"
+    raise AdoptionError(
+        f"ECR repository {name} already exists and is {owner}: set scoutflo:ecrPrefix to give this "
+        f"tenant its own namespace, or, if it is this tenant's, tag it {TENANT_TAG}={tenant} "
+        f"(`aws ecr tag-resource`) so Scoutflo adopts it with every chart version in it"
     )
 
 
@@ -101,16 +125,24 @@ def oidc_from_lookup(lookup: Any) -> OidcProvider | None:
     return OidcProvider(arn=found.arn, client_ids=tuple(found.client_id_lists or ()), tags=dict(found.tags or {}))
 
 
-def look_up(owner: str, apps: Iterable[str], ecr_names: Iterable[str], *, oidc: bool) -> Existing:
+def look_up(tenant: str, owner: str, apps: Iterable[str], ecr_names: Iterable[str], *, oidc: bool) -> Existing:
     """Ask the providers what exists (plain invokes: their answers are needed as resource options)."""
     import pulumi_aws as aws
     import pulumi_github as github
 
     provider = oidc_from_lookup(lambda: aws.iam.get_open_id_connect_provider(url=OIDC_URL)) if oidc else None
+    found = {app: repo_to_adopt(tenant, owner, app, github.get_repository(full_name=f"{owner}/{app}")) for app in apps}
     # The list data source answers every name (internal/service/ecr/repositories_data_source.go);
-    # aws.ecr.get_repository fails on a missing repository instead (repository_data_source.go).
+    # aws.ecr.get_repository fails on a missing repository (repository_data_source.go
+    # findRepository), so it is asked only about names that exist, for their tags.
     in_region = set(aws.ecr.get_repositories().names or ())
-    repos = frozenset(
-        app for app in apps if repo_to_adopt(owner, app, github.get_repository(full_name=f"{owner}/{app}"))
+    registries = {
+        name: registry_to_adopt(tenant, name, dict(aws.ecr.get_repository(name=name).tags or {}))
+        for name in ecr_names
+        if name in in_region
+    }
+    return Existing(
+        oidc=provider,
+        repos={app: topics for app, topics in found.items() if topics is not None},
+        registries=registries,
     )
-    return Existing(oidc=provider, repos=repos, registries=frozenset(n for n in ecr_names if n in in_region))

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 
 from automation import render
-from scoutflo.adoption import REPO_TOPIC
+from scoutflo.adoption import TENANT_TAG, tenant_topic
 from tests.conftest import of_type, run_main
 
 OIDC_TYPE = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
 ECR_TYPE = "aws:ecr/repository:Repository"
 REPO_TYPE = "github:index/repository:Repository"
+REPO_TOPIC = tenant_topic("acme")  # the dev stack's tenant
 OIDC_ARN = f"arn:aws:iam::{render.FAKE_ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
 Answer = Callable[[Mapping[str, Any]], dict[str, Any]]
 
@@ -49,7 +50,8 @@ def oidc_fails(message: str) -> Answer:
 
 
 def repos(**state: str) -> Answer:
-    """GitHub repositories by name: 'archived', 'ours' (our topic) or 'foreign'; others absent."""
+    """GitHub repositories by name: 'archived', 'ours' (our topic), 'foreign' (live, no topic of
+    ours) or 'other-tenant' (archived, another tenant's topic); others absent."""
 
     def answer(args: Mapping[str, Any]) -> dict[str, Any]:
         name = args["fullName"].split("/")[1]
@@ -61,20 +63,45 @@ def repos(**state: str) -> Answer:
             "fullName": args["fullName"],
             "repoId": 4242,
             "nodeId": "R_x",
-            "archived": state[name] == "archived",
-            "topics": [REPO_TOPIC] if state[name] != "foreign" else ["website"],
+            "archived": state[name] in ("archived", "other-tenant"),
+            "topics": {
+                "ours": [REPO_TOPIC, "team-web"],
+                "archived": ["team-web"],
+                "foreign": ["website"],
+                "other-tenant": [tenant_topic("globex")],
+            }[state[name]],
         }
 
     return answer
 
 
-def ecr(*names: str) -> Answer:
-    return lambda args: {"id": "eu-west-1", "names": list(names)}
+def as_left_by(recording: render.Recording) -> Answer:
+    """GitHub's answer after `recording`'s repository inputs were applied."""
+    left = {r.inputs["name"]: r.inputs for r in of_type(recording, REPO_TYPE)}
+
+    def answer(args: Mapping[str, Any]) -> dict[str, Any]:
+        name = args["fullName"].split("/")[1]
+        inputs = left[name]
+        return {"id": name, "name": name, "fullName": args["fullName"], "repoId": 4242, **inputs}
+
+    return answer
 
 
-def cloud(**answers: Answer) -> dict[str, Answer]:
-    tokens = {"oidc": render.OIDC_LOOKUP, "repos": render.REPO_LOOKUP, "ecr": render.ECR_LIST}
-    return {tokens[k]: v for k, v in answers.items()}
+def ecr(*names: str, tenant: str = "acme") -> dict[str, Answer]:
+    """The region's ECR repositories, each tagged as `tenant`'s (and by a team)."""
+    return {
+        render.ECR_LIST: lambda args: {"id": "eu-west-1", "names": list(names)},
+        render.ECR_LOOKUP: lambda args: {
+            "id": args["name"],
+            "name": args["name"],
+            "tags": {TENANT_TAG: tenant, "team": "web"} if tenant else {},
+        },
+    }
+
+
+def cloud(ecr: dict[str, Answer] | None = None, **answers: Answer) -> dict[str, Answer]:
+    tokens = {"oidc": render.OIDC_LOOKUP, "repos": render.REPO_LOOKUP}
+    return {**(ecr or {}), **{tokens[k]: v for k, v in answers.items()}}
 
 
 def by_name(recording: render.Recording, type_: str) -> dict[str, render.Registered]:
@@ -140,7 +167,7 @@ def test_new_app_creates_its_repositories(dev_recording: render.Recording) -> No
         assert all(r.import_id == "" for r in of_type(dev_recording, type_))
     for repo in of_type(dev_recording, REPO_TYPE):
         assert repo.inputs["archived"] is False
-        assert repo.inputs["topics"] == [REPO_TOPIC] and repo.ignore_changes == ["topics"]
+        assert repo.inputs["topics"] == [REPO_TOPIC]
 
 
 def test_app_added_again_adopts_and_unarchives_its_repo_and_keeps_its_registry() -> None:
@@ -148,8 +175,11 @@ def test_app_added_again_adopts_and_unarchives_its_repo_and_keeps_its_registry()
     gh, registries = by_name(recording, REPO_TYPE), by_name(recording, ECR_TYPE)
     assert gh["storefront-repo"].import_id == "storefront"
     assert gh["storefront-repo"].inputs["archived"] is False  # the update after the import unarchives
+    # Its topics are kept and ours added, so the next run sees a repo of ours, not a stranger's.
+    assert gh["storefront-repo"].inputs["topics"] == sorted(["team-web", REPO_TOPIC])
     assert registries["storefront-ecr"].import_id == "scoutflo/storefront"
     assert registries["storefront-ecr"].retain_on_delete
+    assert registries["storefront-ecr"].inputs["tags"] == {TENANT_TAG: "acme", "team": "web"}
     # The other app is new.
     assert gh["admin-repo"].import_id == "" and registries["admin-ecr"].import_id == ""
 
@@ -162,20 +192,28 @@ def test_destroyed_stack_deployed_again_converges() -> None:
     )
     first = run_main(cloud=everything)
     assert all(r.import_id for t in (OIDC_TYPE, REPO_TYPE, ECR_TYPE) for r in of_type(first, t))
-    # The next run sees the repos unarchived with our topic: same goals, and no new import.
-    settled = run_main(
-        cloud={**everything, render.REPO_LOOKUP: repos(storefront="ours", admin="ours")},
-    )
+    # The next run's look-up sees each repo as the first run left it (its inputs applied): it
+    # must recognise them as ours, give the same goals, and the engine must not import again.
+    settled = run_main(cloud={**everything, render.REPO_LOOKUP: as_left_by(first)})
     for a, b in zip(first.resources, settled.resources, strict=True):
         assert (a.urn, a.inputs, a.import_id) == (b.urn, b.inputs, b.import_id)
         if b.import_id:
             assert not engine_imports(old_id=b.import_id, old_import_id=a.import_id, goal_id=b.import_id)
 
 
-def test_someone_elses_repository_is_never_taken_over() -> None:
+@pytest.mark.parametrize(
+    ("world", "message"),
+    [
+        (cloud(repos=repos(admin="foreign")), r"acme-gitops/admin already exists and is not tenant 'acme'"),
+        (cloud(repos=repos(admin="other-tenant")), r"acme-gitops/admin .*topic scoutflo-globex"),
+        (cloud(ecr=ecr("scoutflo/admin", tenant="globex")), r"ECR repository scoutflo/admin .*tenant 'globex'"),
+        (cloud(ecr=ecr("scoutflo/admin", tenant="")), r"scoutflo/admin .*not tagged scoutflo:tenant=acme"),
+    ],
+)
+def test_someone_elses_repository_is_never_taken_over(world: dict[str, Answer], message: str) -> None:
     recording = render.Recording(region="eu-west-1")
-    with pytest.raises(Exception, match=r"acme-gitops/admin already exists and was not created by Scoutflo"):
-        run_main(recording=recording, cloud=cloud(repos=repos(admin="foreign")))
+    with pytest.raises(Exception, match=message):
+        run_main(recording=recording, cloud=world)
     assert not recording.resources
 
 
@@ -218,3 +256,19 @@ def test_branch_protection_must_be_a_boolean(value: str) -> None:
     with pytest.raises(Exception, match="scoutflo:branchProtection' must be true or false"):
         run_main({"scoutflo:branchProtection": value}, recording=recording)
     assert not recording.resources
+
+
+def test_second_run_of_a_new_stack_changes_nothing() -> None:
+    first = run_main()  # empty account and owner: everything is created
+    # The account and owner as the first run left them: the provider, the repos with the inputs
+    # it applied, the ECR repositories with exactly its tags.
+    left_tags = {r.inputs["name"]: r.inputs["tags"] for r in of_type(first, ECR_TYPE)}
+    after = cloud(oidc=oidc_present(), repos=as_left_by(first), ecr=ecr(*left_tags))
+    after[render.ECR_LOOKUP] = lambda args: {"id": args["name"], "name": args["name"], "tags": left_tags[args["name"]]}
+    second = run_main(cloud=after)
+    assert [(r.urn, r.inputs) for r in first.resources] == [(r.urn, r.inputs) for r in second.resources]
+    for res in second.resources:
+        if res.import_id:  # present now, and already in state under the provider's own id
+            created_id = render.fake_id(res.type, res.name, res.inputs, {"arn": OIDC_ARN})
+            assert not engine_imports(old_id=created_id, old_import_id="", goal_id=res.import_id), res.urn
+    assert sum(bool(r.import_id) for r in second.resources) == 5  # provider, 2 repos, 2 registries

@@ -59,11 +59,13 @@ RESOURCE_ACTIONS: dict[str, dict[str, str]] = {
         "iam:GetRolePolicy": "read",
         "iam:DeleteRolePolicy": "delete",
     },
-    # internal/service/ecr/repository.go: CreateRepository; Read -> DescribeRepositories,
-    # ListTagsForResource; Update (an adopted repository) -> PutImageTagMutability,
-    # PutImageScanningConfiguration. Retained: no DeleteRepository.
+    # internal/service/ecr/repository.go: CreateRepository (with tags, which IAM also checks as
+    # ecr:TagResource); Read -> DescribeRepositories, ListTagsForResource; Update (an adopted
+    # repository) -> PutImageTagMutability, PutImageScanningConfiguration, TagResource (our tag).
+    # Retained: no DeleteRepository.
     "aws:ecr/repository:Repository": {
         "ecr:CreateRepository": "create",
+        "ecr:TagResource": "create",
         "ecr:DescribeRepositories": "read",
         "ecr:ListTagsForResource": "read",
         "ecr:PutImageTagMutability": "update",
@@ -79,6 +81,14 @@ INVOKE_ACTIONS: dict[str, dict[str, str]] = {
     render.OIDC_LOOKUP: {"iam:ListOpenIDConnectProviders": "*", "iam:GetOpenIDConnectProvider": "oidc"},
     # internal/service/ecr/repositories_data_source.go: DescribeRepositories paginated.
     render.ECR_LIST: {"ecr:DescribeRepositories": "repository"},
+    # internal/service/ecr/repository_data_source.go: findRepository (DescribeRepositories),
+    # findImageDetails (DescribeImages), tags (@Tags: ListTagsForResource). Asked only about
+    # names the list answered.
+    render.ECR_LOOKUP: {
+        "ecr:DescribeRepositories": "repository",
+        "ecr:DescribeImages": "repository",
+        "ecr:ListTagsForResource": "repository",
+    },
     # internal/service/ecr/authorization_token_data_source.go: GetAuthorizationToken (account-wide).
     "aws:ecr/getAuthorizationToken:getAuthorizationToken": {"ecr:GetAuthorizationToken": "*"},
 }
