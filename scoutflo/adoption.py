@@ -24,8 +24,9 @@ a replacement is refused for an imported resource (step_generator.go:1975-1996).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from scoutflo.policies import GITHUB_OIDC_HOST
@@ -125,19 +126,45 @@ def oidc_from_lookup(lookup: Any) -> OidcProvider | None:
     return OidcProvider(arn=found.arn, client_ids=tuple(found.client_id_lists or ()), tags=dict(found.tags or {}))
 
 
+def _ask(what: str, fix: str, invoke: Callable[[], Any]) -> Any:
+    """Run a look-up; its failure (a bare Exception from the SDK) becomes one clear message."""
+    try:
+        return invoke()
+    except Exception as err:  # noqa: BLE001 - the SDK raises a bare Exception for a failed invoke
+        raise AdoptionError(f"looking up {what} failed: {err}. {fix}") from None
+
+
 def look_up(tenant: str, owner: str, apps: Iterable[str], ecr_names: Iterable[str], *, oidc: bool) -> Existing:
     """Ask the providers what exists (plain invokes: their answers are needed as resource options)."""
     import pulumi_aws as aws
     import pulumi_github as github
 
     provider = oidc_from_lookup(lambda: aws.iam.get_open_id_connect_provider(url=OIDC_URL)) if oidc else None
-    found = {app: repo_to_adopt(tenant, owner, app, github.get_repository(full_name=f"{owner}/{app}")) for app in apps}
+    gh_fix = "Check github:token (or $GITHUB_TOKEN): scopes repo and workflow, for owner github:owner."
+    found = {
+        app: repo_to_adopt(
+            tenant,
+            owner,
+            app,
+            _ask(
+                f"GitHub repository {owner}/{app}",
+                gh_fix,
+                partial(github.get_repository, full_name=f"{owner}/{app}"),
+            ),
+        )
+        for app in apps
+    }
     # The list data source answers every name (internal/service/ecr/repositories_data_source.go);
     # aws.ecr.get_repository fails on a missing repository (repository_data_source.go
     # findRepository), so it is asked only about names that exist, for their tags.
-    in_region = set(aws.ecr.get_repositories().names or ())
+    aws_fix = "The deployer's AWS rights are deploy/deployer-iam-policy.json."
+    in_region = set(_ask("the region's ECR repositories", aws_fix, aws.ecr.get_repositories).names or ())
     registries = {
-        name: registry_to_adopt(tenant, name, dict(aws.ecr.get_repository(name=name).tags or {}))
+        name: registry_to_adopt(
+            tenant,
+            name,
+            dict(_ask(f"ECR repository {name}", aws_fix, partial(aws.ecr.get_repository, name=name)).tags or {}),
+        )
         for name in ecr_names
         if name in in_region
     }

@@ -272,3 +272,13 @@ def test_second_run_of_a_new_stack_changes_nothing() -> None:
             created_id = render.fake_id(res.type, res.name, res.inputs, {"arn": OIDC_ARN})
             assert not engine_imports(old_id=created_id, old_import_id="", goal_id=res.import_id), res.urn
     assert sum(bool(r.import_id) for r in second.resources) == 5  # provider, 2 repos, 2 registries
+
+
+def test_a_failing_github_lookup_names_the_token_and_registers_nothing() -> None:
+    def unauthorized(args: Mapping[str, Any]) -> dict[str, Any]:
+        raise render.NotFound("GET https://api.github.com/repos/acme-gitops/storefront: 401 Bad credentials")
+
+    recording = render.Recording(region="eu-west-1")
+    with pytest.raises(Exception, match=r"looking up GitHub repository acme-gitops/storefront failed.*github:token"):
+        run_main(recording=recording, cloud=cloud(repos=unauthorized))
+    assert not recording.resources
