@@ -224,13 +224,13 @@ def test_without_branch_protection_nothing_is_registered_and_the_readme_says_so(
     recording = run_main({"scoutflo:branchProtection": "false"})
     assert not of_type(recording, "github:index/branchProtection:BranchProtection")
     readme = render.repo_trees(recording)["storefront"]["README.md"][0]
-    assert "no branch protection" in readme and "advisory" in readme
+    assert isinstance(readme, str) and "no branch protection" in readme and "advisory" in readme
 
 
 def test_branch_protection_is_on_by_default(dev_recording: render.Recording) -> None:
     assert len(of_type(dev_recording, "github:index/branchProtection:BranchProtection")) == 2
     readme = render.repo_trees(dev_recording)["storefront"]["README.md"][0]
-    assert "no branch protection" not in readme and "${" not in readme
+    assert isinstance(readme, str) and "no branch protection" not in readme and "${" not in readme
 
 
 def test_deprecated_vulnerability_alerts_is_not_used(dev_recording: render.Recording) -> None:
