@@ -112,9 +112,9 @@ class ChartRepo(pulumi.ComponentResource):
             allow_rebase_merge=False,
             allow_squash_merge=True,
             # `vulnerability_alerts` is deprecated (terraform-provider-github
-            # github/resource_github_repository.go:398-405, "Use the
-            # github_repository_vulnerability_alerts resource instead"): Dependabot alerts follow
-            # the owner's "enable for new repositories" setting, one write less per app.
+            # github/resource_github_repository.go:398-405; pulumi_github 6.15 Repository warns "Use
+            # the RepositoryVulnerabilityAlerts resource instead"): Dependabot alerts follow the
+            # owner's "enable for new repositories" setting, one write less per app.
             # Adding an app again adopts its archived repository; `archived=False` unarchives it.
             archived=False,
             # Tells this repository from someone else's of the same name (scoutflo/adoption.py).
