@@ -10,7 +10,7 @@ import pulumi_github as github
 
 from components.ci_role import CiRole, CiRoleArgs
 from components.repo_commit import RepoCommit, RepoCommitArgs
-from scoutflo.adoption import tenant_topic
+from scoutflo.adoption import READOPTED_FILES, READOPTED_MESSAGE, FoundRepo, tenant_topic
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,10 +36,8 @@ class ChartRepoArgs:
     """PR workflow job branch protection requires."""
     branch_protection: bool = True
     """False on GitHub Free (private repos get no protection there): nothing is registered."""
-    adopt: bool = False
-    """The repository exists (archived by an earlier removal, or ours): import and unarchive it."""
-    topics: tuple[str, ...] = ()
-    """An adopted repository's current topics: kept (ours is added)."""
+    existing: FoundRepo | None = None
+    """The repository exists (archived by an earlier removal, or ours): import (and unarchive) it."""
     tenant: str
     """Marks the repository as this tenant's (topic `scoutflo-<tenant>`)."""
     import_files: Mapping[str, str] = field(default_factory=dict)
@@ -120,8 +118,8 @@ class ChartRepo(pulumi.ComponentResource):
             # Tells this repository from someone else's of the same name (scoutflo/adoption.py).
             # The topics the look-up found are kept, so the user's own are never fought over, and
             # an adopted archive gets ours (else the next run would take it for someone else's).
-            topics=sorted({tenant_topic(args.tenant), *args.topics}),
-            opts=pulumi.ResourceOptions(parent=self, import_=args.name if args.adopt else None),
+            topics=sorted({tenant_topic(args.tenant), *(args.existing.topics if args.existing else ())}),
+            opts=pulumi.ResourceOptions(parent=self, import_=args.name if args.existing else None),
         )
         # auto_init creates the owner's default branch, which is not always `main`; the pipeline,
         # the CI role's trust and the protection all name `main`, so rename it when it differs.
@@ -137,6 +135,7 @@ class ChartRepo(pulumi.ComponentResource):
 
     def _create_commits(self, repo: github.Repository, depends_on: list[pulumi.Resource]) -> None:
         name, args = self._name, self._args
+        readopted = bool(args.existing and args.existing.archived)
         # The first push to main runs the release workflow, so the variables (and through them
         # the CI role) must exist before it lands.
         initial = RepoCommit(
@@ -144,9 +143,11 @@ class ChartRepo(pulumi.ComponentResource):
             RepoCommitArgs(
                 owner=args.owner,
                 repo=repo.name,
-                files=args.files,
-                executable=args.executable,
-                message="Scoutflo: chart repository scaffold",
+                # An archived repository adopted again has its pipeline and the user's chart: the
+                # scaffold would overwrite them on main, so this stack's first commit adds a note.
+                files=READOPTED_FILES if readopted else args.files,
+                executable=() if readopted else args.executable,
+                message=READOPTED_MESSAGE if readopted else "Scoutflo: chart repository scaffold",
                 token=args.token,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),

@@ -60,18 +60,38 @@ class OidcProvider:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FoundRepo:
+    topics: tuple[str, ...]
+    """Kept when adopted (ours is added)."""
+    archived: bool
+    """A removed app's repository, adopted again: its content is the user's."""
+
+
+# What the first commit of a stack that adopts an archived repository writes instead of the
+# scaffold: the repository already has its pipeline and the user's chart, which the scaffold
+# would overwrite on main. RepoCommit ignores file changes once it exists
+# (components/repo_commit.py `_IDENTITY`), so later runs passing the scaffold change nothing.
+READOPTED_MESSAGE = "Scoutflo: repository adopted again"
+READOPTED_FILES = {
+    ".scoutflo/adopted.md": (
+        "This repository was archived when its app was removed from a Scoutflo stack, and adopted\n"
+        "again when the app came back: Scoutflo unarchived it and left every file as it was.\n"
+    )
+}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Existing:
     oidc: OidcProvider | None
     """The account's GitHub OIDC provider, or None when the account has none."""
-    repos: Mapping[str, tuple[str, ...]]
-    """App repositories to adopt -> their current topics (kept, ours added)."""
+    repos: Mapping[str, FoundRepo]
+    """App repositories to adopt."""
     registries: Mapping[str, Mapping[str, str]]
     """ECR repositories to adopt -> their current tags (kept, ours added)."""
 
 
-def repo_to_adopt(tenant: str, owner: str, name: str, found: Any) -> tuple[str, ...] | None:
-    """Adopt the repository `found` by `github.get_repository` (answer: its topics), create it
-    (None), or refuse.
+def repo_to_adopt(tenant: str, owner: str, name: str, found: Any) -> FoundRepo | None:
+    """Adopt the repository `found` by `github.get_repository`, create it (None), or refuse.
 
     The data source answers a 404 with an empty id and no error (terraform-provider-github
     github/data_source_github_repository.go:369-377), so "absent" is an answer without repo_id.
@@ -82,8 +102,9 @@ def repo_to_adopt(tenant: str, owner: str, name: str, found: Any) -> tuple[str, 
         return None
     topics = tuple(getattr(found, "topics", None) or ())
     others = [t for t in topics if t.startswith(TOPIC_PREFIX) and t != tenant_topic(tenant)]
-    if tenant_topic(tenant) in topics or (getattr(found, "archived", False) and not others):
-        return topics
+    archived = bool(getattr(found, "archived", False))
+    if tenant_topic(tenant) in topics or (archived and not others):
+        return FoundRepo(topics=topics, archived=archived)
     raise AdoptionError(
         f"GitHub repository {owner}/{name} already exists and is not tenant {tenant!r}'s "
         f"({'topic ' + others[0] if others else 'not archived, no topic ' + tenant_topic(tenant)}): "
@@ -170,6 +191,6 @@ def look_up(tenant: str, owner: str, apps: Iterable[str], ecr_names: Iterable[st
     }
     return Existing(
         oidc=provider,
-        repos={app: topics for app, topics in found.items() if topics is not None},
+        repos={app: repo for app, repo in found.items() if repo is not None},
         registries=registries,
     )
