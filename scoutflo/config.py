@@ -137,11 +137,13 @@ def _as_object(key: str, value: Any) -> Any:
 
 
 def _as_bool(key: str, value: Any) -> bool:
-    # The CLI hands a boolean to the program as the text "true" or "false".
+    # The CLI hands a boolean to the program as the text "true" or "false", the only strings its
+    # type check accepts for `type: boolean` (pulumi/pulumi sdk/go/common/workspace/project.go
+    # ValidateConfigValue, lines 798-806).
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
+    if value in ("true", "false"):
+        return bool(value == "true")
     raise ConfigError(f"config '{key}' must be true or false, e.g. `pulumi config set {key.split(':')[1]} false`")
 
 

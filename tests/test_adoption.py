@@ -262,7 +262,7 @@ def test_first_commit_waits_for_the_ci_push_policy(dev_recording: render.Recordi
         assert len(waited) == 1 and waited[0].name == f"{commit.inputs['repo']}-ci-push", commit.name
 
 
-@pytest.mark.parametrize("value", ["maybe", "1", ""])
+@pytest.mark.parametrize("value", ["maybe", "1", "", "True"])
 def test_branch_protection_must_be_a_boolean(value: str) -> None:
     recording = render.Recording(region="eu-west-1")
     with pytest.raises(Exception, match="scoutflo:branchProtection' must be true or false"):
