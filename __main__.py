@@ -12,9 +12,9 @@ from components.github_oidc import GithubOidc, GithubOidcArgs
 from components.registry_access import RegistryAccess, registry_access_args
 from scoutflo import naming
 from scoutflo.adoption import AdoptionError, look_up
-from scoutflo.chart_archive import ArchiveError
-from scoutflo.chart_fetch import ChartFetcher, FetchError, cache_dir
-from scoutflo.chart_import import application_values, plan_imports
+from scoutflo.charts.errors import ChartError
+from scoutflo.charts.fetch import ChartFetcher, cache_dir
+from scoutflo.charts.plan import application_values, plan_imports
 from scoutflo.config import ConfigError, load_config
 from scoutflo.repo_files import EXECUTABLES, initial_files
 
@@ -34,7 +34,7 @@ try:
         ecr_names.values(),
         oidc=not cfg.github_oidc_provider_arn,
     )
-except (ConfigError, CatalogError, FetchError, ArchiveError, AdoptionError) as err:
+except (ConfigError, CatalogError, ChartError, AdoptionError) as err:
     raise pulumi.RunError(str(err)) from None
 
 account = aws.get_caller_identity_output().account_id

@@ -19,8 +19,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scoutflo.chart_fetch import ChartFetcher
-from scoutflo.chart_import import plan_import
+from scoutflo.charts.fetch import ChartFetcher
+from scoutflo.charts.plan import plan_import
 from scoutflo.github_api import GitHub, commit_files
 from tests.github_stub import GitHubState, github_stub
 from tests.loopback import static_http

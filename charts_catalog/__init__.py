@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-import yaml
-
+from scoutflo.charts import safe_yaml
+from scoutflo.charts.chart_yaml import chart_name_problem
+from scoutflo.charts.versions import VersionError, parse_constraint
 from scoutflo.naming import app_name_problem, dns_label_problem
-from scoutflo.versions import VersionError, parse_constraint
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 TEMPLATE_PREFIX = "template:"
@@ -129,11 +130,28 @@ def _parse_source(path: Path, name: str, repo: str, src: Mapping[str, Any]) -> C
         rest = repo.split("://", 1)[1]
     else:
         raise _fail(path, "source.repo", f"{repo!r} must start with oci://, https:// or template:")
-    if not rest or rest.startswith("/") or " " in rest:
+    if "@" in rest.split("/", 1)[0]:
+        # The URL is not repeated: it holds a password. Credentials live in the stack's secret.
+        raise _fail(
+            path,
+            "source.repo",
+            "holds a user name or password (user:password@host); remove it and put the credentials "
+            "in the secret config key scoutflo:chartRegistryCredentials under the host's name",
+        )
+    if not rest or rest.startswith("/") or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in rest):
+        raise _fail(path, "source.repo", f"{repo!r} has no host")
+    try:
+        host = urlsplit(f"{kind}://{rest}").hostname
+        urlsplit(f"{kind}://{rest}").port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise _fail(path, "source.repo", f"{repo!r} has an invalid host or port") from None
+    if not host:
         raise _fail(path, "source.repo", f"{repo!r} has no host")
     chart = src.get("chart")
-    if not isinstance(chart, str) or not chart or "/" in chart or chart in (".", ".."):
+    if not isinstance(chart, str) or not chart:
         raise _fail(path, "source.chart", "is required: the chart's name in that repository")
+    if problem := chart_name_problem(chart):
+        raise _fail(path, "source.chart", problem)
     version = src.get("version")
     if not isinstance(version, str):
         raise _fail(path, "source.version", "is required: a semver range such as '>=16.0.0 <17.0.0'")
@@ -149,9 +167,9 @@ def _parse_source(path: Path, name: str, repo: str, src: Mapping[str, Any]) -> C
 
 def load_file(path: Path) -> CatalogEntry:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise CatalogError(f"catalog file {path}: not valid YAML: {err}") from None
+        data = safe_yaml.load(path.read_bytes(), f"catalog file {path}")
+    except safe_yaml.UntrustedYamlError as err:
+        raise CatalogError(str(err)) from None
     return parse_entry(path, data)
 
 

@@ -40,7 +40,7 @@ class ChartRepoArgs:
     """The repository exists (archived by an earlier removal, or ours): import (and unarchive) it."""
     tenant: str
     """Marks the repository as this tenant's (topic `scoutflo-<tenant>`)."""
-    import_files: Mapping[str, str] = field(default_factory=dict)
+    import_files: Mapping[str, str | bytes] = field(default_factory=dict)
     """An imported chart, proposed as one pull request ({} for templates)."""
     import_branch: str = ""
     import_title: str = ""

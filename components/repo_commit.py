@@ -88,7 +88,7 @@ class RepoCommitArgs:
     """Repository owner (user or organisation)."""
     repo: pulumi.Input[str]
     """Repository name."""
-    files: Mapping[str, str]
+    files: Mapping[str, str | bytes]
     """Path -> text content, all in one commit."""
     executable: Sequence[str] = field(default_factory=tuple)
     """Paths committed with mode 100755."""

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from charts_catalog import CatalogEntry
+from scoutflo.charts.versions import VersionError, parse_constraint
 from scoutflo.naming import app_name_problem, dns_label_problem, ecr_prefix_problem
-from scoutflo.versions import VersionError, parse_constraint
 
 PROJECT = "scoutflo"
 Mode = Literal["vendor", "umbrella"]

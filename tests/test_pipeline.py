@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from automation import render
-from scoutflo.versions import highest_match
+from scoutflo.charts.versions import highest_match
 from tests.loopback import oci_registry, tags
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from scoutflo.versions import VersionError, highest_match, parse_constraint, parse_version
+from scoutflo.charts.versions import VersionError, highest_match, parse_constraint, parse_version
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,9 @@ and more, because tarfile's extraction filters have had bypasses (CVE-2025-4517,
 nothing is ever extracted; members are read into memory and only regular files are accepted
 (no symlinks, hard links or devices: see CVE-2025-53547's symlinked Chart.lock), and a chart
 directory named `.` or `..` is refused (CVE-2026-35206).
+
+Limits are one `Budget` per import, shared by the chart and every vendored subchart inside it at
+any depth: per-archive limits alone let 40 subcharts of 4 MiB each through.
 """
 
 from __future__ import annotations
@@ -14,14 +17,40 @@ import io
 import re
 import tarfile
 import zlib
+from dataclasses import dataclass
+
+from scoutflo.charts.errors import ArchiveError
 
 MAX_CHART_BYTES = 100 * 1024 * 1024
 MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_FILES = 10_000
+MAX_DEPTH = 5
+"""Nesting of vendored subcharts (charts/x.tgz inside charts/y.tgz ...); real charts use 1-2."""
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# C0 controls, DEL and C1 controls: Git stores them, but they break branch names, shells, YAML.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+__all__ = ["MAX_CHART_BYTES", "MAX_FILE_BYTES", "ArchiveError", "Budget", "gunzip_capped", "read_chart"]
 
 
-class ArchiveError(ValueError):
-    """A chart archive that is malformed or hostile; nothing from it is used."""
+@dataclass
+class Budget:
+    """Bytes (decompressed) and files left for one import, across all nesting levels."""
+
+    bytes_left: int = MAX_CHART_BYTES
+    files_left: int = MAX_FILES
+    max_file: int = MAX_FILE_BYTES
+    max_depth: int = MAX_DEPTH
+
+    def spend(self, name: str, size: int) -> None:
+        if size > self.max_file:
+            raise ArchiveError(f"{name!r} is {size} bytes; at most {self.max_file} per file")
+        self.bytes_left -= size
+        self.files_left -= 1
+        if self.bytes_left < 0:
+            raise ArchiveError("the chart and its subcharts add up to more than the import's byte budget")
+        if self.files_left < 0:
+            raise ArchiveError("the chart and its subcharts hold more files than the import's file budget")
 
 
 def gunzip_capped(data: bytes, limit: int = MAX_CHART_BYTES) -> bytes:
@@ -32,11 +61,24 @@ def gunzip_capped(data: bytes, limit: int = MAX_CHART_BYTES) -> bytes:
     except zlib.error as err:
         raise ArchiveError(f"not a gzip archive: {err}") from None
     if len(out) > limit or inflater.unconsumed_tail:
-        raise ArchiveError(f"archive expands beyond {limit // (1024 * 1024)} MiB")
+        raise ArchiveError(f"archive expands beyond {limit} bytes")
     return out
 
 
+def name_problem(name: str) -> str | None:
+    """Why Git, Helm or a checkout on another OS could not hold this path component or path."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8"
+    if _CONTROL.search(name):
+        return "contains a control character"
+    return None
+
+
 def _check_name(name: str) -> list[str]:
+    if problem := name_problem(name):
+        raise ArchiveError(f"{name!r} {problem}")
     if "\\" in name:
         raise ArchiveError(f"{name!r}: backslashes are not allowed in chart paths")
     if name.startswith("/") or _DRIVE.match(name):
@@ -47,25 +89,35 @@ def _check_name(name: str) -> list[str]:
     if "." in parts:
         # A chart directory named '.' unpacks into the parent directory (CVE-2026-35206).
         raise ArchiveError(f"{name!r}: '.' path components (a chart named '.') are not allowed")
+    if any(p.lower() == ".git" for p in parts):
+        raise ArchiveError(f"{name!r}: a '.git' component cannot be committed")
     return parts
 
 
 def read_chart(
-    data: bytes, *, max_chart: int = MAX_CHART_BYTES, max_file: int = MAX_FILE_BYTES
+    data: bytes,
+    *,
+    budget: Budget | None = None,
+    max_chart: int = MAX_CHART_BYTES,
+    max_file: int = MAX_FILE_BYTES,
 ) -> tuple[str, dict[str, bytes]]:
     """(chart directory name, {path inside the chart: bytes}) of a chart .tgz.
 
     Raises ArchiveError for anything Helm would not load or that could escape a directory.
+    `budget` is shared with the archive's own subcharts; without one, a fresh budget of
+    `max_chart` bytes and `max_file` per file is used.
     """
-    raw = gunzip_capped(data, max_chart)
+    if budget is None:
+        budget = Budget(bytes_left=max_chart, max_file=max_file)
+    # The compressed stream may not expand beyond what is left of the budget (plus tar headers).
+    raw = gunzip_capped(data, max(budget.bytes_left, 0) + 1024 * 1024)
     try:
         tar = tarfile.open(fileobj=io.BytesIO(raw), mode="r:")
         members = tar.getmembers()
-    except tarfile.TarError as err:
+    except (tarfile.TarError, EOFError, ValueError) as err:
         raise ArchiveError(f"not a tar archive: {err}") from None
     files: dict[str, bytes] = {}
     tops: set[str] = set()
-    total = 0
     for member in members:
         parts = _check_name(member.name)
         if member.isdir():
@@ -77,11 +129,7 @@ def read_chart(
             raise ArchiveError(f"{member.name!r}: a {kind}; charts may hold regular files only")
         if len(parts) < 2:
             raise ArchiveError(f"{member.name!r}: every file must be inside the chart's directory")
-        if member.size > max_file:
-            raise ArchiveError(f"{member.name!r} is {member.size} bytes; at most {max_file} per file")
-        total += member.size
-        if total > max_chart:
-            raise ArchiveError(f"files add up to more than {max_chart} bytes")
+        budget.spend(member.name, member.size)
         tops.add(parts[0])
         if len(tops) > 1:
             raise ArchiveError(f"a chart archive has exactly one top-level directory, found {sorted(tops)}")
@@ -89,7 +137,8 @@ def read_chart(
         if path in files:
             raise ArchiveError(f"{member.name!r} appears twice")
         handle = tar.extractfile(member)
-        assert handle is not None
+        if handle is None:
+            raise ArchiveError(f"{member.name!r} cannot be read")
         files[path] = handle.read()
     if len(tops) != 1:
         raise ArchiveError(f"a chart archive has exactly one top-level directory, found {sorted(tops) or 'none'}")
