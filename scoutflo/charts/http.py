@@ -21,6 +21,7 @@ do, and is kept here:
 from __future__ import annotations
 
 import email.utils
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -103,6 +104,8 @@ class Http:
     requests: int = 0
     offline: bool = False
     """Refuse any request (tests: proves a cache hit needs no network)."""
+    verify: ssl.SSLContext | bool = True
+    """TLS verification, as httpx takes it (a context trusting a private CA for mirrors and tests)."""
     _until: float | None = None
     _client: httpx.Client | None = field(default=None, repr=False)
 
@@ -120,7 +123,7 @@ class Http:
 
     def client(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(follow_redirects=False, timeout=self.timeout)
+            self._client = httpx.Client(follow_redirects=False, timeout=self.timeout, verify=self.verify)
         return self._client
 
     def get(
