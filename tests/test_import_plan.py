@@ -1,0 +1,222 @@
+"""Import plans from archives built here: binary files byte for byte, one budget across nested
+subcharts, names Git and Helm can hold, Chart.yaml forms edited into files Helm and ci/release read."""
+
+from __future__ import annotations
+
+import bz2
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scoutflo.charts.archive import ArchiveError, Budget, read_chart
+from scoutflo.charts.fetch import FetchedChart, sha256
+from scoutflo.charts.plan import plan_import, tree_problems
+
+ROOT = Path(__file__).resolve().parent.parent
+CHART = b"apiVersion: v2\nname: demo\nversion: 1.0.0\nappVersion: 2.0.0\n"
+
+
+def tgz(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for path, data in files.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def fetched(files: dict[str, bytes], chart: str = "demo", version: str = "1.0.0") -> FetchedChart:
+    archive = tgz(files)
+    return FetchedChart(chart=chart, version=version, digest=sha256(archive), source="https://x", archive=archive)
+
+
+def plan(files: dict[str, bytes], mode: str = "vendor", **kw: str) -> dict[str, str | bytes]:
+    return plan_import(app="app", mode=mode, fetched=fetched(files, **kw), constraint="*", description="d").files
+
+
+def sub(name: str, extra: dict[str, bytes] | None = None, version: str = "0.1.0") -> bytes:
+    return tgz({f"{name}/Chart.yaml": f"apiVersion: v2\nname: {name}\nversion: {version}\n".encode(), **(extra or {})})
+
+
+# ------------------------------------------------------------------ binary files
+
+
+def test_binary_files_are_planned_byte_for_byte() -> None:
+    """kube-prometheus-stack's charts/crds/files/crds.bz2, an icon with a NUL, invalid UTF-8."""
+    crds = bz2.compress(b"apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n" * 50)
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+    files = plan(
+        {
+            "demo/Chart.yaml": CHART,
+            "demo/files/icon.png": png,
+            "demo/files/latin1.txt": "caf\xe9".encode("latin-1"),
+            "demo/files/nul.txt": b"a\x00b",
+            "demo/values.yaml": "greeting: héllo\n".encode(),
+            "demo/charts/crds-0.0.0.tgz": sub("crds", {"crds/files/crds.bz2": crds}),
+        }
+    )
+    assert files["chart/charts/crds/files/crds.bz2"] == crds
+    assert files["chart/files/icon.png"] == png
+    assert files["chart/files/latin1.txt"] == b"caf\xe9"
+    assert files["chart/files/nul.txt"] == b"a\x00b"
+    assert files["chart/values.yaml"] == "greeting: héllo\n", "text stays str"
+    assert {type(v) for v in files.values()} == {str, bytes}
+
+
+# ------------------------------------------------------------------ one budget, nesting depth
+
+
+def test_one_budget_across_all_nested_subcharts() -> None:
+    """40 vendored subcharts of 4 MiB each: every archive is under the per-chart cap, together not."""
+    big = b"a" * (4 * 1024 * 1024)
+    files = {"demo/Chart.yaml": CHART}
+    for i in range(40):
+        files[f"demo/charts/s{i}-0.1.0.tgz"] = sub(f"s{i}", {f"s{i}/files/blob.txt": big})
+    with pytest.raises(ArchiveError, match="byte budget"):
+        plan(files)
+
+
+def test_file_count_is_one_budget_too() -> None:
+    budget = Budget(files_left=5)
+    with pytest.raises(ArchiveError, match="file budget"):
+        read_chart(tgz({"demo/Chart.yaml": CHART, **{f"demo/f{i}": b"x" for i in range(5)}}), budget=budget)
+
+
+def test_subchart_nesting_depth_is_capped() -> None:
+    inner = sub("s6")
+    for i in range(5, -1, -1):
+        inner = sub(f"s{i}", {f"s{i}/charts/s{i + 1}-0.1.0.tgz": inner})
+    with pytest.raises(ArchiveError, match="nested deeper than 5"):
+        plan({"demo/Chart.yaml": CHART, "demo/charts/s0-0.1.0.tgz": inner})
+    ok = sub("s1", {"s1/charts/s2-0.1.0.tgz": sub("s2")})
+    assert "chart/charts/s1/charts/s2/Chart.yaml" in plan({"demo/Chart.yaml": CHART, "demo/charts/s1.tgz": ok})
+
+
+# ------------------------------------------------------------------ what Git and Helm cannot hold
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"demo/templates/a\nb.yaml": b"x"}, "control character"),
+        ({"demo/templates/a\x7f.yaml": b"x"}, "control character"),
+        ({"demo/templates/\udcff.yaml": b"x"}, "not valid UTF-8"),
+        ({"demo/templates": b"x", "demo/templates/a.yaml": b"x"}, "both a file and a directory"),
+        ({"demo/templates/A.yaml": b"x", "demo/templates/a.yaml": b"x"}, "differ only in case"),
+        ({"demo/.GIT/config": b"x"}, ".git"),
+        (
+            {"demo/charts/a-1.tgz": sub("a"), "demo/charts/a-2.tgz": sub("a", version="0.2.0")},
+            "two subcharts named 'a'",
+        ),
+        ({"demo/charts/a-1.tgz": sub("a"), "demo/charts/a/Chart.yaml": b"name: a\nversion: 1.0.0\n"}, "two subcharts"),
+        (
+            {
+                "demo/charts/x.tgz": sub("x").replace(b"", b"")[:0]
+                + tgz({"x/Chart.yaml": b"name: 'a\\nb'\nversion: 1.0.0\n"})
+            },
+            "not a Helm chart name",
+        ),
+        ({"demo/charts/x.tgz": tgz({"x/Chart.yaml": b"name: x\nversion: '1.0.0 '\n"})}, "whitespace"),
+    ],
+    ids=[
+        "newline",
+        "DEL",
+        "invalid UTF-8",
+        "file and directory",
+        "case",
+        ".git",
+        "duplicate subcharts",
+        "subchart tgz and directory",
+        "subchart name with newline",
+        "subchart version with whitespace",
+    ],
+)
+def test_what_git_or_helm_cannot_hold_is_refused(files: dict[str, bytes], message: str) -> None:
+    with pytest.raises(ArchiveError, match=message):
+        plan({"demo/Chart.yaml": CHART, **files})
+
+
+@pytest.mark.parametrize(
+    ("chart", "version", "message"),
+    [
+        ("de\nmo", "1.0.0", "not a Helm chart name"),
+        ("de$mo", "1.0.0", "not a Helm chart name"),
+        ("a..b", "1.0.0", "Git branch"),
+        ("demo", "1.0.0 ", "whitespace"),
+        ("demo", "1.0.0\n", "whitespace"),
+    ],
+)
+def test_chart_names_and_versions_that_would_inject(chart: str, version: str, message: str) -> None:
+    """A name with a newline would inject YAML into the umbrella values.yaml and the branch name."""
+    with pytest.raises(ArchiveError, match=message):
+        plan({"demo/Chart.yaml": CHART}, mode="umbrella", chart=chart, version=version)
+
+
+def test_tree_problems_accepts_a_normal_chart() -> None:
+    assert tree_problems(["chart/Chart.yaml", "chart/templates/a.yaml", "chart/charts/sub/Chart.yaml"]) == []
+
+
+# ------------------------------------------------------------------ Chart.yaml forms
+
+
+def release_fields(chart_dir: Path) -> tuple[str, str]:
+    """name and version exactly as the app repo's ci/release reads them (its own `field` function)."""
+    script = (ROOT / "scoutflo" / "scaffold" / "ci" / "release").read_text()
+    field = next(line for line in script.splitlines() if line.startswith("field()"))
+    out = subprocess.run(
+        ["bash", "-c", f'{field}\nchart_dir="$1"\nfield name\nfield version', "x", str(chart_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize(
+    "chart_yaml",
+    [
+        b"\xef\xbb\xbfapiVersion: v2\nname: demo\nversion: 1.0.0\n",
+        b"apiVersion: v2\r\nname: demo\r\nversion: 1.0.0\r\n# upstream comment\r\n",
+        b"{apiVersion: v2, name: demo, version: 1.0.0, annotations: {a: b}}\n",
+        b"apiVersion: v2\nname:\n  demo\nversion: '1.0.0'\nannotations: {a: b}\n",
+        b'apiVersion: v2\nversion: 1.0.0 # pinned\nname: "demo"\nannotations:\n  a: b\n',
+    ],
+    ids=["BOM", "CRLF", "flow mapping", "multi-line name", "quoted and commented"],
+)
+def test_chart_yaml_edits_give_a_file_helm_and_ci_release_read(chart_yaml: bytes, tmp_path: Path) -> None:
+    files = plan({"demo/Chart.yaml": chart_yaml, "demo/templates/cm.yaml": b"kind: ConfigMap\n"})
+    text = files["chart/Chart.yaml"]
+    assert isinstance(text, str) and "\r" not in text and not text.startswith("\ufeff")
+    meta = yaml.safe_load(text)
+    assert (meta["name"], meta["version"]) == ("app", "0.1.0")
+    assert meta["annotations"]["scoutflo.io/upstream"] == "https://x/demo:1.0.0"
+    chart = tmp_path / "chart"
+    chart.mkdir()
+    (chart / "Chart.yaml").write_text(text)
+    assert release_fields(chart) == ("app", "0.1.0")
+    helm = subprocess.run(["helm", "show", "chart", str(chart)], capture_output=True, text=True, timeout=60)
+    assert helm.returncode == 0, helm.stderr
+    shown = yaml.safe_load(helm.stdout)
+    assert (shown["name"], shown["version"]) == ("app", "0.1.0"), "Helm loads the same name and version"
+
+
+@pytest.mark.parametrize(
+    ("chart_yaml", "message"),
+    [
+        (b"apiVersion: v2\nname: demo\nversion: 1.0.0\nname: other\n", "duplicate key 'name'"),
+        (b"apiVersion: v2\nname: demo\nversion: 1.0.0\n---\nname: other\n", "single document"),
+        (b"apiVersion: v2\nname: &n demo\nversion: 1.0.0\ndescription: *n\n", "aliases"),
+        (b"- name: demo\n", "must be a YAML mapping"),
+        (b"apiVersion: v2\nname: demo\nversion: [1]\n", "version must be a non-empty string"),
+        (b"apiVersion: v2\nname: demo\nversion: 1.0.0\nannotations: [a]\n", "annotations must be a mapping"),
+        (b"\xff\xfe", "not UTF-8"),
+    ],
+)
+def test_odd_chart_yaml_is_a_typed_error(chart_yaml: bytes, message: str) -> None:
+    with pytest.raises(ArchiveError, match=message):
+        plan({"demo/Chart.yaml": chart_yaml})
