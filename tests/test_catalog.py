@@ -75,3 +75,53 @@ def test_namespace_defaults_to_name(tmp_path: Path) -> None:
     entry = parse_entry(tmp_path / "kafka.yaml", GOOD)
     assert entry.namespace == "kafka"
     assert dict(entry.values) == {}
+
+
+@pytest.mark.parametrize(
+    "repo",
+    [
+        "http://robot:s3cr3t-pw@charts.example.com/stable",
+        "https://s3cr3t-pw@charts.example.com",
+        "oci://robot:s3cr3t-pw@registry.example.com/ns",
+    ],
+)
+def test_userinfo_in_a_source_url_is_refused_without_repeating_it(tmp_path: Path, repo: str) -> None:
+    path = write(tmp_path, "kafka", {**GOOD, "source": {**GOOD["source"], "repo": repo}})
+    with pytest.raises(CatalogError) as err:
+        load_dir(tmp_path)
+    message = str(err.value)
+    assert str(path) in message and "source.repo" in message and "chartRegistryCredentials" in message
+    assert "s3cr3t" not in message and "robot" not in message
+
+
+@pytest.mark.parametrize(
+    ("source", "field"),
+    [
+        ({"chart": "kaf\nka"}, "source.chart"),
+        ({"chart": "kaf$ka"}, "source.chart"),
+        ({"chart": "a" * 251}, "source.chart"),
+        ({"repo": "https://charts.example.com:99999"}, "invalid host or port"),
+        ({"repo": "https://charts.exa\tmple.com"}, "has no host"),
+    ],
+)
+def test_chart_names_outside_helms_charset_and_bad_hosts(tmp_path: Path, source: dict[str, str], field: str) -> None:
+    """Helm's chart name rule: helm/helm pkg/chart/v2/util/create.go:38 `^[a-zA-Z0-9._-]+$`, 250 max."""
+    write(tmp_path, "kafka", {**GOOD, "source": {**GOOD["source"], **source}})
+    with pytest.raises(CatalogError, match=field):
+        load_dir(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "name: kafka\nsource: &s {repo: 'https://x', chart: kafka, version: '*'}\ndefaults: {values: {a: *s}}\n",
+            "aliases",
+        ),
+        ("name: kafka\nname: kafka\nsource: {repo: 'https://x', chart: kafka, version: '*'}\n", "duplicate key"),
+    ],
+)
+def test_catalog_yaml_without_aliases_or_duplicate_keys(tmp_path: Path, text: str, message: str) -> None:
+    write(tmp_path, "kafka", text)
+    with pytest.raises(CatalogError, match=message):
+        load_dir(tmp_path)

@@ -434,3 +434,33 @@ def test_http_repo_with_absolute_urls(packages: dict[str, Path], tmp_path: Path)
         assert index["entries"]["demo"][0]["urls"][0].startswith("http://127.0.0.1:")
         got = fetcher(tmp_path).fetch(url, "demo", "*")
     assert got.version == "1.2.0" and got.digest == sha256(packages["1.2.0"].read_bytes())
+
+
+def _serve_one(tmp_path: Path, archive: bytes) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "demo-1.0.0.tgz").write_bytes(archive)
+    digest = sha256(archive).removeprefix("sha256:")
+    entry = {"version": "1.0.0", "urls": ["demo-1.0.0.tgz"], "digest": digest}
+    (repo / "index.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "entries": {"demo": [entry]}}))
+    return repo
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ([CHART, reg("demo/templates/a\nb.yaml")], "control character"),
+        ([CHART, reg("demo/templates/A.yaml"), reg("demo/templates/a.yaml")], "differ only in case"),
+        ([CHART, reg("demo/templates"), reg("demo/templates/x.yaml")], "both a file and a directory"),
+        ([reg("demo/Chart.yaml", b"{apiVersion: v2, name: demo, version: 1.0.0, name: x}")], "duplicate key"),
+    ],
+    ids=["control character", "case collision", "file and directory", "duplicate key"],
+)
+def test_unholdable_chart_fails_the_program_before_anything_is_registered(
+    tmp_path: Path, members: list[tuple[tarfile.TarInfo, bytes]], message: str
+) -> None:
+    with static_http(_serve_one(tmp_path, tgz(members))) as url:
+        recording = render.Recording(region="x")
+        with pytest.raises(pulumi.RunError, match=message):
+            run_main(import_config(tmp_path, write_catalog(tmp_path, url)), recording=recording)
+    assert recording.resources == []
