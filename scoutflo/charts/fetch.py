@@ -132,9 +132,11 @@ class ChartFetcher:
             base = repo
         origin = Origin.of(base)
         netloc = urllib.parse.urlsplit(base).netloc.lower()
-        creds = self.credentials.get(netloc)
+        by_host = {host.lower(): creds for host, creds in self.credentials.items()}
+        # `host:port` names one origin's port; a bare `host` only the scheme's default port.
+        creds = by_host.get(netloc)
         if creds is None and origin.port == {"http": 80, "https": 443}.get(origin.scheme):
-            creds = self.credentials.get(origin.host)
+            creds = by_host.get(origin.host)
         basic = identity = None
         if creds:
             basic = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
