@@ -85,7 +85,11 @@ def import_and_check(
     run([str(app / "ci" / "dependencies")], app, env)
     run(["helm", "lint", "chart", "-f", str(values)], app, env)
     rendered = run(["helm", "template", "app", "chart", "-f", str(values)], app, env)
-    release_env = {**env, "CHART_REGISTRY": f"oci://{registry_host}/released/{namespace(tmp_path)}", "HELM_PLAIN_HTTP": "1"}
+    release_env = {
+        **env,
+        "CHART_REGISTRY": f"oci://{registry_host}/released/{namespace(tmp_path)}",
+        "HELM_PLAIN_HTTP": "1",
+    }
     pushed = run([str(app / "ci" / "release")], app, release_env)
     assert pushed.startswith("pushed app 0.1.0 sha256:"), pushed
     return plan.files, rendered, app

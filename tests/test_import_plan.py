@@ -217,3 +217,14 @@ def test_chart_yaml_edits_give_a_file_helm_and_ci_release_read(chart_yaml: bytes
 def test_odd_chart_yaml_is_a_typed_error(chart_yaml: bytes, message: str) -> None:
     with pytest.raises(ArchiveError, match=message):
         plan({"demo/Chart.yaml": chart_yaml})
+
+
+def test_a_vendored_tgz_never_overwrites_a_directory_subchart() -> None:
+    """charts/a/ holds a subchart named b; charts/a-1.tgz (named a) would unpack over it."""
+    files = {
+        "demo/Chart.yaml": CHART,
+        "demo/charts/a/Chart.yaml": b"apiVersion: v2\nname: b\nversion: 1.0.0\n",
+        "demo/charts/a-1.tgz": sub("a"),
+    }
+    with pytest.raises(ArchiveError, match=r"would overwrite charts/a/Chart\.yaml"):
+        plan(files)

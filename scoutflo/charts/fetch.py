@@ -1,11 +1,12 @@
 """Fetching public charts: classic Helm repositories and OCI registries, verified and cached.
 
 Why not Helm's client or oras-py: Helm does not verify the digest of what it downloads
-(pkg/downloader/cache.go), and oras-py (`oras.provider.Registry.pull`) writes layers to files
-named by their title annotation (Helm's chart layer has none) and keeps its own requests session
-with its own redirect and token handling. We need the chart layer read into memory under the
-import's budget, its digest checked, credentials bound to one origin and one deadline for the
-whole operation. The OCI subset used is small and stable (distribution-spec: tags/list with
+(pkg/downloader/cache.go), and oras-py 0.2.43 (`oras/provider.py`) names pulled files by the
+`org.opencontainers.image.title` annotation (`Registry.pull`; Helm's chart layer has none),
+streams every blob to a file without a size cap (`download_blob`, line 489) and keeps its own
+`requests.Session` (line 70) with its own redirect and token handling. We need the chart layer
+read into memory under the import's budget, its digest checked, credentials bound to one origin
+and one deadline for the whole operation. The OCI subset used is small and stable (distribution-spec: tags/list with
 `Link` pagination, manifests, blobs, and the token flow of its auth spec); the HTTP under it is
 httpx (`scoutflo.charts.http`).
 """

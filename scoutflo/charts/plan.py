@@ -113,7 +113,12 @@ def _unpack(prefix: str, files: Mapping[str, bytes], budget: Budget, depth: int,
             name = str(read_metadata(sub["Chart.yaml"], f"{prefix}{path}: Chart.yaml")["name"])
             claim(name, f"{prefix}{path}")
             notes.append(f"`{prefix}{path}` unpacked into `{prefix}charts/{name}/`")
-            out.update(_unpack(f"{prefix}charts/{name}/", sub, budget, depth + 1, notes))
+            unpacked = _unpack(f"{prefix}charts/{name}/", sub, budget, depth + 1, notes)
+            # charts/<name>/ may already hold a directory subchart of another name: never merge.
+            taken = {prefix + p for p in files} | set(out)
+            if clash := sorted(taken & set(unpacked)):
+                raise ArchiveError(f"{prefix}{path}: unpacking into {prefix}charts/{name}/ would overwrite {clash[0]}")
+            out.update(unpacked)
         else:
             out[prefix + path] = data
     return out
