@@ -111,7 +111,8 @@ def read_chart(
         budget = Budget(bytes_left=max_chart, max_file=max_file)
     # The compressed stream may not expand beyond what is left of the budget (plus tar headers).
     # Tar adds a 512-byte header (more for long names) per member on top of the file bytes.
-    raw = gunzip_capped(data, max(budget.bytes_left, 0) + 1024 * max(budget.files_left, 0) + 1024 * 1024)
+    left = max(budget.bytes_left, 0)
+    raw = gunzip_capped(data, left + min(1024 * max(budget.files_left, 0), left // 4) + 64 * 1024)
     try:
         tar = tarfile.open(fileobj=io.BytesIO(raw), mode="r:")
         members = tar.getmembers()
