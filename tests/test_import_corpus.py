@@ -167,11 +167,14 @@ def test_real_upstream_charts_from_the_mirror(
     packages = corpus.package(corpus.from_mirror(work / "src"), work / "repo")
     corpus.helm("repo", "index", str(work / "repo"))
     with oci_registry(work / "oci") as host, static_http(work / "repo") as url:
+        for path in packages.values():
+            run(["helm", "push", "--plain-http", str(path), f"oci://{host}/charts"], work, env_for(work / "home"))
         for name in packages:
-            tmp = work / f"{name}-{mode}"
-            tmp.mkdir()
-            files, rendered, _app = import_and_check(name, url, mode, host, tmp, plain=False)
-            if name == "kube-prometheus-stack" and mode == "vendor":
-                bz = files["chart/charts/crds/files/crds.bz2"]
-                assert isinstance(bz, bytes) and bz.startswith(b"BZh")
-            assert "kind: Deployment" in rendered
+            for source, repo in (("http", url), ("oci", f"oci://{host}/charts")):
+                tmp = work / f"{name}-{mode}-{source}"
+                tmp.mkdir()
+                files, rendered, _app = import_and_check(name, repo, mode, host, tmp, plain=source == "oci")
+                if name == "kube-prometheus-stack" and mode == "vendor":
+                    bz = files["chart/charts/crds/files/crds.bz2"]
+                    assert isinstance(bz, bytes) and bz.startswith(b"BZh")
+                assert "kind: Deployment" in rendered

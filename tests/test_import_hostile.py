@@ -147,6 +147,7 @@ HTTP_CASES: dict[str, tuple[dict[str, Route], str]] = {
     "body trickled a byte at a time": ({"/index.yaml": trickle_body}, "deadline"),
     "headers trickled a line at a time": ({"/index.yaml": trickle_headers}, "deadline"),
     "broken status line": ({"/index.yaml": broken_status}, "unreachable after 3 attempts"),
+    "redirect loop": ({"/index.yaml": const(302, b"", {"Location": "/index.yaml"})}, "redirects more than 5 times"),
     "connection cut mid-body (IncompleteRead)": ({"/index.yaml": incomplete}, "unreachable after 3 attempts"),
     "index.yaml of 40 MiB": ({"/index.yaml": huge_index}, "larger than"),
     "index.yaml alias bomb": ({"/index.yaml": const(200, ALIAS_BOMB)}, "aliases"),
