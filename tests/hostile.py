@@ -8,7 +8,6 @@ import contextlib
 import http.server
 import json
 import os
-import resource
 import socket
 import ssl
 import subprocess
@@ -23,7 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 MEMORY_CAP = 1024 * 1024 * 1024
 
 _CHILD = r"""
-import json, ssl, sys, traceback
+import resource, sys
+# The cap is set by the child itself (preexec_fn is unsafe while the parent runs server threads).
+resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]), int(sys.argv[2])))
+import json, ssl, traceback
 from pathlib import Path
 from scoutflo.charts.errors import ChartError
 from scoutflo.charts.fetch import ChartFetcher
@@ -46,21 +48,17 @@ except BaseException as err:
 """
 
 
-def _cap_memory() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
-
-
 def fetch_capped(args: dict[str, Any], *, seconds: float = 30) -> dict[str, Any]:
     """Run one fetch + plan in a child process; the result, or {'timeout': True} / {'crash': ...}."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", _CHILD, json.dumps(args)],
+            [sys.executable, "-c", _CHILD, json.dumps(args), str(MEMORY_CAP)],
             capture_output=True,
             text=True,
             timeout=seconds,
             env=env,
-            preexec_fn=_cap_memory,
+            cwd=ROOT,
         )
     except subprocess.TimeoutExpired:
         return {"timeout": True}
