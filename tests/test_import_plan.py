@@ -228,3 +228,20 @@ def test_a_vendored_tgz_never_overwrites_a_directory_subchart() -> None:
     }
     with pytest.raises(ArchiveError, match=r"would overwrite charts/a/Chart\.yaml"):
         plan(files)
+
+
+@pytest.mark.parametrize("with_libyaml", [True, False])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("a: &x [1]\nb: *x\n", "aliases"), ("a: 1\na: 2\n", "duplicate key 'a'"), ("a: 1\n---\nb: 2\n", "single")],
+)
+def test_untrusted_yaml_with_and_without_libyaml(
+    monkeypatch: pytest.MonkeyPatch, with_libyaml: bool, text: str, message: str
+) -> None:
+    from scoutflo.charts import safe_yaml
+
+    if not with_libyaml:
+        monkeypatch.setattr(safe_yaml, "_CLoader", None)
+    assert safe_yaml.load("a: [1, {b: c}]\n", "ok") == {"a": [1, {"b": "c"}]}
+    with pytest.raises(safe_yaml.UntrustedYamlError, match=message):
+        safe_yaml.load(text, "src")
