@@ -1,33 +1,49 @@
-"""python -m automation {render,preview,apply,destroy,diff} --stack NAME [--json]"""
+"""python -m automation {render,preview,apply,destroy,diff}
+
+Exit codes: 0 done; 1 failed; 2 bad arguments or unreadable input; 3 changes-differ;
+4 confirmation-required; 5 stack-busy; 6 invalid-tenant; 7 cli-missing; 8 invalid-setup.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+EXIT_USAGE = 2
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m automation", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m automation", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     render = sub.add_parser("render", help="run the program offline under mocks and write what it would create")
     render.add_argument("--stack", default="dev")
     render.add_argument("--out", type=Path, required=True)
     for name, text in (
-        ("preview", "the approval diff of a stack (needs the Pulumi CLI)"),
-        ("apply", "apply exactly the approved changes"),
-        ("destroy", "destroy a stack (user repos and ECR history are kept)"),
+        ("preview", "the approval diff of a tenant (needs the Pulumi CLI); saves its plan"),
+        ("apply", "apply exactly the approved preview's plan"),
+        ("destroy", "show what a destroy removes and keeps; with --confirm, destroy"),
     ):
         cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("--stack", required=True, help="stack name (the tenant id)")
-        cmd.add_argument("--tenant", type=Path, help="tenant spec JSON; without it the stack file's config is used")
-        cmd.add_argument("--backend", default="file://~/.pulumi-scoutflo", help="state backend URL")
-        cmd.add_argument("--secrets-provider", help="e.g. awskms://alias/scoutflo (default: passphrase)")
+        cmd.add_argument("--tenant", type=Path, required=True, help="tenant spec JSON (names its own credentials)")
+        cmd.add_argument("--stack", help="the tenant id again, as a check")
+        cmd.add_argument("--backend", default=os.environ.get("SCOUTFLO_BACKEND_URL"), help="state backend URL")
+        cmd.add_argument(
+            "--secrets-provider",
+            default=os.environ.get("SCOUTFLO_SECRETS_PROVIDER"),
+            help="awskms://alias/… in production, or 'passphrase' (with PULUMI_CONFIG_PASSPHRASE_FILE)",
+        )
+        cmd.add_argument(
+            "--state-dir", default=os.environ.get("SCOUTFLO_STATE_DIR"), help="tenant workspaces, outside the checkout"
+        )
         cmd.add_argument("--json", action="store_true")
     sub.choices["apply"].add_argument("--fingerprint", required=True, help="the approved preview's fingerprint")
-    sub.choices["destroy"].add_argument("--confirm", help="the stack name again")
+    sub.choices["destroy"].add_argument("--confirm", help="the tenant id again")
     diff = sub.add_parser("diff", help="render the approval diff from a saved engine event log")
     diff.add_argument("--events", type=Path, required=True, help="JSON lines from `pulumi preview --event-log FILE`")
     diff.add_argument("--stack", default="")
@@ -44,25 +60,45 @@ def _emit(value: Any, as_json: bool) -> None:
         print(value.to_text() if hasattr(value, "to_text") else json.dumps(value, indent=2, default=str))
 
 
+def _render(args: argparse.Namespace) -> int:
+    from automation.render import RenderError, run_program, tree_text, write
+
+    try:
+        recording = run_program(args.stack)
+        counts = write(recording, args.out)
+    except RenderError as err:
+        print(f"render: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as err:  # noqa: BLE001 - the program's own error, shown without a traceback
+        print(f"render: the program failed: {err}", file=sys.stderr)
+        return 1
+    print(tree_text(recording, str(recording.outputs.get("tenant", args.stack))))
+    print(f"wrote {counts['resources']} resources, {counts['repos']} repos, {counts['k8s']} k8s objects to {args.out}")
+    return 0
+
+
+def _load_tenant(path: Path) -> Any:
+    """The tenant spec file, or a TenantError naming the file and what is wrong (never a traceback)."""
+    from automation.tenant import Tenant, TenantError
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise TenantError(f"--tenant {path}: cannot read it ({getattr(err, 'strerror', None) or err})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise TenantError(f"--tenant {path}: not JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+    try:
+        return Tenant.from_dict(data)
+    except TenantError as err:
+        raise TenantError(f"--tenant {path}: {err}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "render":
-        from automation.render import RenderError, run_program, tree_text, write
-
-        try:
-            recording = run_program(args.stack)
-        except RenderError as err:
-            print(f"render: {err}", file=sys.stderr)
-            return 2
-        except Exception as err:  # noqa: BLE001 - the program's own error, shown without a traceback
-            print(f"render: the program failed: {err}", file=sys.stderr)
-            return 1
-        counts = write(recording, args.out)
-        print(tree_text(recording, str(recording.outputs.get("tenant", args.stack))))
-        print(
-            f"wrote {counts['resources']} resources, {counts['repos']} repos, {counts['k8s']} k8s objects to {args.out}"
-        )
-        return 0
+        return _render(args)
     if args.command == "diff":
         from automation.changeset import changeset_from_events, events_from_log
 
@@ -70,34 +106,46 @@ def main(argv: list[str] | None = None) -> int:
             changes = changeset_from_events(events_from_log(args.events), stack=args.stack)
         except (OSError, ValueError) as err:
             print(f"diff: {err}", file=sys.stderr)
-            return 2
+            return EXIT_USAGE
         _emit(changes, args.json)
         return 0
 
     from automation import operations as ops
-    from automation.tenant import Tenant, TenantError
+    from automation.tenant import TenantError
 
     try:
-        target: ops.Target = args.stack
-        if args.tenant:
-            target = Tenant.from_dict(json.loads(args.tenant.read_text()))
-            if target.id != args.stack:
-                raise TenantError(f"--stack {args.stack} does not match the tenant spec's id {target.id}")
-        stacks = ops.Stacks(ops.Backend(url=args.backend, secrets_provider=args.secrets_provider))
+        tenant = _load_tenant(args.tenant)
+        if args.stack and tenant.id != args.stack:
+            raise TenantError(f"--stack {args.stack} does not match the tenant spec's id {tenant.id}")
+        missing = [flag for flag in ("backend", "secrets_provider", "state_dir") if not getattr(args, flag)]
+        if missing:
+            raise ops.InvalidSetup(
+                "missing " + ", ".join(f"--{m.replace('_', '-')}" for m in missing) + " (or SCOUTFLO_* variables)"
+            )
+        passphrase_env = {
+            k: os.environ[k] for k in ("PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_CONFIG_PASSPHRASE") if k in os.environ
+        }
+        backend = ops.Backend(
+            url=args.backend,
+            secrets_provider=args.secrets_provider,
+            state_dir=Path(args.state_dir),
+            env=passphrase_env if args.secrets_provider == ops.PASSPHRASE else {},
+        )
+        stacks = ops.Stacks(backend)
         if args.command == "preview":
-            _emit(ops.preview(target, stacks), args.json)
+            _emit(ops.preview(tenant, stacks), args.json)
         elif args.command == "apply":
-            _emit(ops.apply(target, args.fingerprint, stacks), args.json)
+            _emit(ops.apply(tenant, args.fingerprint, stacks), args.json)
         else:
-            _emit(ops.destroy(target, args.confirm, stacks), args.json)
+            _emit(ops.destroy(tenant, args.confirm, stacks), args.json)
         return 0
-    except (ops.AutomationError, TenantError, OSError, ValueError) as err:
+    except (ops.AutomationError, TenantError) as err:
         mapped = ops.map_error(err)
         if args.json:
             print(json.dumps({"error": mapped.kind, "message": str(mapped)}))
         else:
             print(f"{args.command}: {mapped}", file=sys.stderr)
-        return 3 if isinstance(mapped, ops.ChangesDiffer) else 1
+        return mapped.exit_code
 
 
 if __name__ == "__main__":

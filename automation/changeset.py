@@ -1,9 +1,15 @@
 """The approval diff: built from the engine's events (not the summary counts), per resource and
 app, with old -> new values per changed property path, secrets masked, and a stable fingerprint.
+
+The fingerprint covers every change the plan will make: each changed property, and for every
+changed resource a digest of its old and new inputs, so a resource whose provider gives no
+detailed diff (the commit's dynamic provider) still changes the fingerprint when any input
+changes; plus the tenant's config as a keyed digest (secrets included, revealing nothing).
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -41,6 +47,20 @@ class ResourceChange:
     urn: str
     op: str
     properties: tuple[PropertyChange, ...] = ()
+    custom: bool = True
+    inputs_digest: str = ""
+    """sha256 of the old and new inputs (secrets masked): the change, even without a detailed diff."""
+    unknowns: tuple[str, ...] = ()
+    """Property paths whose new value is only known after apply."""
+
+    @property
+    def listed(self) -> bool:
+        """What an approver is shown: components and default providers only when something of
+        theirs really changes (a replace, a delete, a changed property)."""
+        if self.op == "same":
+            return False
+        quiet = not self.custom or (self.type.startswith("pulumi:providers:") and self.name.startswith("default"))
+        return not quiet or (self.op in ("replace", "delete") or (self.op == "update" and bool(self.properties)))
 
 
 @dataclass(frozen=True)
@@ -49,12 +69,18 @@ class ChangeSet:
     resources: tuple[ResourceChange, ...]
     plan_path: str | None = None
     counts: Mapping[str, int] = field(default_factory=dict)
+    plan_sha256: str = ""
+    """sha256 of the saved plan file this preview wrote (what apply runs)."""
+    config_digest: str = ""
+    """HMAC of the tenant's whole config, secrets included."""
 
     @property
     def fingerprint(self) -> str:
-        """sha256 of every change (not the unchanged), canonical: same changes, same fingerprint."""
+        """sha256 of every change (not the unchanged) and the config digest, canonical: same
+        changes under the same config, same fingerprint."""
         changes = [asdict(r) for r in self.resources if r.op != "same"]
-        return "sha256:" + hashlib.sha256(json.dumps(changes, sort_keys=True, default=str).encode()).hexdigest()
+        blob = json.dumps({"changes": changes, "config": self.config_digest}, sort_keys=True, default=str)
+        return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
     @property
     def has_changes(self) -> bool:
@@ -71,31 +97,93 @@ class ChangeSet:
             "stack": self.stack,
             "fingerprint": self.fingerprint,
             "planPath": self.plan_path,
+            "planSha256": self.plan_sha256,
+            "configDigest": self.config_digest,
             "counts": dict(self.counts),
             "apps": {app: [asdict(r) for r in rs] for app, rs in self.by_app().items()},
         }
 
     def to_text(self) -> str:
-        marks = {"create": "+", "update": "~", "replace": "+-", "delete": "-", "same": " "}
-        summary = ", ".join(f"{n} {op}" for op, n in sorted(self.counts.items()) if n)
-        lines = [f"stack {self.stack}: {summary or 'no resources'}", f"fingerprint {self.fingerprint}"]
+        marks = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}
+        lines = [f"stack {self.stack}", f"fingerprint {self.fingerprint}"]
+        total: dict[str, int] = {}
         for app, resources in self.by_app().items():
-            changed = [r for r in resources if r.op != "same"]
-            lines.append(f"\n{app}: {len(changed)} to change, {len(resources) - len(changed)} unchanged")
-            for r in changed:
-                lines.append(f"  {marks.get(r.op, '?'):>2} {r.op:<8} {r.type}  {r.name}")
+            listed = [r for r in resources if r.listed]
+            if not listed:
+                continue
+            per_op: dict[str, int] = {}
+            for r in listed:
+                per_op[r.op] = per_op.get(r.op, 0) + 1
+                total[r.op] = total.get(r.op, 0) + 1
+            lines.append(f"\n{app}: {_summary(per_op)}")
+            for r in listed:
+                lines.append(f"  {marks.get(r.op, '?'):>2} {r.type}  {r.name}")
                 for p in r.properties:
-                    if r.op == "create":
-                        lines.append(f"        {p.path}: {_show(p.new)}")
+                    forced = "  (forces replacement)" if "replace" in p.kind else ""
+                    if r.op == "create" or p.kind == "add":
+                        lines += _value_lines(p.path, p.new, "")
+                    elif p.kind.startswith("delete"):
+                        lines += _value_lines(p.path, p.old, "  (removed)")
                     else:
-                        forced = "  (forces replacement)" if "replace" in p.kind else ""
-                        lines.append(f"        {p.path}: {_show(p.old)} → {_show(p.new)}{forced}")
+                        lines += _change_lines(p.path, p.old, p.new, forced)
+                if r.unknowns:
+                    lines.append(f"        known after apply: {', '.join(r.unknowns)}")
+        lines.insert(2, f"total: {_summary(total)}" if total else "no changes")
         return "\n".join(lines)
 
 
-def _show(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return text if len(text) <= 200 else text[:197] + "..."
+_SHORT = 100
+_DIFF_LINES = 20
+
+
+def _summary(per_op: Mapping[str, int]) -> str:
+    order = ("create", "update", "replace", "delete")
+    return ", ".join(f"{per_op[op]} to {op}" for op in order if per_op.get(op))
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, indent=None)
+
+
+def _long(text: str) -> bool:
+    return len(text) > _SHORT or "\n" in text
+
+
+def _hash(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _value_lines(path: str, value: Any, note: str) -> list[str]:
+    text = _text(value)
+    if not _long(text):
+        return [f"        {path}: {text}{note}"]
+    body = text.splitlines() if "\n" in text else json.dumps(value, sort_keys=True, indent=2).splitlines()
+    shown = body[:_DIFF_LINES]
+    out = [f"        {path}: ({len(body)} lines, {_hash(text)}){note}"]
+    out += [f"          | {line}" for line in shown]
+    if len(body) > len(shown):
+        out.append(f"          | … {len(body) - len(shown)} more lines (whole value: {_hash(text)})")
+    return out
+
+
+def _change_lines(path: str, old: Any, new: Any, note: str) -> list[str]:
+    old_text, new_text = _text(old), _text(new)
+    if not (_long(old_text) or _long(new_text)):
+        return [f"        {path}: {old_text} → {new_text}{note}"]
+
+    def body(value: Any, text: str) -> list[str]:
+        return text.splitlines() if "\n" in text else json.dumps(value, sort_keys=True, indent=2).splitlines()
+
+    diff = [
+        line
+        for line in difflib.unified_diff(body(old, old_text), body(new, new_text), lineterm="", n=1)
+        if not line.startswith(("---", "+++"))
+    ]
+    out = [f"        {path}: {_hash(old_text)} → {_hash(new_text)}{note}"]
+    out += [f"          {line}" for line in diff[:_DIFF_LINES]]
+    if len(diff) > _DIFF_LINES:
+        out.append(f"          … {len(diff) - _DIFF_LINES} more diff lines elided (whole values hashed above)")
+    return out
 
 
 def mask(value: Any) -> Any:
@@ -142,7 +230,43 @@ def _name(urn: str) -> str:
     return urn.rsplit("::", 1)[-1]
 
 
-def changeset_from_events(events: Iterable[EngineEvent], stack: str = "", plan_path: str | None = None) -> ChangeSet:
+def _leaves(old: Any, new: Any, path: str = "") -> list[tuple[str, str]]:
+    """(path, kind) of every leaf that differs between two input trees."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[tuple[str, str]] = []
+        for key in sorted(set(old) | set(new)):
+            sub = (
+                f"{path}.{key}"
+                if path and re.fullmatch(r"[A-Za-z_][\w-]*", key)
+                else (f'{path}["{key}"]' if path else key)
+            )
+            if key not in old:
+                out.append((sub, "add"))
+            elif key not in new:
+                out.append((sub, "delete"))
+            else:
+                out += _leaves(old[key], new[key], sub)
+        return out
+    return [] if old == new else [(path, "update")]
+
+
+def _unknown_paths(value: Any, path: str = "") -> list[str]:
+    if value == UNKNOWN:
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in sorted(value.items()) for p in _unknown_paths(v, f"{path}.{k}" if path else k)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _unknown_paths(v, f"{path}[{i}]")]
+    return []
+
+
+def changeset_from_events(
+    events: Iterable[EngineEvent],
+    stack: str = "",
+    plan_path: str | None = None,
+    plan_sha256: str = "",
+    config_digest: str = "",
+) -> ChangeSet:
     steps = []
     parents: dict[str, str] = {}
     types: dict[str, str] = {}
@@ -184,18 +308,42 @@ def changeset_from_events(events: Iterable[EngineEvent], stack: str = "", plan_p
                     kind = str(getattr(diff.diff_kind, "value", diff.diff_kind))
                     props.append(PropertyChange(path, kind, lookup(old, path), lookup(new, path)))
             else:
+                # No detailed diff (a dynamic provider, the commit resource): compare the inputs
+                # themselves, leaf by leaf, so nothing that changes is hidden from the approver.
                 replace_keys = set(meta.keys or [])
-                for key in sorted(meta.diffs or []):
-                    kind = "update-replace" if key in replace_keys else "update"
-                    props.append(PropertyChange(key, kind, lookup(old, key), lookup(new, key)))
+                clean_old = {k: v for k, v in old.items() if not k.startswith("__")}
+                clean_new = {k: v for k, v in new.items() if not k.startswith("__")}
+                for path, kind in _leaves(clean_old, clean_new):
+                    top = str(parse_path(path)[0])
+                    kind = f"{kind}-replace" if top in replace_keys else kind
+                    props.append(PropertyChange(path, kind, lookup(old, path), lookup(new, path)))
         counts[op] = counts.get(op, 0) + 1
+        inputs = {k: v for k, v in (("old", old), ("new", new))}
+        state = meta.new or meta.old
         resources.append(
             ResourceChange(
-                app=app_of(meta.urn), type=meta.type, name=_name(meta.urn), urn=meta.urn, op=op, properties=tuple(props)
+                app=app_of(meta.urn),
+                type=meta.type,
+                name=_name(meta.urn),
+                urn=meta.urn,
+                op=op,
+                properties=tuple(props),
+                custom=bool(getattr(state, "custom", True)),
+                inputs_digest=""
+                if op == "same"
+                else hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest(),
+                unknowns=tuple(p for p in _unknown_paths(new) if not p.startswith("__")) if op != "delete" else (),
             )
         )
     resources.sort(key=lambda r: (r.app, r.urn, r.op))
-    return ChangeSet(stack=stack, resources=tuple(resources), plan_path=plan_path, counts=counts)
+    return ChangeSet(
+        stack=stack,
+        resources=tuple(resources),
+        plan_path=plan_path,
+        counts=counts,
+        plan_sha256=plan_sha256,
+        config_digest=config_digest,
+    )
 
 
 def events_from_log(path: Path) -> list[EngineEvent]:

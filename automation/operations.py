@@ -1,13 +1,29 @@
 """Preview, apply, destroy and batch runs over per-tenant stacks (Pulumi Automation API).
 
-Nothing runs at import. Every operation that needs the Pulumi CLI checks for it first and fails
-with one message saying how to install it; failures come back as typed errors at this edge.
+Nothing runs at import. The approved artefact is the update plan itself: every preview saves its
+own plan (unique name, mode 0600) and its ChangeSet carries the plan's sha256 and a keyed digest
+of the tenant's config; `apply(tenant, fingerprint)` runs `up --plan` on exactly that plan, or
+refuses with `changes-differ`. Every operation of one tenant holds that tenant's lock from stack
+selection through config writes to the end of the operation; different tenants run in parallel.
+
+Each tenant gets a workspace directory outside the source checkout (stack file, kubeconfig-free
+config, plans): its Pulumi.yaml is the project's with `main` pointing at the checkout, which the
+CLI allows (pulumi/pulumi pkg/engine/project.go L45-L66: an absolute main is used as is; the
+python toolchain takes an absolute virtualenv as is, sdk/python/toolchain/toolchain.go L146-L147).
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
 import os
+import secrets
 import shutil
+import subprocess
+import threading
+import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -15,8 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
+
 from automation.changeset import ChangeSet, changeset_from_events
-from automation.tenant import Tenant, TenantError, tenant_config
+from automation.tenant import StackSettings, Tenant, TenantError, tenant_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 INSTALL_CLI = (
@@ -24,76 +42,70 @@ INSTALL_CLI = (
     "e.g. `curl -fsSL https://get.pulumi.com | sh`) and retry. Offline renders need no CLI: "
     "`python -m automation render`"
 )
+PASSPHRASE = "passphrase"
 T = TypeVar("T")
-Target = Tenant | str
-"""A tenant spec, or the name of an existing stack."""
-
-
-def stack_name(target: Target) -> str:
-    return target.id if isinstance(target, Tenant) else target
 
 
 class AutomationError(Exception):
-    """Base of every error this module returns; `kind` is stable for the backend."""
+    """Base of every error this module returns; `kind` is stable for the backend, `exit_code` for the CLI."""
 
     kind = "failed"
-
-
-class PulumiCliMissing(AutomationError):
-    kind = "cli-missing"
-
-
-class InvalidTenant(AutomationError):
-    kind = "invalid-tenant"
-
-
-class ChangesDiffer(AutomationError):
-    kind = "changes-differ"
-
-    def __init__(self, approved: str, current: ChangeSet):
-        super().__init__(
-            f"the preview changed since it was approved (approved {approved}, now {current.fingerprint}); "
-            "show the new preview for approval"
-        )
-        self.approved = approved
-        self.current = current
-
-
-class ConfirmationRequired(AutomationError):
-    kind = "confirmation-required"
-
-
-class StackBusy(AutomationError):
-    kind = "stack-busy"
+    exit_code = 1
 
 
 class OperationFailed(AutomationError):
-    kind = "failed"
+    kind, exit_code = "failed", 1
 
 
-def require_cli() -> None:
-    if shutil.which("pulumi") is None:
+class ChangesDiffer(AutomationError):
+    """The approval no longer holds: the plan is gone or altered, the config or the state moved on."""
+
+    kind, exit_code = "changes-differ", 3
+
+    def __init__(self, approved: str, reason: str):
+        super().__init__(f"approval {approved} no longer holds: {reason}; show a new preview for approval")
+        self.approved = approved
+        self.reason = reason
+
+
+class ConfirmationRequired(AutomationError):
+    kind, exit_code = "confirmation-required", 4
+
+
+class StackBusy(AutomationError):
+    kind, exit_code = "stack-busy", 5
+
+
+class InvalidTenant(AutomationError):
+    kind, exit_code = "invalid-tenant", 6
+
+
+class PulumiCliMissing(AutomationError):
+    kind, exit_code = "cli-missing", 7
+
+
+class InvalidSetup(AutomationError):
+    """The backend's own settings (state location, secrets provider, passphrase) are unusable."""
+
+    kind, exit_code = "invalid-setup", 8
+
+
+ERRORS = (
+    OperationFailed,
+    ChangesDiffer,
+    ConfirmationRequired,
+    StackBusy,
+    InvalidTenant,
+    PulumiCliMissing,
+    InvalidSetup,
+)
+
+
+def require_cli() -> str:
+    found = shutil.which("pulumi")
+    if found is None:
         raise PulumiCliMissing(INSTALL_CLI)
-
-
-def check_approval(approved_fingerprint: str, current: ChangeSet) -> None:
-    """Refuse unless the changes now are exactly the changes approved."""
-    if current.fingerprint != approved_fingerprint:
-        raise ChangesDiffer(approved_fingerprint, current)
-
-
-def check_confirmation(stack_name: str, confirm: str | None) -> None:
-    if confirm != stack_name:
-        raise ConfirmationRequired(f"destroying stack {stack_name!r} needs confirm={stack_name!r}")
-
-
-def kept_resources(deployment: Mapping[str, Any]) -> list[dict[str, str]]:
-    """What a destroy leaves in place: protected and retained resources (user repos, ECR history)."""
-    kept = []
-    for res in deployment.get("resources") or []:
-        if res.get("retainOnDelete") or res.get("protect"):
-            kept.append({"type": res.get("type", ""), "urn": res.get("urn", ""), "id": res.get("id", "")})
-    return kept
+    return found
 
 
 def map_error(err: BaseException) -> AutomationError:
@@ -116,56 +128,6 @@ def _tail(err: BaseException) -> str:
     return "\n".join(lines[-8:])
 
 
-@dataclass(frozen=True)
-class Backend:
-    """Where stacks and their secrets live: `file://` for local use, `s3://` + `awskms://` in production."""
-
-    url: str = "file://~/.pulumi-scoutflo"
-    secrets_provider: str | None = None
-    """None uses the passphrase provider (PULUMI_CONFIG_PASSPHRASE); e.g. awskms://alias/scoutflo."""
-    use_plans: bool = True
-    """Save the previewed update plan and apply exactly it (experimental in the CLI)."""
-    plan_dir: Path = field(default_factory=lambda: Path.home() / ".scoutflo" / "plans")
-
-
-@dataclass
-class Stacks:
-    """The one stack factory: a LocalWorkspace per tenant over this project's own directory."""
-
-    backend: Backend = field(default_factory=Backend)
-    project_dir: Path = PROJECT_DIR
-
-    def env(self) -> dict[str, str]:
-        url = self.backend.url
-        if url.startswith("file://~"):
-            url = "file://" + os.path.expanduser(url.removeprefix("file://"))
-            Path(url.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
-        env = {"PULUMI_BACKEND_URL": url}
-        if self.backend.use_plans:
-            env["PULUMI_EXPERIMENTAL"] = "true"
-        return env
-
-    def stack(self, tenant: Target) -> Any:
-        """The tenant's stack with its config set; a bare name selects an existing stack as its
-        stack file configures it (the operator's way)."""
-        config = tenant_config(tenant) if isinstance(tenant, Tenant) else None  # fails before the CLI is sought
-        require_cli()
-        from pulumi import automation as auto
-
-        opts = auto.LocalWorkspaceOptions(env_vars=self.env(), secrets_provider=self.backend.secrets_provider)
-        if config is None:
-            return auto.select_stack(stack_name=str(tenant), work_dir=str(self.project_dir), opts=opts)
-        stack = auto.create_or_select_stack(stack_name=stack_name(tenant), work_dir=str(self.project_dir), opts=opts)
-        stack.set_all_config({k: auto.ConfigValue(value=v.value, secret=v.secret) for k, v in config.items()})
-        return stack
-
-    def plan_path(self, tenant: Target) -> str | None:
-        if not self.backend.use_plans:
-            return None
-        self.backend.plan_dir.mkdir(parents=True, exist_ok=True)
-        return str(self.backend.plan_dir / f"{stack_name(tenant)}.plan.json")
-
-
 @contextmanager
 def typed_errors() -> Iterator[None]:
     """The module's edge: whatever fails inside leaves as an AutomationError."""
@@ -175,38 +137,412 @@ def typed_errors() -> Iterator[None]:
         raise map_error(err) from err
 
 
-def preview(tenant: Target, stacks: Stacks | None = None) -> ChangeSet:
-    stacks = stacks or Stacks()
-    with typed_errors():
-        stack = stacks.stack(tenant)
-        events: list[Any] = []
-        plan = stacks.plan_path(tenant)
-        stack.preview(on_event=events.append, diff=True, plan=plan, color="never")
-        return changeset_from_events(events, stack=stack_name(tenant), plan_path=plan)
+# ---------------------------------------------------------------- the backend's own settings
 
 
-def apply(tenant: Target, approved_fingerprint: str, stacks: Stacks | None = None) -> dict[str, Any]:
-    stacks = stacks or Stacks()
-    current = preview(tenant, stacks)
-    check_approval(approved_fingerprint, current)
+@dataclass(frozen=True)
+class Backend:
+    """Where tenants' stacks, secrets, stack files and plans live. Nothing here is a default:
+    production names its KMS, local use names the passphrase provider and its passphrase."""
+
+    url: str
+    """State backend, e.g. `s3://scoutflo-state` or `file:///var/lib/scoutflo/state`."""
+    secrets_provider: str
+    """`awskms://alias/scoutflo` (or another KMS) in production; `passphrase` for local use."""
+    state_dir: Path
+    """Tenant workspaces (stack files, plans, digest key); must lie outside the source checkout."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """The backend's own access for the CLI (e.g. PULUMI_CONFIG_PASSPHRASE_FILE, or the
+    credentials of the state bucket and KMS key): passed explicitly, nothing else is inherited."""
+    pulumi_home: Path | None = None
+    """Where the CLI keeps its plugins; default ~/.pulumi of the backend's user."""
+    lock_timeout: float = 600.0
+
+    def check(self, project_dir: Path = PROJECT_DIR) -> None:
+        """At start, before any tenant: clear errors instead of a CLI failure mid-way."""
+        if not self.secrets_provider:
+            raise InvalidSetup("the secrets provider is required: awskms://… (production) or 'passphrase' (local)")
+        if self.secrets_provider == PASSPHRASE:
+            text = self.env.get("PULUMI_CONFIG_PASSPHRASE", "")
+            file = self.env.get("PULUMI_CONFIG_PASSPHRASE_FILE", "")
+            if file and not text:
+                try:
+                    text = Path(file).read_text(encoding="utf-8").strip()
+                except OSError as err:
+                    raise InvalidSetup(f"PULUMI_CONFIG_PASSPHRASE_FILE {file}: {err.strerror}") from None
+            if not text:
+                raise InvalidSetup(
+                    "the passphrase secrets provider needs Backend.env PULUMI_CONFIG_PASSPHRASE_FILE (a 0600 file) "
+                    "or PULUMI_CONFIG_PASSPHRASE; it encrypts every tenant's secrets, so keep it with the state"
+                )
+        elif "://" not in self.secrets_provider:
+            raise InvalidSetup(
+                f"secrets provider {self.secrets_provider!r}: use awskms://…, gcpkms://… or 'passphrase'"
+            )
+        if not self.url or "://" not in self.url:
+            raise InvalidSetup(f"backend url {self.url!r}: use s3://bucket or file:///absolute/path")
+        project = project_dir.resolve()
+        places = [Path(self.state_dir)]
+        if self.url.startswith("file://"):
+            places.append(Path(self.url.removeprefix("file://")))
+        for place in places:
+            resolved = place.expanduser().resolve()
+            if not place.expanduser().is_absolute():
+                raise InvalidSetup(f"{place} must be an absolute path")
+            if resolved == project or project in resolved.parents:
+                raise InvalidSetup(f"{place} lies inside the source checkout {project}; keep tenants' state outside it")
+
+    def digest_key(self) -> bytes:
+        """The HMAC key of config digests: random, created once, readable by the backend only."""
+        path = Path(self.state_dir) / "digest.key"
+        Path(self.state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+        return path.read_bytes()
+
+
+def _isolated_command(env: Mapping[str, str]) -> Any:
+    """The SDK's PulumiCommand runs the CLI with `{**os.environ, ...}` (automation/_cmd.py L219-L223):
+    the backend's own AWS, kube and GitHub identities would reach the providers. This one runs it
+    with exactly `env`."""
+    from pulumi.automation import PulumiCommand
+    from pulumi.automation._cmd import _parse_and_validate_pulumi_version
+    from pulumi.automation._minimum_version import _MINIMUM_VERSION
+
+    class IsolatedCommand(PulumiCommand):
+        def __init__(self) -> None:  # no super(): it would run `pulumi version` with os.environ
+            self.command = require_cli()
+            out = subprocess.run([self.command, "version"], env=dict(env), capture_output=True, text=True, check=True)
+            self.version = _parse_and_validate_pulumi_version(_MINIMUM_VERSION, out.stdout.strip().lstrip("v"), False)
+
+        def run(self, args: list[str], cwd: str, additional_env: Mapping[str, str], *a: Any, **kw: Any) -> Any:
+            return _run(self.command, args, cwd, {**env, **additional_env}, *a, **kw)
+
+    return IsolatedCommand()
+
+
+def _run(
+    command: str, args: list[str], cwd: str, env: Mapping[str, str], on_output: Any = None, on_error: Any = None
+) -> Any:
+    """PulumiCommand.run (automation/_cmd.py L191-L277) with an explicit environment and no stdin."""
+
+    from pulumi.automation._cmd import CommandResult
+    from pulumi.automation.errors import create_command_error
+
+    sep = args.index("--") if "--" in args else len(args)
+    if "--non-interactive" not in args[:sep]:
+        args = ["--non-interactive", *args]
+    chunks: dict[str, list[str]] = {"out": [], "err": []}
+
+    def consume(stream: Any, callback: Any, key: str) -> None:
+        for line in iter(stream.readline, ""):
+            if callback:
+                callback(line.rstrip())
+            chunks[key].append(line.rstrip())
+        stream.close()
+
+    with subprocess.Popen(
+        [command, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        env={**env, "PULUMI_AUTOMATION_API": "true"},
+        encoding="utf-8",
+    ) as process:
+        threads = [
+            threading.Thread(target=consume, args=(process.stdout, on_output, "out")),
+            threading.Thread(target=consume, args=(process.stderr, on_error, "err")),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        code = process.wait()
+    result = CommandResult(stdout="\n".join(chunks["out"]), stderr="\n".join(chunks["err"]), code=code)
+    if code != 0:
+        raise create_command_error(result)
+    return result
+
+
+# ---------------------------------------------------------------- per-tenant workspaces
+
+
+@dataclass(frozen=True)
+class PlanRecord:
+    fingerprint: str
+    plan: Path
+    sha256: str
+    config_digest: str
+
+
+@dataclass
+class Stacks:
+    """The one stack factory: a LocalWorkspace per tenant, in its own directory outside the checkout."""
+
+    backend: Backend
+    project_dir: Path = PROJECT_DIR
+
+    def tenant_dir(self, tenant_id: str) -> Path:
+        return Path(self.backend.state_dir) / "tenants" / tenant_id
+
+    def cli_env(self, tenant_dir: Path) -> dict[str, str]:
+        """The CLI's whole environment: PATH to find it and its language host, HOME inside the
+        tenant's directory (no ~/.aws, ~/.kube or gh config of the backend's user), the backend's
+        explicit settings. Tenant credentials are secret config values, not variables."""
+        pulumi_home = self.backend.pulumi_home or Path.home() / ".pulumi"
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(tenant_dir / "home"),
+            "LANG": "C.UTF-8",
+            "PULUMI_HOME": str(pulumi_home),
+            "PULUMI_BACKEND_URL": self.backend.url,
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+        }
+        env.update(self.backend.env)
+        return env
+
+    @contextmanager
+    def locked(self, tenant_id: str) -> Iterator[Path]:
+        """The tenant's lock (flock on a file in its directory: across threads and processes)."""
+        directory = self.tenant_dir(tenant_id)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + self.backend.lock_timeout
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StackBusy(f"tenant {tenant_id} is busy with another operation") from None
+                    time.sleep(0.05)
+            yield directory
+        finally:
+            os.close(fd)
+
+    def _write_project(self, directory: Path) -> None:
+        project = yaml.safe_load((self.project_dir / "Pulumi.yaml").read_text(encoding="utf-8"))
+        project["main"] = str(self.project_dir.resolve())
+        options = (project.get("runtime") or {}).get("options") or {}
+        if options.get("virtualenv") and not os.path.isabs(options["virtualenv"]):
+            options["virtualenv"] = str((self.project_dir / options["virtualenv"]).resolve())
+        (directory / "Pulumi.yaml").write_text(
+            "# Generated from the project's Pulumi.yaml by automation/operations.py; do not edit.\n"
+            + yaml.safe_dump(project, sort_keys=False),
+            encoding="utf-8",
+        )
+        (directory / "home").mkdir(exist_ok=True, mode=0o700)
+        (directory / "plans").mkdir(exist_ok=True, mode=0o700)
+
+    def open(self, tenant: Tenant, settings: StackSettings, directory: Path) -> Any:
+        """Select (or create) the tenant's stack and write its config; the caller holds the lock."""
+        from pulumi import automation as auto
+
+        self._write_project(directory)
+        env = self.cli_env(directory)
+        opts = auto.LocalWorkspaceOptions(
+            secrets_provider=self.backend.secrets_provider, pulumi_command=_isolated_command(env)
+        )
+        stack = auto.create_or_select_stack(stack_name=tenant.id, work_dir=str(directory), opts=opts)
+        self._write_config(tenant.id, settings, directory, env, stack.workspace.pulumi_command.command)
+        return stack
+
+    def _write_config(
+        self, stack_name: str, settings: StackSettings, directory: Path, env: Mapping[str, str], command: str
+    ) -> None:
+        """Plain values go into the stack file as YAML objects (the CLI's type check passes; keys
+        the tenant no longer has are gone); secrets are encrypted by the CLI from its stdin
+        (pkg/cmd/pulumi/config/config.go L808-L822), never on a command line."""
+        path = directory / f"Pulumi.{stack_name}.yaml"
+        current = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
+        kept = {k: v for k, v in (current or {}).items() if k in ("secretsprovider", "encryptedkey", "encryptionsalt")}
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            yaml.safe_dump({**kept, "config": dict(settings.plain)}, f, sort_keys=True)
+        for key, value in sorted(settings.secrets.items()):
+            result = subprocess.run(
+                [command, "--non-interactive", "config", "set", key, "--secret", "--raw", "--stack", stack_name],
+                input=value,
+                cwd=directory,
+                env={**env, "PULUMI_AUTOMATION_API": "true"},
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if result.returncode != 0:
+                raise OperationFailed(f"setting secret config {key}: {result.stderr.strip()[-500:]}")
+
+    # ------------------------------------------------------------ plans
+
+    def new_plan_path(self, directory: Path) -> Path:
+        path = directory / "plans" / f"{uuid.uuid4().hex}.plan.json"
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return path
+
+    def record_plan(self, directory: Path, record: PlanRecord) -> None:
+        path = record.plan.with_suffix(".meta")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(
+                {"fingerprint": record.fingerprint, "sha256": record.sha256, "configDigest": record.config_digest}, f
+            )
+
+    def find_plan(self, directory: Path, fingerprint: str) -> PlanRecord | None:
+        found = []
+        for meta in (directory / "plans").glob("*.plan.meta"):
+            data = json.loads(meta.read_text(encoding="utf-8"))
+            if data["fingerprint"] == fingerprint:
+                found.append((meta.stat().st_mtime, meta, data))
+        if not found:
+            return None
+        _, meta, data = max(found, key=lambda item: item[0])
+        return PlanRecord(fingerprint, meta.with_suffix(".json"), data["sha256"], data["configDigest"])
+
+    def drop_plans(self, directory: Path) -> None:
+        """After an update every saved plan describes a state that is gone."""
+        for path in (directory / "plans").glob("*.plan.*"):
+            path.unlink(missing_ok=True)
+
+
+def sha256_file(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _settings(tenant: Tenant, stacks: Stacks) -> StackSettings:
+    if not isinstance(tenant, Tenant):
+        raise InvalidTenant(f"a Tenant is required, not {type(tenant).__name__}")
+    stacks.backend.check(stacks.project_dir)
+    return tenant_settings(tenant, stacks.project_dir)
+
+
+# ---------------------------------------------------------------- operations
+
+
+def preview(tenant: Tenant, stacks: Stacks) -> ChangeSet:
+    """The approval diff of `tenant` now, with its own saved plan."""
     with typed_errors():
-        stack = stacks.stack(tenant)
-        result = stack.up(plan=current.plan_path, color="never", show_secrets=False)
+        settings = _settings(tenant, stacks)
+        digest = settings.digest(stacks.backend.digest_key())
+        require_cli()
+        with stacks.locked(tenant.id) as directory:
+            stack = stacks.open(tenant, settings, directory)
+            plan = stacks.new_plan_path(directory)
+            events: list[Any] = []
+            try:
+                stack.preview(on_event=events.append, diff=True, plan=str(plan), color="never")
+            except Exception:
+                plan.unlink(missing_ok=True)
+                raise
+            os.chmod(plan, 0o600)  # the CLI may have re-created it
+            changes = changeset_from_events(
+                events, stack=tenant.id, plan_path=str(plan), plan_sha256=sha256_file(plan), config_digest=digest
+            )
+            stacks.record_plan(directory, PlanRecord(changes.fingerprint, plan, changes.plan_sha256, digest))
+            return changes
+
+
+def apply(tenant: Tenant, approved_fingerprint: str, stacks: Stacks) -> dict[str, Any]:
+    """Run `up --plan` on exactly the plan whose preview was approved, or refuse (changes-differ)."""
+    with typed_errors():
+        settings = _settings(tenant, stacks)
+        digest = settings.digest(stacks.backend.digest_key())
+        require_cli()
+        with stacks.locked(tenant.id) as directory:
+            record = stacks.find_plan(directory, approved_fingerprint)
+            if record is None:
+                raise ChangesDiffer(
+                    approved_fingerprint, "no saved preview has this fingerprint (superseded or applied)"
+                )
+            if not record.plan.exists() or sha256_file(record.plan) != record.sha256:
+                raise ChangesDiffer(approved_fingerprint, "the saved plan was altered or removed")
+            if record.config_digest != digest:
+                raise ChangesDiffer(approved_fingerprint, "the tenant's config changed since the preview")
+            stack = stacks.open(tenant, settings, directory)
+            events: list[Any] = []
+            try:
+                stack.up(plan=str(record.plan), on_event=events.append, color="never")
+            except Exception as err:
+                text = str(err)
+                if "violates plan" in text or "expected resource operations" in text:
+                    stacks.drop_plans(directory)
+                    raise ChangesDiffer(approved_fingerprint, f"the stack's state moved on: {_tail(err)}") from err
+                raise
+            stacks.drop_plans(directory)
+            done = changeset_from_events(events, stack=tenant.id)
+            return {"stack": tenant.id, "fingerprint": approved_fingerprint, "summary": dict(done.counts)}
+
+
+@dataclass(frozen=True)
+class DestroyView:
+    """What a destroy removes and what it leaves (from the state, secrets never decrypted)."""
+
+    stack: str
+    goes: tuple[tuple[str, str], ...]
+    kept: tuple[tuple[str, str, str], ...]
+    """(type, name, why)."""
+
+    def to_text(self) -> str:
+        lines = [f"destroy {self.stack}: {len(self.goes)} resources go, {len(self.kept)} are kept"]
+        lines += [f"  - {t}  {n}" for t, n in self.goes]
+        lines += [f"  = {t}  {n}  ({why})" for t, n, why in self.kept]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
         return {
-            "stack": stack_name(tenant),
-            "fingerprint": current.fingerprint,
-            "summary": result.summary.resource_changes,
+            "stack": self.stack,
+            "goes": [{"type": t, "name": n} for t, n in self.goes],
+            "kept": [{"type": t, "name": n, "why": w} for t, n, w in self.kept],
         }
 
 
-def destroy(tenant: Target, confirm: str | None, stacks: Stacks | None = None) -> dict[str, Any]:
-    check_confirmation(stack_name(tenant), confirm)
-    stacks = stacks or Stacks()
+def destroy_view(deployment: Mapping[str, Any], stack: str) -> DestroyView:
+    goes, kept = [], []
+    for res in deployment.get("resources") or []:
+        type_, urn = str(res.get("type", "")), str(res.get("urn", ""))
+        if not res.get("custom", True) or type_.startswith("pulumi:providers:") or type_ == "pulumi:pulumi:Stack":
+            continue
+        name = urn.rsplit("::", 1)[-1]
+        inputs = res.get("inputs") or {}
+        if res.get("retainOnDelete"):
+            kept.append((type_, name, "retained"))
+        elif res.get("protect"):
+            kept.append((type_, name, "protected: destroy refuses until it is unprotected"))
+        elif type_ == "github:index/repository:Repository" and inputs.get("archiveOnDestroy") is True:
+            kept.append((type_, name, "archived on GitHub, not deleted"))
+        else:
+            goes.append((type_, name))
+    return DestroyView(stack, tuple(sorted(goes)), tuple(sorted(kept)))
+
+
+def _export(stack: Any, name: str) -> Mapping[str, Any]:
+    # Not Stack.export_stack: the SDK adds --show-secrets (automation/_local_workspace.py L681-L684)
+    # and would decrypt the whole state to list names.
+    result = stack.workspace._run_pulumi_cmd_sync(["stack", "export", "--stack", name])
+    return dict(json.loads(result.stdout).get("deployment") or {})
+
+
+def destroy(tenant: Tenant, confirm: str | None, stacks: Stacks) -> dict[str, Any]:
+    """Without `confirm == tenant.id`: ConfirmationRequired carrying what would go and be kept."""
     with typed_errors():
-        stack = stacks.stack(tenant)
-        kept = kept_resources(stack.export_stack().deployment or {})
-        result = stack.destroy(color="never", show_secrets=False)
-        return {"stack": stack_name(tenant), "kept": kept, "summary": result.summary.resource_changes}
+        settings = _settings(tenant, stacks)
+        require_cli()
+        with stacks.locked(tenant.id) as directory:
+            stack = stacks.open(tenant, settings, directory)
+            view = destroy_view(_export(stack, tenant.id), tenant.id)
+            if confirm != tenant.id:
+                err = ConfirmationRequired(f"{view.to_text()}\nconfirm with confirm={tenant.id!r} to destroy")
+                err.view = view  # type: ignore[attr-defined]
+                raise err
+            events: list[Any] = []
+            stack.destroy(on_event=events.append, color="never")
+            stacks.drop_plans(directory)
+            return {**view.to_json(), "summary": dict(changeset_from_events(events, stack=tenant.id).counts)}
 
 
 @dataclass(frozen=True)
@@ -218,16 +554,17 @@ class TenantResult:
     message: str = ""
 
 
-def run_many(tenants: Iterable[Target], operation: Callable[[Target], T], max_workers: int = 4) -> list[TenantResult]:
-    """`operation` for every tenant in parallel (each with its own workspace); never raises for one
-    tenant's failure: a busy stack and every other error come back as typed results, in order."""
+def run_many(tenants: Iterable[Tenant], operation: Callable[[Tenant], T], max_workers: int = 4) -> list[TenantResult]:
+    """`operation` for every tenant in parallel; never raises for one tenant's failure: every
+    error comes back as a typed result, in order."""
 
-    def one(tenant: Target) -> TenantResult:
+    def one(tenant: Tenant) -> TenantResult:
+        name = getattr(tenant, "id", str(tenant))
         try:
-            return TenantResult(stack_name(tenant), True, operation(tenant))
+            return TenantResult(name, True, operation(tenant))
         except Exception as err:  # noqa: BLE001 - the batch must finish
             mapped = map_error(err)
-            return TenantResult(stack_name(tenant), False, error_kind=mapped.kind, message=str(mapped))
+            return TenantResult(name, False, error_kind=mapped.kind, message=str(mapped))
 
     with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
         return list(pool.map(one, list(tenants)))

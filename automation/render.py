@@ -449,7 +449,17 @@ def app_of(recording: Recording, app_names: set[str]) -> dict[str, str]:
 
 
 def write(recording: Recording, out: Path) -> dict[str, Any]:
-    """Write resources.json, outputs.json, repos/<app>/… and k8s/<ns>/<kind>-<name>.yaml."""
+    """Write resources.json, outputs.json, repos/<app>/… and k8s/<ns>/<kind>-<name>.yaml; a
+    failure to write (no space, a file where a directory goes, no permission) is a RenderError
+    naming the path, never a traceback."""
+    try:
+        return _write(recording, out)
+    except OSError as err:
+        where = err.filename or out
+        raise RenderError(f"cannot write the render to {where}: {err.strerror or err}") from None
+
+
+def _write(recording: Recording, out: Path) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "resources.json").write_text(
         json.dumps([r.as_json() for r in recording.resources], indent=2, sort_keys=True) + "\n", encoding="utf-8"

@@ -1,13 +1,55 @@
-"""A tenant as the backend knows it, and its mapping onto the stack's config (pure)."""
+"""A tenant as the backend knows it, and its mapping onto the stack's config (pure).
+
+The mapping follows what the Pulumi CLI accepts (read in pulumi/pulumi at 1b5949891b3c):
+- structured keys are written as YAML objects, because a key declared `type: array` only accepts
+  a list (`sdk/go/common/workspace/project.go` ValidateConfigValue, L771-L833; a JSON *string*
+  fails `pkg/workspace/config.go` validateStackConfigValue, L119-L163);
+- a key declared `secret: true` in Pulumi.yaml must be stored encrypted (config.go L126-L133), so
+  which keys are secret is read from Pulumi.yaml, not from a list kept here;
+- every credential the providers need is a secret config value set through the CLI's stdin
+  (`pkg/cmd/pulumi/config/config.go` L808-L822 reads the value from a non-terminal stdin), never
+  a command-line argument.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 from scoutflo.naming import dns_label_problem
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT = "scoutflo"
+
+# `scoutflo:*` keys a tenant spec may set. Everything else is either derived from the tenant's own
+# fields (tenant, apps) or belongs to the backend machine (catalogPath, chartCacheDir name paths
+# on it): a tenant naming them could read or poison the backend's files.
+TENANT_KEYS = frozenset(
+    {
+        "argocdNamespace",
+        "argocdProject",
+        "ecrPrefix",
+        "tokenRefreshMode",
+        "refreshSchedule",
+        "clusterOidcIssuer",
+        "githubOidcProviderArn",
+        "awsCliImage",
+        "kubectlImage",
+        "revisionHistoryLimit",
+        "branchProtection",
+        "chartRegistryCredentials",
+        "refresherAccessKeyId",
+        "refresherSecretAccessKey",
+    }
+)
+BACKEND_KEYS = frozenset({"tenant", "apps", "catalogPath", "chartCacheDir"})
 
 
 class TenantError(ValueError):
@@ -15,9 +57,51 @@ class TenantError(ValueError):
 
 
 @dataclass(frozen=True)
-class ConfigEntry:
-    value: str
-    secret: bool = False
+class KeyDecl:
+    type: str | None
+    items: Mapping[str, Any] | None
+    secret: bool
+
+
+def project_keys(project_dir: Path = PROJECT_DIR) -> dict[str, KeyDecl]:
+    """`scoutflo:<key>` -> its declaration in Pulumi.yaml (type, items, secret)."""
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8"))
+    out = {}
+    for key, decl in (project.get("config") or {}).items():
+        decl = decl if isinstance(decl, Mapping) else {}
+        full = key if ":" in key else f"{project['name']}:{key}"
+        out[full] = KeyDecl(decl.get("type"), decl.get("items"), bool(decl.get("secret")))
+    return out
+
+
+def shipped_stacks(project_dir: Path = PROJECT_DIR) -> set[str]:
+    """Stacks whose files live in the checkout (dev, example): a tenant may not take their names."""
+    return {p.name.removeprefix("Pulumi.").rsplit(".", 1)[0] for p in project_dir.glob("Pulumi.*.yaml")}
+
+
+def value_matches(type_: str, items: Mapping[str, Any] | None, value: Any) -> bool:
+    """Port of ValidateConfigValue (sdk/go/common/workspace/project.go L771-L833)."""
+    if type_ == "string":
+        return isinstance(value, str)
+    if type_ == "integer":
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+            return True
+        if isinstance(value, str):
+            try:
+                int(value, 10)
+            except ValueError:
+                return False
+            return True
+        return False
+    if type_ == "boolean":
+        return isinstance(value, bool) or value in ("true", "false")
+    if type_ == "object":
+        return isinstance(value, Mapping)
+    if not isinstance(value, list) or items is None:
+        return False
+    return all(value_matches(str(items.get("type")), items.get("items"), v) for v in value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,21 +111,25 @@ class Tenant:
     github_owner: str
     github_token: str = field(repr=False)
     aws_region: str
-    aws_access_key_id: str = ""
-    aws_secret_access_key: str = field(default="", repr=False)
+    aws_access_key_id: str = field(repr=False)
+    aws_secret_access_key: str = field(repr=False)
     aws_session_token: str = field(default="", repr=False)
     aws_role_arn: str = ""
-    """Assumed by the AWS provider (instead of, or on top of, keys)."""
-    kubeconfig: str = field(default="", repr=False)
-    """The cluster's kubeconfig (secret); '' uses the machine's."""
+    """Assumed with the tenant's keys (aws:assumeRoles)."""
+    kubeconfig: str = field(repr=False)
+    """The tenant cluster's kubeconfig (secret)."""
     kube_context: str = ""
     apps: tuple[Mapping[str, Any], ...] = ()
-    config: Mapping[str, str] = field(default_factory=dict)
-    """Further `scoutflo:*` keys (clusterOidcIssuer, ecrPrefix, ...), without the namespace."""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """Further `scoutflo:*` keys from TENANT_KEYS, without the namespace."""
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Tenant:
-        """From the backend's JSON: {id, github: {owner, token}, aws: {...}, cluster: {...}, apps, config}."""
+    def from_dict(cls, data: Any) -> Tenant:
+        """From the backend's JSON: {id, github: {owner, token}, aws: {region, accessKeyId,
+        secretAccessKey, sessionToken?, roleArn?}, cluster: {kubeconfig, context?}, apps, config}.
+        Every credential is named: nothing falls back to the backend machine's own identity."""
+        if not isinstance(data, Mapping):
+            raise TenantError(f"a tenant spec is a JSON object, not {type(data).__name__}")
 
         def need(path: str) -> Any:
             value: Any = data
@@ -49,58 +137,108 @@ class Tenant:
                 value = value.get(part) if isinstance(value, Mapping) else None
             if value in (None, ""):
                 raise TenantError(f"tenant spec is missing {path!r}")
+            if not isinstance(value, str):
+                raise TenantError(f"tenant spec {path!r} must be a string")
             return value
 
-        aws, cluster = data.get("aws") or {}, data.get("cluster") or {}
+        def opt(path: str) -> str:
+            section, key = path.split(".")
+            value = (data.get(section) or {}).get(key, "")
+            if not isinstance(value, str):
+                raise TenantError(f"tenant spec {path!r} must be a string")
+            return value
+
+        for section in ("github", "aws", "cluster"):
+            if not isinstance(data.get(section), Mapping):
+                raise TenantError(
+                    f"tenant spec is missing {section!r}: a tenant names its own {section} credentials "
+                    "(nothing is taken from the backend's environment)"
+                )
+        apps, config = data.get("apps") or [], data.get("config") or {}
+        if not isinstance(apps, list) or not all(isinstance(a, Mapping) for a in apps):
+            raise TenantError("tenant spec 'apps' must be a list of objects")
+        if not isinstance(config, Mapping):
+            raise TenantError("tenant spec 'config' must be an object")
         return cls(
             id=need("id"),
             github_owner=need("github.owner"),
             github_token=need("github.token"),
             aws_region=need("aws.region"),
-            aws_access_key_id=aws.get("accessKeyId", ""),
-            aws_secret_access_key=aws.get("secretAccessKey", ""),
-            aws_session_token=aws.get("sessionToken", ""),
-            aws_role_arn=aws.get("roleArn", ""),
-            kubeconfig=cluster.get("kubeconfig", ""),
-            kube_context=cluster.get("context", ""),
-            apps=tuple(data.get("apps") or ()),
-            config=dict(data.get("config") or {}),
+            aws_access_key_id=need("aws.accessKeyId"),
+            aws_secret_access_key=need("aws.secretAccessKey"),
+            aws_session_token=opt("aws.sessionToken"),
+            aws_role_arn=opt("aws.roleArn"),
+            kubeconfig=need("cluster.kubeconfig"),
+            kube_context=opt("cluster.context"),
+            apps=tuple(apps),
+            config=dict(config),
         )
 
 
-def tenant_config(tenant: Tenant) -> dict[str, ConfigEntry]:
-    """The stack config for `tenant`; every credential is a secret config value."""
+@dataclass(frozen=True)
+class StackSettings:
+    """What the tenant's stack file holds: plain values (YAML objects) and secrets (encrypted by the CLI)."""
+
+    plain: Mapping[str, Any]
+    secrets: Mapping[str, str] = field(repr=False)
+
+    def digest(self, key: bytes) -> str:
+        """HMAC-SHA256 over every value, secrets included: equal for equal config, and reveals nothing."""
+        blob = json.dumps({"plain": self.plain, "secrets": self.secrets}, sort_keys=True, separators=(",", ":"))
+        return "hmac-sha256:" + hmac.new(key, blob.encode(), hashlib.sha256).hexdigest()
+
+
+def tenant_settings(tenant: Tenant, project_dir: Path = PROJECT_DIR) -> StackSettings:
+    """The stack config for `tenant`, checked against Pulumi.yaml the way the CLI checks it."""
     if problem := dns_label_problem(tenant.id, 40):
         raise TenantError(f"tenant id {tenant.id!r} {problem}")
-    if not tenant.github_token:
-        raise TenantError("tenant github token is required (repo and workflow scopes)")
-    if bool(tenant.aws_access_key_id) != bool(tenant.aws_secret_access_key):
-        raise TenantError("tenant aws accessKeyId and secretAccessKey go together")
+    if tenant.id in shipped_stacks(project_dir):
+        raise TenantError(
+            f"tenant id {tenant.id!r} is a stack shipped in the repository (Pulumi.{tenant.id}.yaml); choose another id"
+        )
     if not tenant.apps:
         raise TenantError("tenant apps: at least one app is required")
-    cfg = {
-        "scoutflo:tenant": ConfigEntry(tenant.id),
-        "scoutflo:apps": ConfigEntry(json.dumps(list(tenant.apps), sort_keys=True)),
-        "github:owner": ConfigEntry(tenant.github_owner),
-        "github:token": ConfigEntry(tenant.github_token, secret=True),
-        "aws:region": ConfigEntry(tenant.aws_region),
+    decls = project_keys(project_dir)
+    plain: dict[str, Any] = {
+        "scoutflo:tenant": tenant.id,
+        "scoutflo:apps": [dict(app) for app in tenant.apps],
+        "github:owner": tenant.github_owner,
+        "aws:region": tenant.aws_region,
     }
-    if tenant.aws_access_key_id:
-        cfg["aws:accessKey"] = ConfigEntry(tenant.aws_access_key_id, secret=True)
-        cfg["aws:secretKey"] = ConfigEntry(tenant.aws_secret_access_key, secret=True)
+    secrets: dict[str, str] = {
+        "github:token": tenant.github_token,
+        "aws:accessKey": tenant.aws_access_key_id,
+        "aws:secretKey": tenant.aws_secret_access_key,
+        "kubernetes:kubeconfig": tenant.kubeconfig,
+    }
     if tenant.aws_session_token:
-        cfg["aws:token"] = ConfigEntry(tenant.aws_session_token, secret=True)
+        secrets["aws:token"] = tenant.aws_session_token
     if tenant.aws_role_arn:
-        roles = [{"roleArn": tenant.aws_role_arn, "sessionName": f"scoutflo-{tenant.id}"}]
-        cfg["aws:assumeRoles"] = ConfigEntry(json.dumps(roles))
-    if tenant.kubeconfig:
-        cfg["kubernetes:kubeconfig"] = ConfigEntry(tenant.kubeconfig, secret=True)
+        plain["aws:assumeRoles"] = [{"roleArn": tenant.aws_role_arn, "sessionName": f"scoutflo-{tenant.id}"}]
     if tenant.kube_context:
-        cfg["kubernetes:context"] = ConfigEntry(tenant.kube_context)
-    for key, value in tenant.config.items():
+        plain["kubernetes:context"] = tenant.kube_context
+    for key, value in sorted(tenant.config.items()):
         if ":" in key:
             raise TenantError(f"tenant config key {key!r}: give scoutflo keys without a namespace")
-        if f"scoutflo:{key}" in cfg:
-            raise TenantError(f"tenant config key {key!r} is set from the tenant's own fields")
-        cfg[f"scoutflo:{key}"] = ConfigEntry(str(value), secret=key.startswith("refresher"))
-    return cfg
+        if key in BACKEND_KEYS:
+            raise TenantError(
+                f"tenant config key {key!r} is not tenant-settable (it is set from the tenant's own fields "
+                "or names a path on the backend)"
+            )
+        if key not in TENANT_KEYS:
+            raise TenantError(f"tenant config key {key!r} is unknown; tenant-settable keys: {sorted(TENANT_KEYS)}")
+        full = f"{PROJECT}:{key}"
+        decl = decls.get(full, KeyDecl(None, None, False))
+        if decl.type == "string" and isinstance(value, (Mapping, list)):
+            value = json.dumps(value, sort_keys=True)  # e.g. chartRegistryCredentials: JSON in a string
+        if decl.type and not value_matches(decl.type, decl.items, value):
+            raise TenantError(f"tenant config key {key!r} must be of type {decl.type!r} (Pulumi.yaml)")
+        if decl.secret:
+            secrets[full] = value if isinstance(value, str) else json.dumps(value)
+        else:
+            plain[full] = value
+    for full, value in plain.items():
+        found = decls.get(full)
+        if found and found.type and not value_matches(found.type, found.items, value):
+            raise TenantError(f"tenant value for {full!r} must be of type {found.type!r} (Pulumi.yaml)")
+    return StackSettings(plain=plain, secrets=secrets)

@@ -1,0 +1,357 @@
+"""A stand-in `pulumi` CLI (v3.205.0, file event log) for the Automation layer's tests.
+
+It records every call (argv, environment, cwd) under `<backend>/.fake-pulumi/calls/` and enforces
+what the real CLI enforces, each rule citing pulumi/pulumi at commit 1b5949891b3c; where it is
+stricter than the real one it says so. Its "program" is a model (tests/fake_pulumi/model.py) of
+the resources the real program registers: the engine protocol is what is under test here.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import model
+import rules
+from rules import CliError
+
+VERSION = "3.205.0"  # the last version whose Automation API reads a file event log (SDK _stack.py L295)
+SIG, SECRET_SIG = model.SIG, model.SECRET_SIG
+
+
+class Ctx:
+    def __init__(self, argv: list[str]):
+        self.argv = argv
+        self.cwd = Path.cwd()
+        url = os.environ.get("PULUMI_BACKEND_URL", "")
+        if not url.startswith("file://"):
+            # The stand-in serves DIY file backends only; anything else is refused, never faked.
+            raise CliError(f"the stand-in supports file:// backends only, got PULUMI_BACKEND_URL={url!r}")
+        self.backend = Path(url.removeprefix("file://"))
+        self.fake = self.backend / ".fake-pulumi"
+        (self.fake / "calls").mkdir(parents=True, exist_ok=True)
+        settings = self.fake / "settings.json"
+        self.settings = json.loads(settings.read_text()) if settings.exists() else {}
+
+    def record(self, extra: dict[str, Any] | None = None) -> None:
+        entry = {"argv": self.argv, "env": dict(os.environ), "cwd": str(self.cwd), **(extra or {})}
+        name = f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:6]}.json"
+        (self.fake / "calls" / name).write_text(json.dumps(entry))
+
+    # ------------------------------------------------------------ project and stack files
+
+    def project(self) -> dict[str, Any]:
+        path = self.cwd / "Pulumi.yaml"
+        if not path.exists():
+            raise CliError("no Pulumi.yaml project file found")
+        text = path.read_bytes()
+        raw = rules.load_yaml(path)
+        # The same bytes always give the same verdict: a passed project is remembered by digest
+        # (only to keep the stand-in fast; the check itself is the one in rules.py).
+        seen = self.fake / "valid-projects" / hashlib.sha256(text).hexdigest()
+        if not seen.exists():
+            rules.validate_project(raw)
+            seen.parent.mkdir(parents=True, exist_ok=True)
+            seen.touch()
+        main = raw.get("main")
+        if main:
+            # pkg/engine/project.go L45-L66: an absolute main is used as is; it must exist.
+            target = Path(main) if os.path.isabs(main) else self.cwd / main
+            if not target.exists():
+                raise CliError(f"project 'main' could not be read: {target}")
+        return raw
+
+    def stack_file(self, stack: str) -> Path:
+        return self.cwd / f"Pulumi.{stack}.yaml"
+
+    def read_stack_file(self, stack: str) -> dict[str, Any]:
+        path = self.stack_file(stack)
+        return (rules.load_yaml(path) or {}) if path.exists() else {}
+
+    def state_path(self, stack: str) -> Path:
+        # DIY layout: .pulumi/stacks/<project>/<stack>.json (pkg/backend/diy/backend.go stackPath).
+        return self.backend / ".pulumi" / "stacks" / "scoutflo" / f"{stack}.json"
+
+    def lock_dir(self, stack: str) -> Path:
+        # pkg/backend/diy/lock.go L67-L78: .pulumi/locks/<org>/<project>/<stack>/<lockID>.json
+        return self.backend / ".pulumi" / "locks" / "organization" / "scoutflo" / stack
+
+    # ------------------------------------------------------------ secrets (passphrase provider)
+
+    def passphrase(self) -> str:
+        # pkg/secrets/passphrase/manager.go L389-L397
+        if os.environ.get("PULUMI_CONFIG_PASSPHRASE"):
+            return os.environ["PULUMI_CONFIG_PASSPHRASE"]
+        file = os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")
+        if file:
+            return Path(file).read_text().strip()
+        raise CliError(
+            "passphrase must be set with PULUMI_CONFIG_PASSPHRASE or "
+            "PULUMI_CONFIG_PASSPHRASE_FILE environment variables"
+        )
+
+    def key(self, stack: str) -> bytes:
+        salt = self.read_stack_file(stack).get("encryptionsalt")
+        if not salt:
+            raise CliError(f"stack {stack} has no encryptionsalt: it was not initialised with a passphrase")
+        return hashlib.pbkdf2_hmac("sha256", self.passphrase().encode(), salt.encode(), 1000)
+
+    def encrypt(self, stack: str, text: str) -> str:
+        key, nonce = self.key(stack), secrets.token_bytes(12)
+        data = text.encode()
+        stream = b"".join(
+            hashlib.sha256(key + nonce + i.to_bytes(4, "big")).digest() for i in range(len(data) // 32 + 1)
+        )
+        ct = bytes(a ^ b for a, b in zip(data, stream, strict=False))
+        tag = hmac.new(key, nonce + ct, hashlib.sha256).digest()[:16]
+        return "v1:" + base64.b64encode(nonce + tag + ct).decode()
+
+    def decrypt(self, stack: str, blob: str) -> str:
+        key = self.key(stack)
+        raw = base64.b64decode(blob.removeprefix("v1:"))
+        nonce, tag, ct = raw[:12], raw[12:28], raw[28:]
+        if not hmac.compare_digest(tag, hmac.new(key, nonce + ct, hashlib.sha256).digest()[:16]):
+            raise CliError(
+                "failed to decrypt: incorrect passphrase, please set PULUMI_CONFIG_PASSPHRASE to the correct passphrase"
+            )
+        stream = b"".join(hashlib.sha256(key + nonce + i.to_bytes(4, "big")).digest() for i in range(len(ct) // 32 + 1))
+        return bytes(a ^ b for a, b in zip(ct, stream, strict=False)).decode()
+
+    def config(self, stack: str, project: dict[str, Any]) -> dict[str, Any]:
+        """The stack's config, checked as pkg/workspace/config.go L66-L163 checks it, secrets decrypted."""
+        values = self.read_stack_file(stack).get("config") or {}
+        rules.validate_stack_config(stack, project, values, lambda blob: self.decrypt(stack, blob))
+        out = {}
+        for key, value in values.items():
+            full = key if ":" in key else f"{project['name']}:{key}"
+            out[full] = model.Secret(self.decrypt(stack, value["secure"])) if rules.is_secure(value) else value
+        return out
+
+
+# ---------------------------------------------------------------- argv
+
+
+def parse(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """Positional words and flags (--flag value / --flag=value / bare booleans)."""
+    booleans = {
+        "--non-interactive",
+        "--yes",
+        "--skip-preview",
+        "--diff",
+        "--secret",
+        "--plaintext",
+        "--raw",
+        "--show-secrets",
+        "--json",
+        "--path",
+        "--suppress-progress",
+        "--suppress-outputs",
+        "--refresh",
+    }
+    words: list[str] = []
+    flags: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            words.extend(argv[i + 1 :])
+            break
+        if arg.startswith("--"):
+            name, eq, value = arg.partition("=")
+            if eq:
+                flags[name] = value
+            elif name in booleans:
+                flags[name] = True
+            else:
+                i += 1
+                if i >= len(argv):
+                    raise CliError(f"flag needs an argument: {name}")
+                flags[name] = argv[i]
+        elif arg.startswith("-") and len(arg) == 2:
+            flags[{"-s": "--stack", "-y": "--yes", "-j": "--json"}.get(arg, arg)] = (
+                True if arg in ("-y", "-j") else argv[(i := i + 1)]
+            )
+        else:
+            words.append(arg)
+        i += 1
+    return words, flags
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_stack(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
+    ctx.project()
+    sub = words[1] if len(words) > 1 else ""
+    if sub == "init":
+        name = words[2] if len(words) > 2 else flags.get("--stack", "")
+        if ctx.state_path(name).exists():
+            raise CliError(f"stack '{name}' already exists")
+        provider = flags.get("--secrets-provider", "passphrase")
+        if provider != "passphrase":
+            raise CliError(f"the stand-in supports the passphrase secrets provider only, got {provider!r}")
+        ctx.passphrase()  # stack init fails without one (manager.go L389-L397)
+        ctx.state_path(name).parent.mkdir(parents=True, exist_ok=True)
+        ctx.state_path(name).write_text(json.dumps({"version": 3, "deployment": {"resources": []}}))
+        stack_file = ctx.read_stack_file(name)
+        stack_file["encryptionsalt"] = "v1:" + base64.b64encode(secrets.token_bytes(8)).decode()
+        ctx.stack_file(name).write_text(yaml.safe_dump(stack_file))
+        return f"Created stack '{name}'"
+    name = flags.get("--stack", "")
+    if not ctx.state_path(name).exists():
+        raise CliError(f"no stack named '{name}' found")
+    if sub == "select":
+        return ""
+    if sub == "history":
+        # Stack.up/destroy read the last update (automation/_stack.py L447, L1454).
+        return json.dumps(
+            [
+                {
+                    "kind": "update",
+                    "startTime": "2026-01-01T00:00:00.000Z",
+                    "message": "",
+                    "environment": {},
+                    "config": {},
+                    "result": "succeeded",
+                    "endTime": "2026-01-01T00:00:01.000Z",
+                    "resourceChanges": {},
+                }
+            ]
+        )
+    if sub == "output":
+        return "{}"  # the model exports no outputs (the SDK's up/destroy read them, _stack.py L444)
+    if sub == "export":
+        state = json.loads(ctx.state_path(name).read_text())
+        if flags.get("--show-secrets"):
+            state = model.reveal(state, lambda blob: ctx.decrypt(name, blob))
+        return json.dumps(state)
+    raise CliError(f"unknown command 'stack {sub}' for the stand-in")
+
+
+def cmd_config(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
+    ctx.project()
+    sub = words[1] if len(words) > 1 else ""
+    stack = flags.get("--stack", "")
+    if not ctx.state_path(stack).exists():
+        raise CliError(f"no stack named '{stack}' found")
+    if sub != "set":
+        raise CliError(f"the stand-in implements `config set` only, not {sub!r}")
+    key = words[2]
+    if len(words) > 3:
+        value = words[3]
+    else:
+        # pkg/cmd/pulumi/config/config.go L808-L822: a non-terminal stdin is the value; trailing
+        # newlines are stripped unless --raw.
+        value = sys.stdin.read()
+        if not flags.get("--raw"):
+            value = value.rstrip("\n")
+    stack_file = ctx.read_stack_file(stack)
+    config = stack_file.setdefault("config", {})
+    config[key] = {"secure": ctx.encrypt(stack, value)} if flags.get("--secret") else value
+    ctx.stack_file(stack).write_text(yaml.safe_dump(stack_file))
+    return ""
+
+
+class Lock:
+    """DIY backend lock for updates (pkg/backend/diy/lock.go L130-L155): refuse when another
+    process holds one (L63-L95; the Automation API maps that text to ConcurrentUpdateError)."""
+
+    def __init__(self, ctx: Ctx, stack: str):
+        self.dir = ctx.lock_dir(stack)
+        self.path = self.dir / f"{uuid.uuid4()}.json"
+
+    def __enter__(self) -> Lock:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._check()
+        self.path.write_text(json.dumps({"pid": os.getpid(), "timestamp": time.time()}))
+        self._check()  # L49: checked again after writing, a concurrent writer loses
+        return self
+
+    def _check(self) -> None:
+        others = [p for p in self.dir.iterdir() if p != self.path]
+        if others:
+            self.path.unlink(missing_ok=True)
+            raise CliError(
+                f"the stack is currently locked by {len(others)} lock(s). Either wait for the other "
+                "process(es) to end or delete the lock file with `pulumi cancel`."
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def cmd_operation(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
+    command = words[0]
+    project = ctx.project()
+    stack = flags.get("--stack", "")
+    if not ctx.state_path(stack).exists():
+        raise CliError(f"no stack named '{stack}' found")
+    if command in ("up", "destroy") and not flags.get("--yes"):
+        # pkg/cmd/pulumi/operations/up.go: non-interactive updates need --yes (or --skip-preview + --yes).
+        raise CliError("--yes must be passed in to proceed when running in non-interactive mode")
+    config = ctx.config(stack, project)
+    state = json.loads(ctx.state_path(stack).read_text())
+    olds = {r["urn"]: r for r in state["deployment"]["resources"]}
+    goals = [] if command == "destroy" else model.goals(stack, config)
+    steps = model.steps(olds, goals, lambda blob: ctx.decrypt(stack, blob))
+    delay = float(ctx.settings.get("delay", {}).get(command, 0))
+    if command == "preview":
+        if flags.get("--save-plan"):
+            plan = model.plan(steps, VERSION)
+            Path(flags["--save-plan"]).write_text(json.dumps(plan, indent=1))
+        time.sleep(delay)
+        model.write_events(flags.get("--event-log"), steps)
+        return "Previewing update"
+    with Lock(ctx, stack):
+        if flags.get("--plan"):
+            plan = json.loads(Path(flags["--plan"]).read_text())
+            model.check_plan(plan, steps)
+        time.sleep(delay)
+        state["deployment"]["resources"] = model.apply(steps, lambda text: ctx.encrypt(stack, text))
+        tmp = ctx.state_path(stack).with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        tmp.replace(ctx.state_path(stack))
+        model.write_events(flags.get("--event-log"), steps)
+    return "Update complete" if command == "up" else "Destroy complete"
+
+
+def main(argv: list[str]) -> int:
+    try:
+        words, flags = parse(argv)
+        if words[:1] == ["version"]:
+            print(f"v{VERSION}")
+            return 0
+        ctx = Ctx(argv)
+        ctx.record()
+        handlers = {
+            "stack": cmd_stack,
+            "config": cmd_config,
+            "preview": cmd_operation,
+            "up": cmd_operation,
+            "destroy": cmd_operation,
+        }
+        if not words or words[0] not in handlers:
+            raise CliError(f"the stand-in does not implement {words[:2]}")
+        out = handlers[words[0]](ctx, words, flags)
+        if out:
+            print(out)
+        return 0
+    except CliError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 255
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
