@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -360,14 +361,30 @@ class Stacks:
         the tenant no longer has are gone); secrets are encrypted by the CLI from its stdin
         (pkg/cmd/pulumi/config/config.go L808-L822), never on a command line."""
         path = directory / f"Pulumi.{stack_name}.yaml"
-        current = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else {}
-        kept = {k: v for k, v in (current or {}).items() if k in ("secretsprovider", "encryptedkey", "encryptionsalt")}
+        current = (yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None) or {}
+        kept = {k: v for k, v in current.items() if k in ("secretsprovider", "encryptedkey", "encryptionsalt")}
+        # A secret whose value is unchanged keeps its ciphertext (one CLI call less per secret);
+        # what was set is remembered as HMACs only.
+        known_path = directory / "secrets.hmac.json"
+        known = json.loads(known_path.read_text(encoding="utf-8")) if known_path.exists() else {}
+        key = self.backend.digest_key()
+        macs = {k: hmac.new(key, f"{k}\0{v}".encode(), hashlib.sha256).hexdigest() for k, v in settings.secrets.items()}
+        old_config = current.get("config") or {}
+        config: dict[str, Any] = dict(settings.plain)
+        todo = []
+        for name, mac in sorted(macs.items()):
+            if known.get(name) == mac and isinstance(old_config.get(name), dict) and "secure" in old_config[name]:
+                config[name] = old_config[name]
+            else:
+                todo.append(name)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            yaml.safe_dump({**kept, "config": dict(settings.plain)}, f, sort_keys=True)
-        for key, value in sorted(settings.secrets.items()):
+            yaml.safe_dump({**kept, "config": config}, f, sort_keys=True)
+        done = {k: v for k, v in known.items() if k in macs and k not in todo}
+        for name in todo:
+            value = settings.secrets[name]
             result = subprocess.run(
-                [command, "--non-interactive", "config", "set", key, "--secret", "--raw", "--stack", stack_name],
+                [command, "--non-interactive", "config", "set", name, "--secret", "--raw", "--stack", stack_name],
                 input=value,
                 cwd=directory,
                 env={**env, "PULUMI_AUTOMATION_API": "true"},
@@ -376,7 +393,11 @@ class Stacks:
                 check=False,
             )
             if result.returncode != 0:
-                raise OperationFailed(f"setting secret config {key}: {result.stderr.strip()[-500:]}")
+                raise OperationFailed(f"setting secret config {name}: {result.stderr.strip()[-500:]}")
+            done[name] = macs[name]
+            fd = os.open(known_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(done, f)
 
     # ------------------------------------------------------------ plans
 

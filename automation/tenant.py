@@ -229,8 +229,10 @@ def tenant_settings(tenant: Tenant, project_dir: Path = PROJECT_DIR) -> StackSet
             raise TenantError(f"tenant config key {key!r} is unknown; tenant-settable keys: {sorted(TENANT_KEYS)}")
         full = f"{PROJECT}:{key}"
         decl = decls.get(full, KeyDecl(None, None, False))
-        if decl.type == "string" and isinstance(value, (Mapping, list)):
-            value = json.dumps(value, sort_keys=True)  # e.g. chartRegistryCredentials: JSON in a string
+        if decl.type == "string" and decl.secret and isinstance(value, Mapping):
+            # chartRegistryCredentials: a secret object travels as JSON in a secret string (the
+            # CLI encrypts a string from stdin; config.py parses it).
+            value = json.dumps(value, sort_keys=True)
         if decl.type and not value_matches(decl.type, decl.items, value):
             raise TenantError(f"tenant config key {key!r} must be of type {decl.type!r} (Pulumi.yaml)")
         if decl.secret:

@@ -20,7 +20,7 @@ from pulumi.automation.errors import CommandError, ConcurrentUpdateError
 from automation import operations as ops
 from automation.__main__ import main as cli
 from automation.changeset import changeset_from_events, events_from_log, lookup, parse_path
-from automation.tenant import Tenant, TenantError, tenant_config
+from automation.tenant import Tenant, TenantError, tenant_settings
 from charts_catalog import load_catalog
 from scoutflo.config import parse_config
 
@@ -32,7 +32,12 @@ def tenant(**changes: Any) -> Tenant:
     data: dict[str, Any] = {
         "id": "acme",
         "github": {"owner": "acme-gitops", "token": "ghp_TOKENVALUE"},
-        "aws": {"region": "eu-west-1", "roleArn": "arn:aws:iam::123456789012:role/scoutflo-deployer"},
+        "aws": {
+            "region": "eu-west-1",
+            "accessKeyId": "AKIATENANTKEY",
+            "secretAccessKey": "TENANT-AWS-SECRET",
+            "roleArn": "arn:aws:iam::123456789012:role/scoutflo-deployer",
+        },
         "cluster": {"kubeconfig": "apiVersion: v1\nkind: Config\n# KUBE-SECRET", "context": "prod"},
         "apps": [{"name": "storefront", "chart": "webapp"}],
         "config": {"clusterOidcIssuer": "https://oidc.eks.eu-west-1.amazonaws.com/id/X", "ecrPrefix": "scoutflo"},
@@ -45,53 +50,88 @@ def tenant(**changes: Any) -> Tenant:
 
 
 def test_tenant_maps_to_stack_config_with_secrets_marked() -> None:
-    cfg = tenant_config(tenant())
-    assert cfg["scoutflo:tenant"].value == "acme"
-    assert json.loads(cfg["scoutflo:apps"].value) == [{"chart": "webapp", "name": "storefront"}]
-    assert cfg["github:owner"].value == "acme-gitops" and not cfg["github:owner"].secret
-    assert cfg["github:token"].secret and cfg["github:token"].value == "ghp_TOKENVALUE"
-    assert cfg["kubernetes:kubeconfig"].secret
-    assert cfg["kubernetes:context"].value == "prod"
-    assert json.loads(cfg["aws:assumeRoles"].value) == [
+    cfg = tenant_settings(tenant())
+    assert cfg.plain["scoutflo:tenant"] == "acme"
+    assert cfg.plain["scoutflo:apps"] == [{"chart": "webapp", "name": "storefront"}], "an object, not JSON text"
+    assert cfg.plain["github:owner"] == "acme-gitops"
+    assert cfg.secrets["github:token"] == "ghp_TOKENVALUE"
+    assert cfg.secrets["kubernetes:kubeconfig"].endswith("KUBE-SECRET")
+    assert cfg.secrets["aws:accessKey"] == "AKIATENANTKEY" and cfg.secrets["aws:secretKey"] == "TENANT-AWS-SECRET"
+    assert cfg.plain["kubernetes:context"] == "prod"
+    assert cfg.plain["aws:assumeRoles"] == [
         {"roleArn": "arn:aws:iam::123456789012:role/scoutflo-deployer", "sessionName": "scoutflo-acme"}
     ]
-    assert cfg["scoutflo:ecrPrefix"].value == "scoutflo"
-    assert "aws:accessKey" not in cfg
+    assert cfg.plain["scoutflo:ecrPrefix"] == "scoutflo"
+    assert not set(cfg.plain) & set(cfg.secrets)
     # What the tenant maps to is what the program accepts.
-    raw = {k: v.value for k, v in cfg.items()}
+    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in {**cfg.plain, **cfg.secrets}.items()}
     assert parse_config(raw, load_catalog()).apps[0].name == "storefront"
 
 
-def test_static_aws_keys_are_secrets() -> None:
-    cfg = tenant_config(tenant(aws={"region": "us-east-1", "accessKeyId": "AKIA1", "secretAccessKey": "s3cr3t"}))
-    assert cfg["aws:accessKey"].secret and cfg["aws:secretKey"].secret
-    assert "aws:assumeRoles" not in cfg
+def test_secret_keys_come_from_pulumi_yaml() -> None:
+    # chartRegistryCredentials is `secret: true` in Pulumi.yaml; it used to be written in plain text.
+    creds = {"registry.example.com": {"username": "u", "password": "CHART-PW"}}
+    cfg = tenant_settings(tenant(config={"chartRegistryCredentials": creds, "refresherAccessKeyId": "AKIAREFRESH"}))
+    assert json.loads(cfg.secrets["scoutflo:chartRegistryCredentials"]) == creds
+    assert cfg.secrets["scoutflo:refresherAccessKeyId"] == "AKIAREFRESH"
+    assert "CHART-PW" not in json.dumps(cfg.plain)
+
+
+def test_config_digest_is_keyed_and_covers_secrets() -> None:
+    one, other = tenant_settings(tenant()), tenant_settings(tenant(github={"owner": "acme-gitops", "token": "ghp_NEW"}))
+    assert one.digest(b"k") == tenant_settings(tenant()).digest(b"k")
+    assert one.digest(b"k") != other.digest(b"k"), "a changed secret changes the digest"
+    assert one.digest(b"k") != one.digest(b"other key"), "keyed: the digest alone reveals nothing"
+    assert "ghp_TOKENVALUE" not in repr(one)
 
 
 def test_tenant_repr_hides_credentials() -> None:
     text = repr(tenant())
-    assert "ghp_TOKENVALUE" not in text and "KUBE-SECRET" not in text
+    assert "ghp_TOKENVALUE" not in text and "KUBE-SECRET" not in text and "TENANT-AWS-SECRET" not in text
 
 
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
         ({"id": "Acme Corp"}, "tenant id"),
-        ({"github": {"owner": "o", "token": ""}}, r"'github\.token'"),
-        ({"aws": {"region": "r", "accessKeyId": "AKIA"}}, "go together"),
+        ({"id": "dev"}, "shipped in the repository"),
+        ({"id": "example"}, "shipped in the repository"),
         ({"apps": []}, "at least one app"),
         ({"config": {"scoutflo:ecrPrefix": "x"}}, "without a namespace"),
-        ({"config": {"tenant": "other"}}, "tenant's own fields"),
+        ({"config": {"tenant": "other"}}, "not tenant-settable"),
+        ({"config": {"catalogPath": "/etc"}}, "names a path on the backend"),
+        ({"config": {"chartCacheDir": "/var/lib/scoutflo"}}, "names a path on the backend"),
+        ({"config": {"madeUp": "x"}}, "unknown"),
+        ({"config": {"revisionHistoryLimit": "ten"}}, "must be of type 'integer'"),
+        ({"config": {"ecrPrefix": ["a"]}}, "must be of type 'string'"),
     ],
 )
 def test_bad_tenants(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(TenantError, match=message):
-        tenant_config(tenant(**changes))
+        tenant_settings(tenant(**changes))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"github": {"owner": "o", "token": ""}}, r"'github\.token'"),
+        ({"aws": {"region": "r"}}, r"'aws\.accessKeyId'"),
+        ({"aws": {"region": "r", "accessKeyId": "AKIA"}}, r"'aws\.secretAccessKey'"),
+        ({"cluster": {"context": "prod"}}, r"'cluster\.kubeconfig'"),
+        ({"cluster": None}, "names its own cluster credentials"),
+        ({"apps": "storefront"}, "list of objects"),
+    ],
+)
+def test_a_tenant_names_its_credentials(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(TenantError, match=message):
+        tenant(**changes)
 
 
 def test_tenant_spec_missing_field() -> None:
-    with pytest.raises(TenantError, match=r"'github\.owner'"):
+    with pytest.raises(TenantError, match=r"'github'"):
         Tenant.from_dict({"id": "x", "aws": {"region": "r"}})
+    with pytest.raises(TenantError, match="JSON object"):
+        Tenant.from_dict(["x"])
 
 
 # ------------------------------------------------------------------ ChangeSet from engine events
@@ -140,7 +180,7 @@ def test_changeset_json_and_text(events: list[EngineEvent]) -> None:
     text = cs.to_text()
     assert "spec.source.targetRevision: * → 0.1.0" in text
     assert "name: scoutflo-acme-storefront-ci → scoutflo-acme-shop-ci  (forces replacement)" in text
-    assert "- delete   github:index/actionsVariable:ActionsVariable  legacy-var-aws-region" in text
+    assert "   - github:index/actionsVariable:ActionsVariable  legacy-var-aws-region" in text
 
 
 def test_fingerprint_is_stable_and_sensitive(events: list[EngineEvent]) -> None:
@@ -152,10 +192,53 @@ def test_fingerprint_is_stable_and_sensitive(events: list[EngineEvent]) -> None:
     changed = [line.replace('"targetRevision":"0.1.0"', '"targetRevision":"0.1.1"') for line in lines]
     other = changeset_from_events([EngineEvent.from_json(json.loads(line)) for line in changed])
     assert other.fingerprint != first
-    ops.check_approval(first, changeset_from_events(events))
-    with pytest.raises(ops.ChangesDiffer) as err:
-        ops.check_approval(first, other)
-    assert err.value.current is other and first in str(err.value)
+    assert changeset_from_events(events, config_digest="hmac-sha256:a").fingerprint != first, "config enters"
+
+
+def _event(op: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> EngineEvent:
+    urn = "urn:pulumi:acme::scoutflo::scoutflo:index:ChartRepo$pulumi-python:dynamic:Resource::shop-initial"
+
+    def state(inputs: dict[str, Any] | None) -> dict[str, Any] | None:
+        if inputs is None:
+            return None
+        kind = "pulumi-python:dynamic:Resource"
+        return {"type": kind, "urn": urn, "id": "", "parent": "", "provider": "", "custom": True, "inputs": inputs}
+
+    meta = {"op": op, "urn": urn, "type": "pulumi-python:dynamic:Resource", "provider": ""}
+    meta |= {"old": state(old), "new": state(new), "diffs": [], "keys": [], "detailedDiff": None}
+    return EngineEvent.from_json({"sequence": 1, "timestamp": 1, "resourcePreEvent": {"metadata": meta}})
+
+
+def test_a_resource_without_detailed_diff_is_compared_by_its_inputs() -> None:
+    # A dynamic provider's diff says "changed" without naming what: the approver must still see
+    # the change and the fingerprint must still move with every input.
+    old = {"repo": "shop", "files": {"values.yaml": "replicas: 1\n"}}
+    one = changeset_from_events([_event("update", old, {"repo": "shop", "files": {"values.yaml": "replicas: 2\n"}})])
+    two = changeset_from_events([_event("update", old, {"repo": "shop", "files": {"values.yaml": "replicas: 3\n"}})])
+    assert one.fingerprint != two.fingerprint
+    (change,) = one.resources
+    assert [(p.path, p.old, p.new) for p in change.properties] == [
+        ('files["values.yaml"]', "replicas: 1\n", "replicas: 2\n")
+    ]
+    assert "replicas: 2" in one.to_text()
+
+
+def test_unknowns_are_listed() -> None:
+    unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+    cs = changeset_from_events([_event("create", None, {"repo": "shop", "sha": unknown})])
+    assert cs.resources[0].unknowns == ("sha",)
+    assert "known after apply: sha" in cs.to_text()
+
+
+def test_text_elides_long_values_with_a_stable_hash() -> None:
+    long_old = "".join(f"line {i}\n" for i in range(60))
+    long_new = long_old.replace("line 30\n", "line thirty\n")
+    cs = changeset_from_events([_event("update", {"files": {"a": long_old}}, {"files": {"a": long_new}})])
+    text = cs.to_text()
+    assert "-line 30" in text and "+line thirty" in text
+    assert "line 5\n" not in text, "only the changed region and its context are shown"
+    digest = "sha256:" + __import__("hashlib").sha256(long_new.encode()).hexdigest()[:12]
+    assert digest in text and text == cs.to_text()
 
 
 def test_no_change_preview() -> None:
@@ -186,40 +269,34 @@ def test_diff_command_renders_a_saved_event_log(capsys: pytest.CaptureFixture[st
 
 
 @pytest.fixture
-def no_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def no_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ops.Stacks:
     monkeypatch.setenv("PATH", str(tmp_path))
+    pp = tmp_path / "passphrase"
+    pp.write_text("pw")
+    return ops.Stacks(
+        ops.Backend(
+            url=f"file://{tmp_path}/state",
+            secrets_provider="passphrase",
+            state_dir=tmp_path / "ws",
+            env={"PULUMI_CONFIG_PASSPHRASE_FILE": str(pp)},
+        )
+    )
 
 
-def test_every_cli_operation_fails_fast_with_the_install_message(no_cli: None) -> None:
+def test_every_cli_operation_fails_fast_with_the_install_message(no_cli: ops.Stacks) -> None:
     for call in (
-        lambda: ops.preview(tenant()),
-        lambda: ops.apply(tenant(), "sha256:x"),
-        lambda: ops.destroy(tenant(), confirm="acme"),
-        lambda: ops.preview("dev"),
+        lambda: ops.preview(tenant(), no_cli),
+        lambda: ops.apply(tenant(), "sha256:x", no_cli),
+        lambda: ops.destroy(tenant(), "acme", no_cli),
     ):
         with pytest.raises(ops.PulumiCliMissing, match="install it"):
             call()
 
 
-def test_cli_reports_missing_pulumi(no_cli: None, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli(["preview", "--stack", "dev"]) == 1
-    assert "Pulumi CLI is not installed" in capsys.readouterr().err
-    assert cli(["preview", "--stack", "dev", "--json"]) == 1
-    assert json.loads(capsys.readouterr().out)["error"] == "cli-missing"
-
-
-def test_checks_that_need_no_cli_come_first(no_cli: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(ops.ConfirmationRequired):
-        ops.destroy(tenant(), confirm=None)
+def test_checks_that_need_no_cli_come_first(no_cli: ops.Stacks) -> None:
     with pytest.raises(ops.AutomationError) as err:
-        ops.preview(tenant(id="Not Valid"))
+        ops.preview(tenant(id="Not Valid"), no_cli)
     assert err.value.kind == "invalid-tenant"
-    spec = tmp_path / "t.json"
-    spec.write_text(
-        json.dumps({"id": "acme", "github": {"owner": "o", "token": "t"}, "aws": {"region": "r"}, "apps": []})
-    )
-    assert cli(["preview", "--stack", "other", "--tenant", str(spec)]) == 1
-    assert "does not match" in capsys.readouterr().err
 
 
 def test_render_needs_no_cli(no_cli: None, tmp_path: Path) -> None:
@@ -255,14 +332,21 @@ def test_error_mapping() -> None:
     assert ops.map_error(KeyError("k")).kind == "failed"
 
 
+def test_every_typed_error_has_its_own_exit_code() -> None:
+    codes = [cls.exit_code for cls in ops.ERRORS]
+    kinds = [cls.kind for cls in ops.ERRORS]
+    assert len(set(codes)) == len(codes) and len(set(kinds)) == len(kinds)
+    assert 0 not in codes and 2 not in codes, "0 is success, 2 is argparse's usage error"
+
+
 def test_run_many_runs_in_parallel_and_types_every_failure() -> None:
     from pulumi.automation._cmd import CommandResult
 
     barrier = threading.Barrier(3, timeout=5)
 
-    def operation(target: ops.Target) -> str:
+    def operation(target: Tenant) -> str:
         barrier.wait()  # only passes when three tenants run at once
-        name = ops.stack_name(target)
+        name = target.id
         if name == "busy":
             raise ConcurrentUpdateError(CommandResult("", "Another update is currently in progress", 255))
         if name == "nocli":
@@ -271,7 +355,8 @@ def test_run_many_runs_in_parallel_and_types_every_failure() -> None:
             raise RuntimeError("provider crashed")
         return f"done {name}"
 
-    results = ops.run_many(["ok1", "busy", "nocli", "boom", "ok2", "ok3"], operation, max_workers=3)
+    names = ["ok1", "busy", "nocli", "boom", "ok2", "ok3"]
+    results = ops.run_many([tenant(id=n) for n in names], operation, max_workers=3)
     assert [(r.tenant, r.ok, r.error_kind) for r in results] == [
         ("ok1", True, ""),
         ("busy", False, "stack-busy"),
@@ -283,25 +368,22 @@ def test_run_many_runs_in_parallel_and_types_every_failure() -> None:
     assert results[0].value == "done ok1" and "provider crashed" in results[3].message
 
 
-def test_kept_resources_on_destroy() -> None:
+def test_destroy_view_lists_what_goes_and_what_is_kept() -> None:
     deployment = {
         "resources": [
-            {"urn": "u1", "type": "aws:ecr/repository:Repository", "id": "scoutflo/a", "retainOnDelete": True},
-            {"urn": "u2", "type": "github:index/repository:Repository", "id": "a", "protect": True},
-            {"urn": "u3", "type": "aws:iam/role:Role", "id": "r"},
+            {"urn": "u::scoutflo/a", "type": "aws:ecr/repository:Repository", "retainOnDelete": True},
+            {"urn": "u::a", "type": "github:index/repository:Repository", "inputs": {"archiveOnDestroy": True}},
+            {"urn": "u::p", "type": "aws:iam/role:Role", "protect": True},
+            {"urn": "u::r", "type": "aws:iam/role:Role"},
+            {"urn": "u::c", "type": "scoutflo:index:ChartRepo", "custom": False},
+            {"urn": "u::default", "type": "pulumi:providers:aws"},
         ]
     }
-    assert [k["urn"] for k in ops.kept_resources(deployment)] == ["u1", "u2"]
-
-
-def test_backend_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    stacks = ops.Stacks(ops.Backend(plan_dir=tmp_path / "plans"))
-    env = stacks.env()
-    assert env["PULUMI_BACKEND_URL"] == f"file://{tmp_path}/.pulumi-scoutflo"
-    assert (tmp_path / ".pulumi-scoutflo").is_dir()
-    assert env["PULUMI_EXPERIMENTAL"] == "true"
-    assert stacks.plan_path(tenant()) == str(tmp_path / "plans" / "acme.plan.json")
-    prod = ops.Stacks(ops.Backend(url="s3://state-bucket", secrets_provider="awskms://alias/scoutflo", use_plans=False))
-    assert prod.env() == {"PULUMI_BACKEND_URL": "s3://state-bucket"}
-    assert prod.plan_path(tenant()) is None
+    view = ops.destroy_view(deployment, "acme")
+    assert view.goes == (("aws:iam/role:Role", "r"),)
+    assert [(t, n, w.split(":")[0]) for t, n, w in view.kept] == [
+        ("aws:ecr/repository:Repository", "scoutflo/a", "retained"),
+        ("aws:iam/role:Role", "p", "protected"),
+        ("github:index/repository:Repository", "a", "archived on GitHub, not deleted"),
+    ]
+    assert "1 resources go, 3 are kept" in view.to_text()

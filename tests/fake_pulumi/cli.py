@@ -317,7 +317,12 @@ def cmd_operation(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
     with Lock(ctx, stack):
         if flags.get("--plan"):
             plan = json.loads(Path(flags["--plan"]).read_text())
-            model.check_plan(plan, steps)
+            try:
+                model.check_plan(plan, steps)
+            except CliError:
+                # The violation is found while the engine runs, so its event stream still ends.
+                model.write_events(flags.get("--event-log"), [])
+                raise
         time.sleep(delay)
         state["deployment"]["resources"] = model.apply(steps, lambda text: ctx.encrypt(stack, text))
         tmp = ctx.state_path(stack).with_suffix(".tmp")
