@@ -387,3 +387,13 @@ def test_destroy_view_lists_what_goes_and_what_is_kept() -> None:
         ("github:index/repository:Repository", "a", "archived on GitHub, not deleted"),
     ]
     assert "1 resources go, 3 are kept" in view.to_text()
+
+
+def test_render_reports_an_unwritable_output_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the render's directory goes")
+    assert cli(["render", "--stack", "dev", "--out", str(blocker)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the render to" in err and "Traceback" not in err
