@@ -142,7 +142,10 @@ def _summary(per_op: Mapping[str, int]) -> str:
 
 
 def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, indent=None)
+    if isinstance(value, str):
+        visible = value and ("\n" in value or value.strip() == value)
+        return value if visible else json.dumps(value)  # "" and " x" stay visible
+    return json.dumps(value, sort_keys=True, indent=None)
 
 
 def _long(text: str) -> bool:
@@ -235,11 +238,7 @@ def _leaves(old: Any, new: Any, path: str = "") -> list[tuple[str, str]]:
     if isinstance(old, dict) and isinstance(new, dict):
         out: list[tuple[str, str]] = []
         for key in sorted(set(old) | set(new)):
-            sub = (
-                f"{path}.{key}"
-                if path and re.fullmatch(r"[A-Za-z_][\w-]*", key)
-                else (f'{path}["{key}"]' if path else key)
-            )
+            sub = _key_path(path, key)
             if key not in old:
                 out.append((sub, "add"))
             elif key not in new:
@@ -248,6 +247,19 @@ def _leaves(old: Any, new: Any, path: str = "") -> list[tuple[str, str]]:
                 out += _leaves(old[key], new[key], sub)
         return out
     return [] if old == new else [(path, "update")]
+
+
+def _key_path(path: str, key: str) -> str:
+    if re.fullmatch(r"[A-Za-z_][\w-]*", key):
+        return f"{path}.{key}" if path else key
+    return f'{path}["{key}"]' if path else f'["{key}"]'
+
+
+def _flatten(value: Any, path: str = "") -> list[tuple[str, Any]]:
+    """(path, value) of every leaf of a new resource's inputs: what a person reads on a create."""
+    if isinstance(value, dict) and value and value.get(_SECRET_SIG[0]) is None:
+        return [leaf for key, sub in sorted(value.items()) for leaf in _flatten(sub, _key_path(path, key))]
+    return [(path, value)]
 
 
 def _unknown_paths(value: Any, path: str = "") -> list[str]:
@@ -300,7 +312,8 @@ def changeset_from_events(
         new = mask(dict(meta.new.inputs or {})) if meta.new else {}
         props: list[PropertyChange] = []
         if op == "create":
-            props = [PropertyChange(k, "add", None, v) for k, v in sorted(new.items()) if not k.startswith("__")]
+            clean = {k: v for k, v in new.items() if not k.startswith("__")}
+            props = [PropertyChange(path, "add", None, value) for path, value in _flatten(clean)]
         elif op in ("update", "replace"):
             detailed = meta.detailed_diff or {}
             if detailed:
