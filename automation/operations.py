@@ -341,7 +341,7 @@ class Stacks:
         (directory / "home").mkdir(exist_ok=True, mode=0o700)
         (directory / "plans").mkdir(exist_ok=True, mode=0o700)
 
-    def open(self, tenant: Tenant, settings: StackSettings, directory: Path) -> Any:
+    def open(self, tenant: Tenant, settings: StackSettings, directory: Path, create: bool = True) -> Any:
         """Select (or create) the tenant's stack and write its config; the caller holds the lock."""
         from pulumi import automation as auto
 
@@ -350,7 +350,13 @@ class Stacks:
         opts = auto.LocalWorkspaceOptions(
             secrets_provider=self.backend.secrets_provider, pulumi_command=_isolated_command(env)
         )
-        stack = auto.create_or_select_stack(stack_name=tenant.id, work_dir=str(directory), opts=opts)
+        if create:
+            stack = auto.create_or_select_stack(stack_name=tenant.id, work_dir=str(directory), opts=opts)
+        else:
+            try:
+                stack = auto.select_stack(stack_name=tenant.id, work_dir=str(directory), opts=opts)
+            except auto.StackNotFoundError:
+                raise OperationFailed(f"tenant {tenant.id} has no stack: nothing to destroy") from None
         self._write_config(tenant.id, settings, directory, env, stack.workspace.pulumi_command.command)
         return stack
 
@@ -406,7 +412,14 @@ class Stacks:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         return path
 
+    KEEP_PLANS = 20
+    """Saved previews kept per tenant (older ones can no longer be applied)."""
+
     def record_plan(self, directory: Path, record: PlanRecord) -> None:
+        metas = sorted((directory / "plans").glob("*.plan.meta"), key=lambda p: p.stat().st_mtime)
+        for meta in metas[: max(0, len(metas) - self.KEEP_PLANS + 1)]:
+            meta.unlink(missing_ok=True)
+            meta.with_suffix(".json").unlink(missing_ok=True)
         path = record.plan.with_suffix(".meta")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -554,12 +567,10 @@ def destroy(tenant: Tenant, confirm: str | None, stacks: Stacks) -> dict[str, An
         settings = _settings(tenant, stacks)
         require_cli()
         with stacks.locked(tenant.id) as directory:
-            stack = stacks.open(tenant, settings, directory)
+            stack = stacks.open(tenant, settings, directory, create=False)
             view = destroy_view(_export(stack, tenant.id), tenant.id)
             if confirm != tenant.id:
-                err = ConfirmationRequired(f"{view.to_text()}\nconfirm with confirm={tenant.id!r} to destroy")
-                err.view = view  # type: ignore[attr-defined]
-                raise err
+                raise ConfirmationRequired(f"{view.to_text()}\nconfirm with confirm={tenant.id!r} to destroy")
             events: list[Any] = []
             stack.destroy(on_event=events.append, color="never")
             stacks.drop_plans(directory)

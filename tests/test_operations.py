@@ -112,10 +112,14 @@ def test_preview_saves_its_own_private_plan_and_apply_runs_exactly_it(h: Harness
         assert cs.plan_sha256 == ops.sha256_file(plan)
         assert not plan.is_relative_to(ROOT), "plans live outside the checkout"
     assert first.fingerprint == second.fingerprint, "same changes under the same config"
+    h.stacks.KEEP_PLANS = 2
+    third = ops.preview(tenant(), h.stacks)
+    assert len(list((h.tenant_dir("acme") / "plans").glob("*.plan.json"))) == 2, "old previews are pruned"
+    assert not Path(str(first.plan_path)).exists()
     result = ops.apply(tenant(), first.fingerprint, h.stacks)
     assert result["summary"]["create"] > 0
     ups = [c["argv"] for c in h.calls() if "up" in c["argv"]]
-    assert len(ups) == 1 and ups[0][ups[0].index("--plan") + 1] in (first.plan_path, second.plan_path)
+    assert len(ups) == 1 and ups[0][ups[0].index("--plan") + 1] in (second.plan_path, third.plan_path)
     assert not any("preview" in c["argv"] for c in h.calls()[-3:]), "apply does not preview again"
     assert not ops.preview(tenant(), h.stacks).has_changes, "a second run is a no-op"
 
@@ -166,9 +170,7 @@ def test_concurrent_previews_of_one_tenant_each_get_their_own_changes(h: Harness
         t.join()
     for key, replicas in (("one", 1), ("two", 7)):
         (app,) = [r for r in out[key].resources if r.name == "shop-application"]
-        assert {p.path: p.new for p in app.properties}["spec"]["source"]["helm"]["valuesObject"] == {
-            "replicaCount": replicas
-        }
+        assert {p.path: p.new for p in app.properties}["spec.source.helm.valuesObject.replicaCount"] == replicas
     assert out["one"].fingerprint != out["two"].fingerprint
     assert ops.apply(two, out["two"].fingerprint, h.stacks)["stack"] == "acme"
 
@@ -362,6 +364,8 @@ def test_the_backend_is_checked_at_start(h: Harness, tmp_path: Path) -> None:
 
 
 def test_destroy_shows_what_goes_and_what_is_kept_before_confirmation(h: Harness) -> None:
+    with pytest.raises(ops.OperationFailed, match="no stack"):
+        ops.destroy(tenant(), None, h.stacks)
     ops.apply(tenant(), ops.preview(tenant(), h.stacks).fingerprint, h.stacks)
     with pytest.raises(ops.ConfirmationRequired) as err:
         ops.destroy(tenant(), None, h.stacks)
