@@ -384,6 +384,9 @@ class Stacks:
             else:
                 todo.append(name)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # `stack init` created it 0644 (sdk/go/common/workspace/project.go L1386); later saves by
+        # the CLI keep the mode this sets (os.WriteFile only applies its mode on create).
+        os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             yaml.safe_dump({**kept, "config": config}, f, sort_keys=True)
         done = {k: v for k, v in known.items() if k in macs and k not in todo}
@@ -499,6 +502,8 @@ def apply(tenant: Tenant, approved_fingerprint: str, stacks: Stacks) -> dict[str
                 raise ChangesDiffer(approved_fingerprint, "the tenant's config changed since the preview")
             stack = stacks.open(tenant, settings, directory)
             events: list[Any] = []
+            # `up --plan` constrains the update to the plan without PULUMI_EXPERIMENTAL (the flag is
+            # only hidden): pkg/cmd/pulumi/operations/up.go L272-L279, L944-L951.
             try:
                 stack.up(plan=str(record.plan), on_event=events.append, color="never")
             except Exception as err:

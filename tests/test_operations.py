@@ -223,6 +223,8 @@ def test_stack_config_passes_the_cli_type_check_and_secrets_are_encrypted(h: Har
     ops.preview(Tenant.from_dict(data), h.stacks)
     directory = h.tenant_dir("acme")
     assert not directory.is_relative_to(ROOT)
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE((directory / "Pulumi.acme.yaml").stat().st_mode) == 0o600
     stack_file = yaml.safe_load((directory / "Pulumi.acme.yaml").read_text())
     config = stack_file["config"]
     assert config["scoutflo:apps"] == [{"chart": "webapp", "name": "storefront"}, {"chart": "webapp", "name": "admin"}]
