@@ -508,6 +508,9 @@ def apply(tenant: Tenant, approved_fingerprint: str, stacks: Stacks) -> dict[str
                 stack.up(plan=str(record.plan), on_event=events.append, color="never")
             except Exception as err:
                 text = str(err)
+                # The engine's refusals of a plan the state or program has moved past:
+                # pkg/resource/deploy/step_generator.go L1392/L1396 ("resource %s violates plan"),
+                # step_executor.go L278, deployment_executor.go L391 ("expected resource operations").
                 if "violates plan" in text or "expected resource operations" in text:
                     stacks.drop_plans(directory)
                     raise ChangesDiffer(approved_fingerprint, f"the stack's state moved on: {_tail(err)}") from err
