@@ -308,6 +308,7 @@ def test_no_secret_on_any_argv(h: Harness) -> None:
     for call in calls:
         line = "\0".join(call["argv"])
         assert not [s for s in secrets if s in line], call["argv"][:6]
+        assert not [s for s in secrets if any(s in value for value in call["env"].values())], "nor in its env"
         if "export" in call["argv"]:
             assert "--show-secrets" not in call["argv"], "listing what a destroy removes decrypts nothing"
 
