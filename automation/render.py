@@ -9,6 +9,7 @@ know it runs under mocks.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextvars
 import gc
 import hashlib
@@ -412,9 +413,10 @@ async def _resolve(value: Any) -> Any:
 # ---------------------------------------------------------------- what gets written
 
 
-def repo_trees(recording: Recording) -> dict[str, dict[str, tuple[str, bool]]]:
-    """Per repository: path -> (text, executable), every commit the program makes merged."""
-    trees: dict[str, dict[str, tuple[str, bool]]] = {}
+def repo_trees(recording: Recording) -> dict[str, dict[str, tuple[str | bytes, bool]]]:
+    """Per repository: path -> (text or bytes, executable), every commit the program makes merged.
+    Binary files come from the commit's `binary_files` input (base64), as the provider commits them."""
+    trees: dict[str, dict[str, tuple[str | bytes, bool]]] = {}
     for res in recording.resources:
         if res.type != DYNAMIC_TYPE:
             continue
@@ -422,6 +424,8 @@ def repo_trees(recording: Recording) -> dict[str, dict[str, tuple[str, bool]]]:
         tree = trees.setdefault(res.inputs["repo"], {})
         for path, text in res.inputs["files"].items():
             tree[path] = (text, path in executable)
+        for path, data in (res.inputs.get("binary_files") or {}).items():
+            tree[path] = (base64.b64decode(data), path in executable)
     return trees
 
 
@@ -466,10 +470,13 @@ def _write(recording: Recording, out: Path) -> dict[str, Any]:
     )
     (out / "outputs.json").write_text(json.dumps(recording.outputs, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     for repo, tree in repo_trees(recording).items():
-        for path, (text, executable) in tree.items():
+        for path, (content, executable) in tree.items():
             target = out / "repos" / repo / path
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content, encoding="utf-8")
             target.chmod(0o755 if executable else 0o644)
     objects = k8s_objects(recording)
     for obj in objects:

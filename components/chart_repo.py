@@ -41,7 +41,7 @@ class ChartRepoArgs:
     tenant: str
     """Marks the repository as this tenant's (topic `scoutflo-<tenant>`)."""
     import_files: Mapping[str, str | bytes] = field(default_factory=dict)
-    """An imported chart, proposed as one pull request ({} for templates)."""
+    """An imported chart, proposed as one pull request ({} for templates); bytes = a binary file."""
     import_branch: str = ""
     import_title: str = ""
     import_body: str = ""

@@ -4,10 +4,25 @@ The GitHub provider has no multi-file commit resource, so this one calls the Git
 (scoutflo.github_api). What lands belongs to the user: changed file contents never rewrite it
 (the diff ignores them); only a new branch (a new import) makes a new commit, and deleting the
 resource leaves the repository untouched.
+
+THIS MODULE'S PATH AND `RepoCommitProvider`'S NAME ARE PERMANENT. Pulumi pickles the provider
+instance (dill) into every RepoCommit's state as `__provider`, and the dynamic provider host
+unpickles it from the state in a fresh process started in the project directory (pulumi/pulumi
+sdk/python/lib/pulumi/dynamic/__main__.py:45-69, `get_provider`: `dill.loads(base64.b64decode(
+props[PROVIDER_KEY]))`); dill pickles a class importable from a module by reference, i.e. as
+`components.repo_commit.RepoCommitProvider`.
+Moving or renaming it makes every existing stack's refresh, update and delete of its commits fail
+to load. tests/test_github_api.py loads a pickled provider in a fresh process from the project root.
+
+Binary files: Pulumi property values carry no bytes, so bytes travel base64-encoded in a separate
+input, `binary_files` (path -> base64), and are committed as Git blobs byte for byte; text stays in
+`files`. automation/render.py writes both into repos/<app>/ from these same inputs.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,18 +44,43 @@ def path_problem(path: str) -> str | None:
     return None
 
 
+def _b64(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def encode_binary(files: Mapping[str, str | bytes]) -> tuple[dict[str, str], dict[str, str]]:
+    """Split a path -> text|bytes map into (text files, binary files as base64)."""
+    text = {p: c for p, c in files.items() if isinstance(c, str)}
+    binary = {p: base64.b64encode(c).decode() for p, c in files.items() if isinstance(c, bytes)}
+    return dict(sorted(text.items())), dict(sorted(binary.items()))
+
+
+def decode_binary(binary: Mapping[str, str]) -> dict[str, bytes]:
+    return {p: base64.b64decode(c) for p, c in binary.items()}
+
+
+# Permanent: see the module docstring (existing stacks unpickle it from this module path).
 class RepoCommitProvider(ResourceProvider):
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures = []
         files = news.get("files") or {}
-        if not isinstance(files, dict) or not files:
+        binary = news.get("binary_files") or {}
+        if not isinstance(files, dict) or not isinstance(binary, dict) or not (files or binary):
             failures.append(CheckFailure("files", "at least one file is required"))
         else:
-            for path, content in files.items():
-                if problem := path_problem(path):
-                    failures.append(CheckFailure("files", f"{path!r} {problem}"))
-                elif not isinstance(content, str):
-                    failures.append(CheckFailure("files", f"{path!r} must be text"))
+            for key, entries in (("files", files), ("binary_files", binary)):
+                for path, content in entries.items():
+                    if problem := path_problem(path):
+                        failures.append(CheckFailure(key, f"{path!r} {problem}"))
+                    elif not isinstance(content, str):
+                        failures.append(CheckFailure(key, f"{path!r} must be a string"))
+                    elif key == "binary_files" and _b64(content) is None:
+                        failures.append(CheckFailure(key, f"{path!r} must be base64 (the file's bytes)"))
+            for path in set(files) & set(binary):
+                failures.append(CheckFailure("binary_files", f"{path!r} is also in files"))
         for key in ("owner", "repo", "base", "message"):
             if not news.get(key):
                 failures.append(CheckFailure(key, f"{key} is required"))
@@ -54,7 +94,7 @@ class RepoCommitProvider(ResourceProvider):
             gh,
             owner=props["owner"],
             repo=props["repo"],
-            files=props["files"],
+            files={**props["files"], **decode_binary(props.get("binary_files") or {})},
             executable=frozenset(props.get("executable") or ()),
             message=props["message"],
             base=props["base"],
@@ -89,7 +129,7 @@ class RepoCommitArgs:
     repo: pulumi.Input[str]
     """Repository name."""
     files: Mapping[str, str | bytes]
-    """Path -> text content, all in one commit."""
+    """Path -> text (str) or binary (bytes) content, all in one commit."""
     executable: Sequence[str] = field(default_factory=tuple)
     """Paths committed with mode 100755."""
     message: str
@@ -113,10 +153,12 @@ class RepoCommit(pulumi.dynamic.Resource):
     pull_request_url: pulumi.Output[str]
 
     def __init__(self, name: str, args: RepoCommitArgs, opts: pulumi.ResourceOptions | None = None):
+        text, binary = encode_binary(args.files)
         props = {
             "owner": args.owner,
             "repo": args.repo,
-            "files": dict(sorted(args.files.items())),
+            "files": text,
+            "binary_files": binary,
             "executable": sorted(args.executable),
             "message": args.message,
             "token": pulumi.Output.secret(args.token),

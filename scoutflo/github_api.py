@@ -1,25 +1,55 @@
-"""A small GitHub REST client and the one-commit-many-files operation (Git Data API).
+"""GitHub writes that are safe to repeat: one commit of many files through the Git Data API.
 
 pulumi-github's RepositoryFile makes one commit (one Contents API write) per file; a chart has
-20-150 files and GitHub allows 80 content writes a minute and 500 an hour per token. One commit
-through the Git Data API costs 3 writes whatever the file count (tree with inline contents,
-commit, ref), plus 1 for a pull request. Standard library only: it runs inside Pulumi's dynamic
-provider process, where only what the program's environment has is importable.
+20-150 files and GitHub allows 80 content-generating requests a minute and 500 an hour per token.
+One commit through the Git Data API costs 3 writes whatever the file count (tree with inline text,
+commit, ref), plus 1 per binary file (a base64 blob) and 1 for a pull request.
+
+The HTTP client is PyGithub's `Requester` (PyGithub 2.10, pinned in requirements.txt). Why PyGithub
+and not githubkit: it is synchronous (the dynamic provider's methods are plain functions), small
+(requests + urllib3, no pydantic model tree), and its redirect handling is what we need:
+`github/Requester.py:1291-1313` follows a 301 only to the same scheme and host (and re-sends on
+its own connection, so the token never reaches another origin) and raises otherwise;
+`Requester.py:213,277` send every request with `allow_redirects=False`, so requests never follows a
+302/307/308 by itself and we refuse them here. Its retry policy we do NOT use (`retry=0`):
+`github/GithubRetry.py:98` adds POST to urllib3's retried methods, so a read timeout after GitHub
+accepted `POST /pulls` would open a second pull request, and it sleeps whatever `Retry-After`
+says (no clamp, no budget). This module decides instead, per request, whether repeating is safe.
+
+Every write sequence here is safe to repeat (the engine re-runs a create that failed or whose
+answer was lost): each commit carries a `Scoutflo-Commit:` trailer and is looked for before a new
+one is made; an existing import branch or open pull request is reused; paths that already exist
+on a branch the user has committed to are left alone.
 """
 
 from __future__ import annotations
 
+import base64
+import email.utils
+import hashlib
 import json
+import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import requests
+from github import Auth, Github
+
 API = "https://api.github.com"
 WRITE_METHODS = {"POST", "PATCH", "PUT", "DELETE"}
+TRAILER = "Scoutflo-Commit"
+# GitHub's secondary limits for content-generating requests, per token ("Rate limits for the REST
+# API", docs.github.com/en/rest/using-the-rest-api/rate-limits-for-the-rest-api#about-secondary-rate-limits).
+WRITES_PER_MINUTE = 80
+WRITES_PER_HOUR = 500
+MAX_WAIT = 3600.0
+"""No rate-limit window of GitHub's is longer than an hour: a longer wait asked for is bogus."""
+HISTORY = 100
+"""Commits scanned for our trailer (one page): a re-run follows the failed run closely."""
 
 
 class GitHubError(RuntimeError):
@@ -28,49 +58,188 @@ class GitHubError(RuntimeError):
         self.status = status
 
 
+class Pacer:
+    """Sliding windows over one token's writes: a write waits (never fails) until it fits in
+    both the per-minute and the per-hour budget. Slots are reserved under a lock, so the dynamic
+    provider's concurrent creates (one process serves the whole `pulumi up`) share the windows."""
+
+    def __init__(self, per_minute: int = WRITES_PER_MINUTE, per_hour: int = WRITES_PER_HOUR):
+        self.windows = ((60.0, per_minute), (3600.0, per_hour))
+        self._slots: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def reserve(self, now: float) -> float:
+        """Reserve the earliest slot at or after `now`; returns how long to wait for it."""
+        with self._lock:
+            while self._slots and self._slots[0] <= now - 3600.0:
+                self._slots.popleft()
+            at = now
+            for span, limit in self.windows:
+                recent = [t for t in self._slots if t > at - span]
+                if len(recent) >= limit:
+                    at = max(at, recent[-limit] + span)
+            self._slots.append(at)
+            return at - now
+
+
+_PACERS: dict[str, Pacer] = {}
+_PACERS_LOCK = threading.Lock()
+
+
+def pacer_for(token: str) -> Pacer:
+    """One pacer per token in this process (keyed by a digest, never the token itself)."""
+    key = hashlib.sha256(token.encode()).hexdigest()
+    with _PACERS_LOCK:
+        return _PACERS.setdefault(key, Pacer())
+
+
+def _seconds_until(value: str, now: float, *, epoch: bool) -> float | None:
+    """A header's wait in seconds: delta-seconds (Retry-After), epoch seconds (x-ratelimit-reset)
+    or an HTTP-date (RFC 9110 §10.2.3 allows it for Retry-After); None when unparsable."""
+    value = value.strip()
+    try:
+        number = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        return when.timestamp() - now
+    return number - now if epoch else number
+
+
+def rate_limit_wait(status: int, headers: Mapping[str, str], message: str, now: float) -> float | None:
+    """How long GitHub asks us to wait before repeating a refused request, or None when the
+    answer is not a rate limit. The order is GitHub's own ("Rate limits for the REST API",
+    "Exceeding the rate limit"): retry-after first, then x-ratelimit-reset when
+    x-ratelimit-remaining is 0, else at least one minute. Clamped to [1 s, MAX_WAIT]."""
+    if status not in (403, 429):
+        return None
+    h = {k.lower(): v for k, v in headers.items()}
+    wait: float | None = None
+    if "retry-after" in h:
+        wait = _seconds_until(h["retry-after"], now, epoch=False)
+    elif h.get("x-ratelimit-remaining") == "0" and "x-ratelimit-reset" in h:
+        reset = _seconds_until(h["x-ratelimit-reset"], now, epoch=True)
+        wait = None if reset is None else reset + 1  # the reset happens somewhere in that second
+    if wait is None:
+        limited = status == 429 or h.get("x-ratelimit-remaining") == "0" or "rate limit" in message.lower()
+        if not limited:
+            return None  # a plain 403 is a permission problem: repeating will not help
+        wait = 60.0
+    return min(max(wait, 1.0), MAX_WAIT)
+
+
 @dataclass
 class GitHub:
+    """One operation's client: its waits (rate limits, pacing, backoff) share one `budget`."""
+
     token: str
     api: str = API
-    max_attempts: int = 5
-    timeout: float = 30.0
     sleep: Callable[[float], None] = time.sleep
+    now: Callable[[], float] = time.time
+    budget: float = 1800.0
+    """Seconds this operation may spend waiting in total; beyond it, one clear error."""
+    max_attempts: int = 5
+    """Attempts per request for transient failures (5xx, dropped connections, timeouts)."""
+    timeout: int = 30
+    pacer: Pacer | None = None
     writes: int = 0
+    waited: float = 0.0
     requests: list[tuple[str, str]] = field(default_factory=list)
 
-    def call(self, method: str, path: str, body: Any = None, ok404: bool = False) -> Any:
-        """One REST call; retries secondary limits (403/429 + retry-after) and 5xx with backoff."""
-        data = None if body is None else json.dumps(body).encode()
-        delay = 1.0
+    def __post_init__(self) -> None:
+        # retry=0: PyGithub's GithubRetry would repeat POSTs blindly (see module docstring);
+        # no seconds_between_*: the Pacer below knows GitHub's windows instead of a fixed gap.
+        client = Github(
+            auth=Auth.Token(self.token),
+            base_url=self.api.rstrip("/"),
+            timeout=self.timeout,
+            retry=0,
+            per_page=HISTORY,
+            seconds_between_requests=None,
+            seconds_between_writes=None,
+        )
+        self._requester = client.requester
+        if self.pacer is None:
+            self.pacer = pacer_for(self.token)
+
+    def _wait(self, seconds: float, why: str, method: str, path: str) -> None:
+        if seconds <= 0:
+            return
+        if self.waited + seconds > self.budget:
+            raise GitHubError(
+                429,
+                method,
+                path,
+                f"{why}: waiting {seconds:.0f} s more would exceed this operation's budget of "
+                f"{self.budget:.0f} s; nothing is lost, run `pulumi up` again later",
+            )
+        self.waited += seconds
+        self.sleep(seconds)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        ok404: bool = False,
+        idempotent: bool = False,
+        verify: Callable[[], Any] | None = None,
+    ) -> Any:
+        """One REST call. A refused request (rate limit) is always repeated after GitHub's wait.
+        An answer that leaves the outcome unknown (5xx, dropped connection, timeout) is repeated
+        only for GETs and `idempotent` writes; otherwise `verify` reads back whether the write
+        landed (its non-None result is returned) before repeating, and without `verify` the
+        error is raised."""
+        backoff = 1.0
         for attempt in range(1, self.max_attempts + 1):
-            req = urllib.request.Request(self.api + path, data=data, method=method)
-            req.add_header("Authorization", f"Bearer {self.token}")
-            req.add_header("Accept", "application/vnd.github+json")
-            req.add_header("X-GitHub-Api-Version", "2022-11-28")
-            if data is not None:
-                req.add_header("Content-Type", "application/json")
-            self.requests.append((method, path))
-            if method in WRITE_METHODS:
+            write = method in WRITE_METHODS
+            if write:
+                assert self.pacer is not None
+                self._wait(self.pacer.reserve(self.now()), "pacing writes to GitHub's secondary limits", method, path)
                 self.writes += 1
+            self.requests.append((method, path))
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    raw = resp.read()
-                    return json.loads(raw) if raw else None
-            except urllib.error.HTTPError as err:
-                payload = err.read().decode("utf-8", "replace")
-                if err.code == 404 and ok404:
-                    return None
-                wait = _retry_wait(err.code, dict(err.headers.items()), payload, delay)
-                if wait is None or attempt == self.max_attempts:
-                    raise GitHubError(err.code, method, path, _message(payload)) from None
-                self.sleep(wait)
-                delay = min(delay * 2, 60.0)
-            except urllib.error.URLError as err:
-                if attempt == self.max_attempts:
-                    raise GitHubError(0, method, path, f"unreachable: {err.reason}") from None
-                self.sleep(delay)
-                delay = min(delay * 2, 60.0)
-        raise AssertionError("unreachable")
+                status, headers, raw = self._requester.requestJson(method, path, input=body)
+            except RuntimeError as err:
+                # PyGithub refuses a 301 to another host or scheme (Requester.py:1291-1303).
+                raise GitHubError(0, method, path, f"redirect not followed: {err}") from None
+            except requests.RequestException as err:
+                status, headers, raw = 0, {}, f"connection failed: {type(err).__name__}"
+            if 300 <= status < 400:
+                raise GitHubError(
+                    status,
+                    method,
+                    path,
+                    f"redirected to {headers.get('location', '?')}; not followed, the token is only sent to {self.api}",
+                )
+            if status == 404 and ok404:
+                return None
+            if 200 <= status < 300:
+                return json.loads(raw) if raw else None
+            message = _message(raw) if status else raw
+            wait = rate_limit_wait(status, headers, message, self.now()) if status else None
+            if wait is not None:
+                self._wait(wait, f"rate limited ({status}: {message})", method, path)
+                continue
+            if status and status < 500:
+                raise GitHubError(status, method, path, message)
+            # 5xx or no answer: GitHub may or may not have done it.
+            if write and not idempotent:
+                if verify is None:
+                    raise GitHubError(status, method, path, f"{message}; the write's outcome is unknown")
+                landed = verify()
+                if landed is not None:
+                    return landed
+            if attempt == self.max_attempts:
+                break
+            self._wait(backoff, f"GitHub failing ({status or message})", method, path)
+            backoff = min(backoff * 2, 60.0)
+        raise GitHubError(status, method, path, f"{message} (after {self.max_attempts} attempts)")
 
 
 def _message(payload: str) -> str:
@@ -80,19 +249,8 @@ def _message(payload: str) -> str:
         return payload[:200]
 
 
-def _retry_wait(status: int, headers: Mapping[str, str], payload: str, backoff: float) -> float | None:
-    headers = {k.lower(): v for k, v in headers.items()}
-    if status in (403, 429):
-        if headers.get("retry-after"):
-            return float(headers["retry-after"])
-        if headers.get("x-ratelimit-remaining") == "0" and headers.get("x-ratelimit-reset"):
-            return max(0.0, float(headers["x-ratelimit-reset"]) - time.time()) + 1
-        if status == 429 or "secondary rate limit" in payload.lower():
-            return max(backoff, 60.0)
-        return None  # a plain 403 is a permission problem: retrying will not help
-    if status >= 500:
-        return backoff
-    return None
+def _q(ref: str) -> str:
+    return urllib.parse.quote(ref, safe="/")
 
 
 def _base_sha(gh: GitHub, r: str, base: str, attempts: int = 6) -> str:
@@ -101,7 +259,7 @@ def _base_sha(gh: GitHub, r: str, base: str, attempts: int = 6) -> str:
     delay = 1.0
     for attempt in range(1, attempts + 1):
         try:
-            ref = gh.call("GET", f"{r}/git/ref/heads/{base}", ok404=True)
+            ref = gh.call("GET", f"{r}/git/ref/heads/{_q(base)}", ok404=True)
         except GitHubError as err:
             if err.status != 409:
                 raise
@@ -109,9 +267,33 @@ def _base_sha(gh: GitHub, r: str, base: str, attempts: int = 6) -> str:
         if ref:
             return str(ref["object"]["sha"])
         if attempt < attempts:
-            gh.sleep(delay)
+            gh._wait(delay, f"waiting for branch {base!r}", "GET", r)
             delay *= 2
     raise GitHubError(404, "GET", f"{r}/git/ref/heads/{base}", f"branch {base!r} does not exist")
+
+
+def _ref_sha(gh: GitHub, r: str, name: str) -> str | None:
+    ref = gh.call("GET", f"{r}/git/ref/heads/{_q(name)}", ok404=True)
+    return str(ref["object"]["sha"]) if ref else None
+
+
+def marker_line(key: str) -> str:
+    return f"{TRAILER}: {key}"
+
+
+def _find_marked(gh: GitHub, r: str, head: str, key: str) -> str | None:
+    """The newest commit reachable from `head` (first page) whose message has our trailer."""
+    line = marker_line(key)
+    for commit in gh.call("GET", f"{r}/commits?sha={head}&per_page={HISTORY}") or []:
+        if line in commit["commit"]["message"].splitlines():
+            return str(commit["sha"])
+    return None
+
+
+def _open_pull(gh: GitHub, owner: str, r: str, branch: str) -> dict[str, Any] | None:
+    head = f"{urllib.parse.quote(owner)}:{urllib.parse.quote(branch, safe='')}"
+    pulls = gh.call("GET", f"{r}/pulls?state=open&head={head}") or []
+    return pulls[0] if pulls else None
 
 
 @dataclass(frozen=True)
@@ -121,6 +303,68 @@ class CommitResult:
     pull_request: int | None = None
     pull_request_url: str | None = None
     created: bool = True
+    kept: tuple[str, ...] = ()
+    """Paths not written because the branch already had them (the user's version stays)."""
+
+
+def _tree_entries(
+    gh: GitHub, r: str, files: Mapping[str, str | bytes], executable: frozenset[str]
+) -> list[dict[str, str]]:
+    """Text inline in the tree request (no extra write); bytes as a base64 blob first, the only
+    way the Git Data API stores arbitrary bytes (POST /git/blobs, encoding base64): one write per
+    distinct binary content, repeatable because a blob's sha is its content's."""
+    blobs: dict[bytes, str] = {}
+    entries = []
+    for path, content in sorted(files.items()):
+        entry = {"path": path, "mode": "100755" if path in executable else "100644", "type": "blob"}
+        if isinstance(content, bytes):
+            if content not in blobs:
+                body = {"content": base64.b64encode(content).decode(), "encoding": "base64"}
+                blobs[content] = gh.call("POST", f"{r}/git/blobs", body, idempotent=True)["sha"]
+            entry["sha"] = blobs[content]
+        else:
+            entry["content"] = content
+        entries.append(entry)
+    return entries
+
+
+def _new_commit(
+    gh: GitHub,
+    r: str,
+    *,
+    parent: str,
+    base_tree: str,
+    files: Mapping[str, str | bytes],
+    executable: frozenset[str],
+    message: str,
+) -> str:
+    entries = _tree_entries(gh, r, files, executable)
+    # A tree's sha is its content's: repeating the request makes the same tree.
+    tree = gh.call("POST", f"{r}/git/trees", {"base_tree": base_tree, "tree": entries}, idempotent=True)
+    # Repeating a commit request may leave an unreferenced commit object behind: invisible, and
+    # collected by git; only the ref update below makes a commit anyone sees.
+    commit = gh.call(
+        "POST", f"{r}/git/commits", {"message": message, "tree": tree["sha"], "parents": [parent]}, idempotent=True
+    )
+    return str(commit["sha"])
+
+
+def _tree_of(gh: GitHub, r: str, commit: str) -> str:
+    return str(gh.call("GET", f"{r}/git/commits/{commit}")["tree"]["sha"])
+
+
+def _user_paths(gh: GitHub, r: str, head: str) -> tuple[set[str], str]:
+    """Paths on `head` that are the user's, and head's tree. A repository created with auto_init
+    holds one parentless commit with only GitHub's README.md: nothing there is the user's yet."""
+    commit = gh.call("GET", f"{r}/git/commits/{head}")
+    tree_sha = str(commit["tree"]["sha"])
+    tree = gh.call("GET", f"{r}/git/trees/{tree_sha}?recursive=1")
+    if tree.get("truncated"):
+        raise GitHubError(0, "GET", f"{r}/git/trees", "tree too large to tell which files are the user's")
+    paths = {e["path"] for e in tree["tree"] if e["type"] == "blob"}
+    if not commit.get("parents") and paths <= {"README.md"}:
+        return set(), tree_sha
+    return paths, tree_sha
 
 
 def commit_files(
@@ -128,7 +372,7 @@ def commit_files(
     *,
     owner: str,
     repo: str,
-    files: Mapping[str, str],
+    files: Mapping[str, str | bytes],
     executable: frozenset[str] = frozenset(),
     message: str,
     base: str = "main",
@@ -136,34 +380,69 @@ def commit_files(
     pr_title: str = "",
     pr_body: str = "",
 ) -> CommitResult:
-    """Commit `files` in one commit on `base` (branch None) or on a new `branch` with a PR into base.
-
-    Re-running for a branch that already has an open PR returns that PR: nothing is duplicated.
-    """
+    """Commit `files` (path -> text, or bytes for a binary file) in one commit on `base` (branch
+    None) or on a new `branch` with a pull request into `base`. Safe to repeat after any failure:
+    see the module docstring."""
     r = f"/repos/{owner}/{repo}"
-    q = urllib.parse.quote
-    if branch:
-        existing = gh.call("GET", f"{r}/git/ref/heads/{q(branch, safe='/')}", ok404=True)
-        if existing:
-            pulls = gh.call("GET", f"{r}/pulls?state=open&head={q(owner)}:{q(branch, safe='')}") or []
-            if pulls:
-                pr = pulls[0]
-                return CommitResult(existing["object"]["sha"], branch, pr["number"], pr["html_url"], created=False)
-    base_sha = _base_sha(gh, r, q(base, safe="/"))
-    base_tree = gh.call("GET", f"{r}/git/commits/{base_sha}")["tree"]["sha"]
-    entries = [
-        {"path": path, "mode": "100755" if path in executable else "100644", "type": "blob", "content": content}
-        for path, content in sorted(files.items())
-    ]
-    tree = gh.call("POST", f"{r}/git/trees", {"base_tree": base_tree, "tree": entries})
-    commit = gh.call("POST", f"{r}/git/commits", {"message": message, "tree": tree["sha"], "parents": [base_sha]})
+    key = branch or base
+    full_message = f"{message.rstrip()}\n\n{marker_line(key)}\n"
     if not branch:
-        # Not forced: if main moved since we read it, fail loudly rather than drop someone's commit.
-        gh.call("PATCH", f"{r}/git/refs/heads/{q(base, safe='/')}", {"sha": commit["sha"], "force": False})
-        return CommitResult(commit["sha"], base)
+        head = _base_sha(gh, r, base)
+        if done := _find_marked(gh, r, head, key):
+            return CommitResult(done, base, created=False)
+        # Our commit was never made (or made by a version without the trailer): write only what
+        # the user does not have, so a re-run never rewrites their files.
+        user, base_tree = _user_paths(gh, r, head)
+        kept = tuple(sorted(p for p in files if p in user))
+        todo = {p: c for p, c in files.items() if p not in user}
+        if not todo:
+            return CommitResult(head, base, created=False, kept=kept)
+        sha = _new_commit(
+            gh, r, parent=head, base_tree=base_tree, files=todo, executable=executable, message=full_message
+        )
+        # Not forced: if main moved since we read it, fail rather than drop someone's commit.
+        gh.call(
+            "PATCH",
+            f"{r}/git/refs/heads/{_q(base)}",
+            {"sha": sha, "force": False},
+            verify=lambda: {} if _ref_sha(gh, r, base) == sha else None,
+        )
+        return CommitResult(sha, base, kept=kept)
+
+    existing = _ref_sha(gh, r, branch)
     if existing:
-        gh.call("PATCH", f"{r}/git/refs/heads/{q(branch, safe='/')}", {"sha": commit["sha"], "force": True})
+        if found := _open_pull(gh, owner, r, branch):
+            return CommitResult(existing, branch, found["number"], found["html_url"], created=False)
+        if _find_marked(gh, r, existing, key) is None:
+            raise GitHubError(
+                409,
+                "GET",
+                f"{r}/git/ref/heads/{branch}",
+                f"branch {branch!r} exists but holds no Scoutflo commit; it is not ours to change: "
+                "rename or delete it, then run `pulumi up` again",
+            )
+        # Our branch, perhaps with the user's commits on top: keep it as it is, propose it again.
+        sha = existing
     else:
-        gh.call("POST", f"{r}/git/refs", {"ref": f"refs/heads/{branch}", "sha": commit["sha"]})
-    pr = gh.call("POST", f"{r}/pulls", {"title": pr_title, "head": branch, "base": base, "body": pr_body})
-    return CommitResult(commit["sha"], branch, pr["number"], pr["html_url"])
+        head = _base_sha(gh, r, base)
+        base_tree = _tree_of(gh, r, head)
+        sha = _new_commit(
+            gh, r, parent=head, base_tree=base_tree, files=files, executable=executable, message=full_message
+        )
+        ref_body = {"ref": f"refs/heads/{branch}", "sha": sha}
+        try:
+            gh.call("POST", f"{r}/git/refs", ref_body, verify=lambda: {} if _ref_sha(gh, r, branch) == sha else None)
+        except GitHubError as err:
+            # "Reference already exists": an earlier attempt of ours landed (the answer was lost).
+            if err.status != 422 or _ref_sha(gh, r, branch) != sha:
+                raise
+    request = {"title": pr_title, "head": branch, "base": base, "body": pr_body}
+    pr: dict[str, Any] | None
+    try:
+        pr = gh.call("POST", f"{r}/pulls", request, verify=lambda: _open_pull(gh, owner, r, branch))
+    except GitHubError as err:
+        # "A pull request already exists for owner:branch": ours, from an attempt whose answer was lost.
+        if err.status != 422 or not (pr := _open_pull(gh, owner, r, branch)):
+            raise
+    assert pr is not None
+    return CommitResult(sha, branch, pr["number"], pr["html_url"])

@@ -1,151 +1,399 @@
-"""The Git Data API commit at the HTTP level, against a loopback stand-in for GitHub."""
+"""GitHub writes at the HTTP level, through PyGithub, against the loopback stand-in for GitHub
+(tests/github_stub.py): one commit per import, safe to repeat after any failure, binary files byte
+for byte, rate limits and redirects as GitHub answers them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import base64
+import email.utils
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from components.repo_commit import RepoCommitProvider
-from scoutflo.github_api import GitHub, GitHubError, commit_files
-from tests.github_stub import GitHubState, github_stub
+from scoutflo.github_api import MAX_WAIT, GitHub, GitHubError, Pacer, commit_files, marker_line, rate_limit_wait
+from tests.github_stub import AUTO_INIT_README, Fault, GitHubState, github_stub
 
-FILES = {f"chart/templates/t{i:03}.yaml": f"kind: ConfigMap # {i}\n" for i in range(98)} | {
+ROOT = Path(__file__).resolve().parent.parent
+FILES: dict[str, str | bytes] = {f"chart/templates/t{i:03}.yaml": f"kind: ConfigMap # {i}\n" for i in range(98)} | {
     "chart/Chart.yaml": "name: x\nversion: 0.1.0\n",
     "ci/release": "#!/bin/sh\n",
 }
+BINARY = {"chart/files/crds.bz2": bytes(range(256)) * 3, "chart/icon.png": b"\x89PNG\r\n\x1a\n\x00\xff\xfe"}
+NOW = 1_800_000_000.0
+Stub = tuple[GitHubState, str, list[float]]
 
 
 @pytest.fixture
-def stub() -> Iterator[tuple[GitHubState, GitHub, list[float]]]:
+def stub() -> Iterator[Stub]:
     state = GitHubState()
-    sleeps: list[float] = []
     with github_stub(state) as url:
-        yield state, GitHub("t0ken", api=url, sleep=sleeps.append), sleeps
+        yield state, url, []
+
+
+def client(url: str, sleeps: list[float], **kwargs: Any) -> GitHub:
+    return GitHub("t0ken", api=url, sleep=sleeps.append, now=lambda: NOW, pacer=Pacer(), **kwargs)
 
 
 def calls(state: GitHubState) -> list[tuple[str, str]]:
     return [(m, p.split("?")[0]) for m, p, _ in state.requests]
 
 
-def test_100_files_direct_to_main_is_one_commit_of_three_writes(stub: tuple[GitHubState, GitHub, list[float]]) -> None:
-    state, gh, _ = stub
+def as_bytes(files: dict[str, str | bytes]) -> dict[str, bytes]:
+    return {p: c if isinstance(c, bytes) else c.encode() for p, c in files.items()}
+
+
+# ------------------------------------------------------------------ one commit, few writes
+
+
+def test_100_files_direct_to_main_is_one_commit_of_three_writes(stub: Stub) -> None:
+    state, url, sleeps = stub
+    gh = client(url, sleeps)
+    root = state.refs["main"]
     result = commit_files(gh, owner="o", repo="r", files=FILES, executable=frozenset({"ci/release"}), message="m")
-    assert calls(state) == [
-        ("GET", "/repos/o/r/git/ref/heads/main"),
-        ("GET", "/repos/o/r/git/commits/c0"),
+    assert [c for c in calls(state) if c[0] != "GET"] == [
         ("POST", "/repos/o/r/git/trees"),
         ("POST", "/repos/o/r/git/commits"),
         ("PATCH", "/repos/o/r/git/refs/heads/main"),
     ]
-    assert gh.writes == 3
-    tree = state.requests[2][2]
-    assert tree["base_tree"] == "tree-c0"
-    assert len(tree["tree"]) == 100
-    modes = {e["path"]: e["mode"] for e in tree["tree"]}
-    assert modes["ci/release"] == "100755" and modes["chart/Chart.yaml"] == "100644"
-    assert state.requests[3][2]["parents"] == ["c0"]
-    assert state.requests[4][2] == {"sha": result.commit_sha, "force": False}
-    assert state.refs["main"] == result.commit_sha
+    assert gh.writes == 3 and sleeps == []
+    assert state.refs["main"] == result.commit_sha and state.history("main") == [result.commit_sha, root]
+    # auto_init's README is GitHub's, not the user's; every file lands byte for byte.
+    assert state.files("main") == {"README.md": AUTO_INIT_README, **as_bytes(FILES)}
+    assert state.modes("main")["ci/release"] == "100755" and state.modes("main")["chart/Chart.yaml"] == "100644"
+    assert marker_line("main") in state.objects[result.commit_sha]["message"].splitlines()
 
 
-def test_import_is_one_branch_and_one_pull_request(stub: tuple[GitHubState, GitHub, list[float]]) -> None:
-    state, gh, _ = stub
-    kwargs = dict(owner="o", repo="r", files=FILES, message="Import", branch="scoutflo/import-x-1.2.3", pr_title="t")
-    result = commit_files(gh, **kwargs, pr_body="body")  # type: ignore[arg-type]
-    assert calls(state) == [
-        ("GET", "/repos/o/r/git/ref/heads/scoutflo/import-x-1.2.3"),
-        ("GET", "/repos/o/r/git/ref/heads/main"),
-        ("GET", "/repos/o/r/git/commits/c0"),
+def test_import_is_one_branch_and_one_pull_request(stub: Stub) -> None:
+    state, url, sleeps = stub
+    gh = client(url, sleeps)
+    kwargs: dict[str, Any] = dict(owner="o", repo="r", files=FILES, message="Import", branch="scoutflo/import-x-1.2.3")
+    result = commit_files(gh, **kwargs, pr_title="t", pr_body="body")
+    assert [c for c in calls(state) if c[0] != "GET"] == [
         ("POST", "/repos/o/r/git/trees"),
         ("POST", "/repos/o/r/git/commits"),
         ("POST", "/repos/o/r/git/refs"),
         ("POST", "/repos/o/r/pulls"),
     ]
     assert gh.writes == 4
-    assert result.pull_request == 1 and state.refs["main"] == "c0", "main is untouched"
+    assert result.pull_request == 1 and state.history("main") == [state.refs["main"]], "main is untouched"
     assert state.pulls[0]["head"] == "scoutflo/import-x-1.2.3" and state.pulls[0]["body"] == "body"
 
     # Running the same import again finds the open PR: no writes, nothing duplicated.
-    state.requests.clear()
-    gh.writes = 0
-    again = commit_files(gh, **kwargs)  # type: ignore[arg-type]
-    assert again.pull_request == 1 and not again.created
-    assert gh.writes == 0 and len(state.pulls) == 1
+    again = client(url, sleeps)
+    assert commit_files(again, **kwargs).pull_request == 1
+    assert again.writes == 0 and len(state.pulls) == 1
 
 
-def test_a_closed_import_pr_is_reopened_as_a_new_one(stub: tuple[GitHubState, GitHub, list[float]]) -> None:
-    state, gh, _ = stub
-    kwargs = dict(owner="o", repo="r", files=FILES, message="Import", branch="b", pr_title="t")
-    commit_files(gh, **kwargs)  # type: ignore[arg-type]
+def test_binary_files_are_blobs_byte_for_byte_one_write_each(stub: Stub) -> None:
+    state, url, sleeps = stub
+    gh = client(url, sleeps)
+    files: dict[str, str | bytes] = {**FILES, **BINARY, "chart/copy.bz2": BINARY["chart/files/crds.bz2"]}
+    commit_files(gh, owner="o", repo="r", files=files, message="Import", branch="b")
+    blobs = [body for m, p, body in state.requests if p.endswith("/git/blobs")]
+    # One write per distinct binary content, none per text file; the tree points at the blobs.
+    assert len(blobs) == 2 and gh.writes == 4 + 2
+    assert state.files("b") == {"README.md": AUTO_INIT_README, **as_bytes(files)}
+
+
+# ------------------------------------------------------------------ safe to repeat
+
+
+def test_a_rerun_after_a_success_whose_answer_was_lost_writes_nothing(stub: Stub) -> None:
+    state, url, sleeps = stub
+    first = commit_files(client(url, sleeps), owner="o", repo="r", files=FILES, message="scaffold")
+    # The user edits a scaffold file, then the engine re-runs the create it never saw finish.
+    state.user_commit("main", {"chart/Chart.yaml": b"name: mine\n"})
+    gh = client(url, sleeps)
+    again = commit_files(gh, owner="o", repo="r", files=FILES, message="scaffold")
+    assert gh.writes == 0 and again.commit_sha == first.commit_sha and not again.created
+    assert state.files("main")["chart/Chart.yaml"] == b"name: mine\n"
+
+
+def test_a_scaffold_without_our_trailer_never_overwrites_the_users_files(stub: Stub) -> None:
+    """A commit made before the trailer existed (or by hand) is not found by marker: only paths
+    the user does not have are written."""
+    state, url, sleeps = stub
+    state.user_commit("main", {"chart/Chart.yaml": b"name: mine\n", "README.md": b"my readme\n"})
+    gh = client(url, sleeps)
+    result = commit_files(gh, owner="o", repo="r", files={**FILES, "README.md": "ours\n"}, message="scaffold")
+    assert set(result.kept) == {"chart/Chart.yaml", "README.md"}
+    files = state.files("main")
+    assert files["chart/Chart.yaml"] == b"name: mine\n" and files["README.md"] == b"my readme\n"
+    assert files["ci/release"] == b"#!/bin/sh\n"
+
+
+def test_an_existing_branch_that_is_not_ours_is_left_alone(stub: Stub) -> None:
+    state, url, sleeps = stub
+    state.refs["scoutflo/import-x-1.0.0"] = state.refs["main"]
+    with pytest.raises(GitHubError, match="holds no Scoutflo commit"):
+        commit_files(
+            client(url, sleeps), owner="o", repo="r", files=FILES, message="m", branch="scoutflo/import-x-1.0.0"
+        )
+    assert state.refs["scoutflo/import-x-1.0.0"] == state.refs["main"] and not state.pulls
+
+
+def test_a_closed_import_pr_is_proposed_again_from_the_same_branch(stub: Stub) -> None:
+    state, url, sleeps = stub
+    kwargs: dict[str, Any] = dict(owner="o", repo="r", files=FILES, message="Import", branch="b", pr_title="t")
+    commit_files(client(url, sleeps), **kwargs)
     state.pulls[0]["state"] = "closed"
-    result = commit_files(gh, **kwargs)  # type: ignore[arg-type]
-    assert result.pull_request == 2
-    assert ("PATCH", "/repos/o/r/git/refs/heads/b") in calls(state)
+    state.user_commit("b", {"chart/values.yaml": b"mine: 1\n"})  # the user's commit on our branch
+    head = state.refs["b"]
+    gh = client(url, sleeps)
+    result = commit_files(gh, **kwargs)
+    assert result.pull_request == 2 and gh.writes == 1, "only the pull request is written"
+    assert state.refs["b"] == head, "the branch, with the user's commit, is never force-pushed"
 
 
-def test_429_waits_for_retry_after(stub: tuple[GitHubState, GitHub, list[float]]) -> None:
-    state, gh, sleeps = stub
-    state.failures[("POST", "/repos/o/r/git/trees")] = [(429, {"Retry-After": "7"}, "slow down")]
-    commit_files(gh, owner="o", repo="r", files={"a": "b"}, message="m")
-    assert sleeps == [7.0]
+FAULTS = {
+    "502 before": Fault("status", 502, message="bad gateway"),
+    "dropped before": Fault("drop"),
+    "dropped after": Fault("drop-after"),
+    "502 after": Fault("status-after", 502, message="bad gateway"),
+}
+
+
+def _sweep(run: Callable[[GitHub], Any], check: Callable[[GitHubState], None], writes: int) -> None:
+    """Fail each write once in turn, in each way, with and without in-run retries (one attempt =
+    the run fails and the engine re-runs the create); the end state is always the same."""
+    state = GitHubState()
+    with github_stub(state) as url:  # one server; its state is reset in place for each case
+        for name, fault in FAULTS.items():
+            for attempts in (1, 5):
+                for n in range(writes):
+                    vars(state).update(vars(GitHubState(write_faults={n: fault})))
+                    try:
+                        run(client(url, [], max_attempts=attempts))
+                    except GitHubError:
+                        run(client(url, []))  # the engine's re-run of the pending create
+                    run(client(url, []))  # and a re-run after a success whose answer was lost
+                    try:
+                        check(state)
+                    except AssertionError as err:
+                        raise AssertionError(f"write {n} {name}, {attempts} attempts: {err}") from None
+
+
+def test_every_import_write_failing_once_in_turn_ends_in_one_commit_and_one_pr() -> None:
+    files = {**FILES, **BINARY}
+
+    def run(gh: GitHub) -> Any:
+        return commit_files(gh, owner="o", repo="r", files=files, message="Import", branch="imp", pr_title="t")
+
+    def check(state: GitHubState) -> None:
+        assert [p["head"] for p in state.pulls] == ["imp"], state.pulls
+        marked = [s for s in state.history("imp") if marker_line("imp") in state.objects[s]["message"]]
+        assert marked == [state.refs["imp"]]
+        assert state.files("imp") == {"README.md": AUTO_INIT_README, **as_bytes(files)}
+        assert len(state.history("main")) == 1
+
+    _sweep(run, check, writes=6)
+
+
+def test_every_scaffold_write_failing_once_in_turn_ends_in_one_commit_on_main() -> None:
+    files = {**FILES, **BINARY}
+
+    def run(gh: GitHub) -> Any:
+        return commit_files(gh, owner="o", repo="r", files=files, message="scaffold")
+
+    def check(state: GitHubState) -> None:
+        history = state.history("main")
+        assert len(history) == 2 and marker_line("main") in state.objects[history[0]]["message"]
+        assert state.files("main") == {"README.md": AUTO_INIT_README, **as_bytes(files)}
+
+    _sweep(run, check, writes=5)
+
+
+def test_a_write_with_unknown_outcome_is_read_back_not_repeated_blindly(stub: Stub) -> None:
+    state, url, sleeps = stub
+    state.failures[("POST", "/repos/o/r/pulls")] = [Fault("drop-after")]
+    state.failures[("POST", "/repos/o/r/git/refs")] = [Fault("status-after", 502, message="bad gateway")]
+    result = commit_files(client(url, sleeps), owner="o", repo="r", files=FILES, message="m", branch="b")
+    assert result.pull_request == 1 and len(state.pulls) == 1
+    assert calls(state).count(("POST", "/repos/o/r/pulls")) == 1
+    assert calls(state).count(("POST", "/repos/o/r/git/refs")) == 1
+    assert sleeps == []
+
+
+def test_dropped_reads_and_idempotent_writes_are_repeated(stub: Stub) -> None:
+    state, url, sleeps = stub
+    state.failures[("GET", "/repos/o/r/git/ref/heads/main")] = [Fault("drop")]
+    state.failures[("POST", "/repos/o/r/git/trees")] = [Fault("drop-after")]
+    commit_files(client(url, sleeps), owner="o", repo="r", files=FILES, message="m")
+    assert sleeps == [1.0, 1.0]
     assert calls(state).count(("POST", "/repos/o/r/git/trees")) == 2
 
 
-def test_secondary_limit_without_header_and_5xx_back_off(stub: tuple[GitHubState, GitHub, list[float]]) -> None:
-    state, gh, sleeps = stub
+# ------------------------------------------------------------------ rate limits
+
+
+def http_date(offset: float) -> str:
+    return email.utils.formatdate(NOW + offset, usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "message", "wait"),
+    [
+        (429, {"Retry-After": "7"}, "slow down", 7.0),
+        (403, {"retry-after": http_date(30)}, "secondary rate limit", 30.0),
+        (
+            403,
+            {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) + 100)},
+            "API rate limit exceeded",
+            101.0,
+        ),
+        (403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": http_date(10)}, "", 11.0),
+        (403, {}, "You have exceeded a secondary rate limit", 60.0),
+        (429, {}, "", 60.0),
+        (429, {"Retry-After": "-5"}, "", 1.0),  # clamped up
+        (429, {"Retry-After": http_date(-100)}, "", 1.0),  # a date in the past
+        (429, {"Retry-After": "999999"}, "", MAX_WAIT),  # clamped down
+        (429, {"Retry-After": "soon"}, "", 60.0),  # unparsable: GitHub's "at least a minute"
+        (403, {}, "Resource not accessible by integration", None),
+        (403, {"x-ratelimit-remaining": "12"}, "Must have admin rights", None),
+        (502, {"Retry-After": "3"}, "", None),
+    ],
+)
+def test_rate_limit_wait(status: int, headers: dict[str, str], message: str, wait: float | None) -> None:
+    assert rate_limit_wait(status, headers, message, NOW) == wait
+
+
+def test_rate_limited_writes_wait_and_are_repeated(stub: Stub) -> None:
+    state, url, sleeps = stub
     state.failures[("POST", "/repos/o/r/git/commits")] = [
-        (403, {}, "You have exceeded a secondary rate limit"),
-        (502, {}, "bad gateway"),
+        Fault("status", 403, {"Retry-After": http_date(20)}, "You have exceeded a secondary rate limit"),
+        Fault("status", 403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(NOW) + 5)}, "rate limit"),
     ]
-    commit_files(gh, owner="o", repo="r", files={"a": "b"}, message="m")
-    assert sleeps == [60.0, 2.0]
+    state.failures[("POST", "/repos/o/r/pulls")] = [Fault("status", 429, {"Retry-After": "7"}, "slow down")]
+    commit_files(client(url, sleeps), owner="o", repo="r", files=FILES, message="m", branch="b")
+    assert sleeps == [20.0, 6.0, 7.0]
+    assert len(state.pulls) == 1
 
 
-def test_rate_limit_reset_header(stub: tuple[GitHubState, GitHub, list[float]]) -> None:
-    state, gh, sleeps = stub
-    state.failures[("GET", "/repos/o/r/git/ref")] = [
-        (403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "0"}, "")
-    ]
-    commit_files(gh, owner="o", repo="r", files={"a": "b"}, message="m")
-    assert sleeps == [1.0]
+def test_waits_are_bounded_by_a_total_budget_per_operation(stub: Stub) -> None:
+    state, url, sleeps = stub
+    state.failures[("POST", "/repos/o/r/git/trees")] = [Fault("status", 429, {"Retry-After": "50"})] * 3
+    with pytest.raises(GitHubError, match="budget of 120 s"):
+        commit_files(client(url, sleeps, budget=120), owner="o", repo="r", files=FILES, message="m")
+    assert sleeps == [50.0, 50.0]
+    assert len(state.history("main")) == 1
 
 
-def test_plain_403_fails_at_once(stub: tuple[GitHubState, GitHub, list[float]]) -> None:
-    state, gh, sleeps = stub
-    state.failures[("POST", "/repos/o/r/git/trees")] = [(403, {}, "Resource not accessible by integration")]
+def test_plain_403_fails_at_once(stub: Stub) -> None:
+    state, url, sleeps = stub
+    state.failures[("POST", "/repos/o/r/git/trees")] = [Fault("status", 403, message="Resource not accessible")]
     with pytest.raises(GitHubError, match="403: Resource not accessible"):
-        commit_files(gh, owner="o", repo="r", files={"a": "b"}, message="m")
+        commit_files(client(url, sleeps), owner="o", repo="r", files={"a": "b"}, message="m")
     assert sleeps == []
+
+
+def test_pacer_keeps_writes_within_secondary_limits() -> None:
+    pacer = Pacer()
+    waits = [pacer.reserve(0.0) for _ in range(80)]
+    assert waits == [0.0] * 80
+    assert pacer.reserve(10.0) == 50.0, "the 81st write in a minute waits for the first to leave the window"
+    hourly = Pacer(per_minute=10**6)
+    assert [hourly.reserve(0.0) for _ in range(500)] == [0.0] * 500
+    assert hourly.reserve(1.0) == 3599.0
+
+
+def test_writes_are_paced_not_failed(stub: Stub) -> None:
+    state, url, _ = stub
+    clock = [NOW]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    gh = GitHub("t0ken", api=url, sleep=sleep, now=lambda: clock[0], pacer=Pacer(per_minute=2))
+    commit_files(gh, owner="o", repo="r", files=FILES, message="m", branch="b")
+    assert sleeps == [60.0] and gh.writes == 4 and len(state.pulls) == 1
+
+
+# ------------------------------------------------------------------ redirects and the token
+
+
+def test_the_token_never_follows_a_redirect_to_another_origin(stub: Stub) -> None:
+    state, url, sleeps = stub
+    elsewhere = GitHubState()
+    with github_stub(elsewhere) as other:
+        for status in (302, 307, 308):
+            state.failures[("GET", "/repos/o/r/git/ref/heads/main")] = [
+                Fault("redirect", status, location=f"{other}/repos/o/r/git/ref/heads/main")
+            ]
+            with pytest.raises(GitHubError, match="not followed"):
+                commit_files(client(url, sleeps), owner="o", repo="r", files={"a": "b"}, message="m")
+        # PyGithub's own 301 handling refuses another host (Requester.py:1299-1303).
+        state.failures[("POST", "/repos/o/r/git/trees")] = [
+            Fault("redirect", 301, location=other.replace("127.0.0.1", "localhost") + "/repos/o/r/git/trees")
+        ]
+        with pytest.raises(GitHubError, match="redirect not followed"):
+            commit_files(client(url, sleeps), owner="o", repo="r", files={"a": "b"}, message="m")
+    assert elsewhere.requests == []
+    assert set(state.authorizations) == {"token t0ken"}
+
+
+def test_a_same_origin_301_is_followed(stub: Stub) -> None:
+    """GitHub answers 301 for a renamed repository; PyGithub re-sends on its own connection."""
+    state, url, sleeps = stub
+    state.failures[("GET", "/repos/o/old/git/ref/heads/main")] = [
+        Fault("redirect", 301, location=f"{url}/repos/o/r/git/ref/heads/main")
+    ]
+    gh = client(url, sleeps)
+    assert gh.call("GET", "/repos/o/old/git/ref/heads/main")["object"]["sha"] == state.refs["main"]
 
 
 def test_unreachable_api_is_one_clear_error() -> None:
     sleeps: list[float] = []
-    gh = GitHub("t", api="http://127.0.0.1:9", sleep=sleeps.append, max_attempts=3)
-    with pytest.raises(GitHubError, match="unreachable"):
+    gh = client("http://127.0.0.1:9", sleeps, max_attempts=3)
+    with pytest.raises(GitHubError, match="connection failed"):
         commit_files(gh, owner="o", repo="r", files={"a": "b"}, message="m")
     assert sleeps == [1.0, 2.0]
 
 
-def test_provider_check_rejects_bad_paths() -> None:
+def test_waits_for_the_first_commit_of_a_new_repository(stub: Stub) -> None:
+    state, url, sleeps = stub
+    state.failures[("GET", "/repos/o/r/git/ref/heads/main")] = [
+        Fault("status", 409, message="Git Repository is empty."),
+        Fault("status", 404, message="Not Found"),
+    ]
+    gh = client(url, sleeps)
+    commit_files(gh, owner="o", repo="r", files={"a": "b"}, message="m")
+    assert sleeps == [1.0, 2.0] and gh.writes == 3
+
+
+def test_a_missing_base_branch_is_an_error(stub: Stub) -> None:
+    state, url, sleeps = stub
+    state.refs.clear()
+    with pytest.raises(GitHubError, match="branch 'main' does not exist"):
+        commit_files(client(url, sleeps), owner="o", repo="r", files={"a": "b"}, message="m")
+    assert len(sleeps) == 5
+
+
+# ------------------------------------------------------------------ the dynamic provider
+
+
+def test_provider_check_rejects_bad_paths_and_bad_binary() -> None:
     provider = RepoCommitProvider()
-    news = {
-        "owner": "o",
-        "repo": "r",
-        "base": "main",
-        "message": "m",
-        "files": {"../x": "", "/abs": "", ".git/config": ""},
-    }
-    reasons = [f.reason for f in provider.check({}, news).failures]
-    assert len(reasons) == 3
+    news = {"owner": "o", "repo": "r", "base": "main", "message": "m", "files": {"../x": "", "/abs": "", ".git/c": ""}}
+    assert len(provider.check({}, news).failures) == 3
     assert not provider.check({}, {**news, "files": {"chart/Chart.yaml": "x"}}).failures
     assert provider.check({}, {**news, "files": {}}).failures
+    binary = {**news, "files": {}, "binary_files": {"a.bin": base64.b64encode(b"\0").decode()}}
+    assert not provider.check({}, binary).failures
+    bad = provider.check({}, {**binary, "binary_files": {"a.bin": "not base64!", "../b": "AA=="}}).failures
+    assert [f.property for f in bad] == ["binary_files", "binary_files"]
 
 
 def test_provider_diff_never_rewrites_user_content() -> None:
     provider = RepoCommitProvider()
     old = {"owner": "o", "repo": "r", "base": "main", "branch": "", "files": {"a": "1"}, "message": "m"}
-    same = provider.diff("id", old, {**old, "files": {"a": "2"}, "message": "other"})
+    same = provider.diff("id", old, {**old, "files": {"a": "2"}, "binary_files": {"b": "AA=="}, "message": "other"})
     assert same.changes is False
     new_import = provider.diff(
         "id", {**old, "branch": "scoutflo/import-x-1.0.0"}, {**old, "branch": "scoutflo/import-x-1.1.0"}
@@ -155,77 +403,78 @@ def test_provider_diff_never_rewrites_user_content() -> None:
     assert provider.delete("id", old) is None
 
 
-def test_a_newer_upstream_version_arrives_as_a_new_pull_request(stub: tuple[GitHubState, GitHub, list[float]]) -> None:
-    state, gh, _ = stub
-    for version in ("1.0.0", "1.1.0"):
-        commit_files(
-            gh, owner="o", repo="r", files=FILES, message="m", branch=f"scoutflo/import-x-{version}", pr_title=version
-        )
-    assert [(p["head"], p["state"]) for p in state.pulls] == [
-        ("scoutflo/import-x-1.0.0", "open"),
-        ("scoutflo/import-x-1.1.0", "open"),
-    ]
-    assert state.refs["main"] == "c0", "imports never touch main"
-
-
-def test_provider_create_commits_through_the_api(stub: tuple[GitHubState, GitHub, list[float]]) -> None:
-    state, gh, _ = stub
+def test_provider_create_commits_text_and_binary_through_the_api(stub: Stub) -> None:
+    state, url, _ = stub
     props = {
         "owner": "o",
         "repo": "r",
         "base": "main",
         "branch": "scoutflo/import-x-1.0.0",
         "files": FILES,
+        "binary_files": {p: base64.b64encode(d).decode() for p, d in BINARY.items()},
         "executable": ["ci/release"],
         "message": "Import x 1.0.0",
         "pr_title": "Import x 1.0.0",
         "pr_body": "body",
         "token": "t0ken",
-        "api_url": gh.api,
+        "api_url": url,
     }
     result = RepoCommitProvider().create(props)
     assert result.id == "o/r@scoutflo/import-x-1.0.0"
     assert result.outs["pull_request_url"] == "https://github.test/pull/1"
-    assert result.outs["github_writes"] == 4
-    assert state.pulls[0]["title"] == "Import x 1.0.0"
+    assert result.outs["github_writes"] == 4 + len(BINARY)
+    assert state.files("scoutflo/import-x-1.0.0") == {"README.md": AUTO_INIT_README, **as_bytes({**FILES, **BINARY})}
 
 
-def test_provider_survives_pulumis_serialization_into_a_fresh_interpreter() -> None:
-    """The dynamic provider is pickled by Pulumi (dill) and loaded by the provider host, a new
-    Python process started in the project directory; it must load and validate there."""
-    import subprocess
-    import sys
-    from pathlib import Path
+# What existing stacks hold in every RepoCommit's state as `__provider` (dill, by reference):
+# sdk/python/lib/pulumi/dynamic/dynamic.py serialize_provider; loaded by __main__.py:45-69.
+STORED_PROVIDER = "gASVNAAAAAAAAACMFmNvbXBvbmVudHMucmVwb19jb21taXSUjBJSZXBvQ29tbWl0UHJvdmlkZXKUk5QpgZQu"
 
+
+def test_a_provider_pickled_by_an_existing_stack_loads_in_a_fresh_process() -> None:
+    """The provider host is a fresh Python process in the project directory; it unpickles the
+    provider stored in the state. components/repo_commit.py's path is therefore permanent: if
+    this fails, existing stacks can no longer refresh, update or delete their commits."""
     from pulumi.dynamic.dynamic import serialize_provider
 
-    blob = serialize_provider(RepoCommitProvider())
+    assert serialize_provider(RepoCommitProvider()) == STORED_PROVIDER, "the pickle must stay a by-name reference"
     code = (
         "import base64, sys, dill\n"
         "p = dill.loads(base64.b64decode(sys.stdin.read()))\n"
         "bad = p.check({}, {'owner': 'o', 'repo': 'r', 'base': 'main', 'message': 'm', 'files': {'../x': ''}})\n"
-        "print(type(p).__module__, len(bad.failures))\n"
+        "print(type(p).__module__, type(p).__name__, len(bad.failures))\n"
     )
-    root = Path(__file__).resolve().parent.parent
-    result = subprocess.run([sys.executable, "-c", code], input=blob, cwd=root, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], input=STORED_PROVIDER, cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["components.repo_commit", "1"]
+    assert result.stdout.split() == ["components.repo_commit", "RepoCommitProvider", "1"]
 
 
-def test_waits_for_the_first_commit_of_a_new_repository(stub: tuple[GitHubState, GitHub, list[float]]) -> None:
-    state, gh, sleeps = stub
-    state.failures[("GET", "/repos/o/r/git/ref/heads/main")] = [
-        (409, {}, "Git Repository is empty."),
-        (404, {}, "Not Found"),
-    ]
-    commit_files(gh, owner="o", repo="r", files={"a": "b"}, message="m")
-    assert sleeps == [1.0, 2.0]
-    assert gh.writes == 3
+def test_binary_files_reach_the_commit_inputs_and_the_rendered_repo_byte_for_byte(tmp_path: Path) -> None:
+    """Pulumi inputs carry no bytes: RepoCommit sends them base64 under `binary_files`, and render
+    writes repos/<app>/ from those same inputs."""
+    import pulumi
 
+    from automation import render
+    from components.repo_commit import RepoCommit, RepoCommitArgs
 
-def test_a_missing_base_branch_is_an_error(stub: tuple[GitHubState, GitHub, list[float]]) -> None:
-    state, gh, sleeps = stub
-    state.refs.clear()
-    with pytest.raises(GitHubError, match="branch 'main' does not exist"):
-        commit_files(gh, owner="o", repo="r", files={"a": "b"}, message="m")
-    assert len(sleeps) == 5
+    def program() -> None:
+        RepoCommit(
+            "c",
+            RepoCommitArgs(
+                owner="o", repo="app", files={**FILES, **BINARY}, message="m", token=pulumi.Output.secret("t")
+            ),
+        )
+
+    recording = render.run(program, {"aws:region": "us-east-1"})
+    (commit,) = [r for r in recording.resources if r.type == render.DYNAMIC_TYPE]
+    assert set(commit.inputs["files"]) == set(FILES)
+    assert {p: base64.b64decode(d) for p, d in commit.inputs["binary_files"].items()} == BINARY
+    render.write(recording, tmp_path)
+    written = {
+        str(p.relative_to(tmp_path / "repos" / "app")): p.read_bytes()
+        for p in (tmp_path / "repos" / "app").rglob("*")
+        if p.is_file()
+    }
+    assert written == as_bytes({**FILES, **BINARY})
