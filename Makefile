@@ -25,3 +25,4 @@ test: lint
 bench: setup-dev
 	PATH="$(CURDIR)/.tools/bin:$$PATH" $(PY) bench/render_bench.py
 	$(PY) bench/import_bench.py
+	$(PY) bench/github_writes.py

@@ -151,6 +151,7 @@ def test_a_closed_import_pr_is_proposed_again_from_the_same_branch(stub: Stub) -
 
 
 FAULTS = {
+    "rate limited": Fault("status", 429, {"Retry-After": "1"}, "slow down"),
     "502 before": Fault("status", 502, message="bad gateway"),
     "dropped before": Fault("drop"),
     "dropped after": Fault("drop-after"),

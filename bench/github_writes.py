@@ -1,0 +1,147 @@
+"""GitHub writes of a first `pulumi up`, per app and per tenant (GitHub's secondary limits: 80
+content-generating requests a minute, 500 an hour per token). Asserts nothing; prints figures.
+
+The program runs under mocks with one template app and one public-chart app (served by a loopback
+Helm repository). Each RepoCommit's writes are MEASURED: its recorded inputs are replayed through
+RepoCommitProvider.create against the GitHub stand-in. pulumi-github resources are bridged from
+terraform-provider-github; their writes on create are read in its source
+(integrations/terraform-provider-github, github/…, file:line below) and tabulated.
+Usage: python bench/github_writes.py [--tenant-apps 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import sys
+import tarfile
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from automation import render
+from components.repo_commit import RepoCommitProvider
+from tests.conftest import run_main
+from tests.github_stub import GitHubState, github_stub
+from tests.loopback import static_http
+
+# type -> (writes on create, where the provider makes them)
+PROVIDER_WRITES: dict[str, tuple[int, str]] = {
+    "github:index/repository:Repository": (
+        4,
+        "resource_github_repository.go:758/761 create, :785 -> Update: :961 Edit (always), "
+        ":1003 vulnerability alerts PUT (vulnerability_alerts set), :1011 visibility Edit (new resource)",
+    ),
+    "github:index/branchDefault:BranchDefault": (
+        0,
+        "resource_github_branch_default.go:138-165 writes only when the owner's default is not `main` (+1 rename)",
+    ),
+    "github:index/actionsVariable:ActionsVariable": (1, "resource_github_actions_variable.go:88 CreateRepoVariable"),
+    "github:index/branchProtection:BranchProtection": (
+        1,
+        "resource_github_branch_protection.go:263 createBranchProtectionRule mutation",
+    ),
+}
+COMMIT_TYPE = render.DYNAMIC_TYPE
+
+
+def chart_tgz() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        entries = {
+            "demo/Chart.yaml": b"apiVersion: v2\nname: demo\nversion: 1.0.0\nappVersion: '1'\n",
+            "demo/values.yaml": b"replicaCount: 1\n",
+        }
+        for i in range(40):
+            entries[f"demo/templates/cm-{i:02}.yaml"] = (
+                f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c{i}\n".encode()
+            )
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def record(tmp: Path) -> render.Recording:
+    root = tmp / "repo"
+    root.mkdir()
+    data = chart_tgz()
+    (root / "demo-1.0.0.tgz").write_bytes(data)
+    entry = {"version": "1.0.0", "urls": ["demo-1.0.0.tgz"], "digest": hashlib.sha256(data).hexdigest()}
+    (root / "index.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "entries": {"demo": [entry]}}))
+    catalog = tmp / "catalog"
+    catalog.mkdir()
+    with static_http(root) as url:
+        (catalog / "demo.yaml").write_text(
+            yaml.safe_dump(
+                {"name": "demo", "description": "Demo", "source": {"repo": url, "chart": "demo", "version": ">=1.0.0"}}
+            )
+        )
+        return run_main(
+            {
+                "scoutflo:catalogPath": str(catalog),
+                "scoutflo:chartCacheDir": str(tmp / "cache"),
+                "scoutflo:apps": [{"name": "template-app", "chart": "webapp"}, {"name": "public-app", "chart": "demo"}],
+            }
+        )
+
+
+def commit_writes(recording: render.Recording) -> dict[str, int]:
+    """URN -> writes, replaying every RepoCommit's inputs (one repository per stand-in)."""
+    out: dict[str, int] = {}
+    by_repo: dict[str, list[render.Registered]] = defaultdict(list)
+    for res in recording.resources:
+        if res.type == COMMIT_TYPE:
+            by_repo[res.inputs["repo"]].append(res)
+    for commits in by_repo.values():
+        state = GitHubState()
+        with github_stub(state) as api:
+            for res in sorted(commits, key=lambda r: bool(r.inputs.get("branch"))):  # scaffold first
+                props: dict[str, Any] = {**res.inputs, "token": "t0ken", "api_url": api}
+                out[res.urn] = RepoCommitProvider().create(props).outs["github_writes"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tenant-apps", type=int, default=40)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        recording = record(Path(tmp))
+    owner = render.app_of(recording, {"template-app", "public-app"})
+    measured = commit_writes(recording)
+    per_app: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for res in recording.resources:
+        app = owner[res.urn]
+        if res.type == COMMIT_TYPE:
+            per_app[app][f"RepoCommit {res.name.removeprefix(app + '-')}"] += measured[res.urn]
+        elif res.type in PROVIDER_WRITES:
+            per_app[app][res.type.split(":")[-1]] += PROVIDER_WRITES[res.type][0]
+        elif res.type.startswith("github:"):
+            raise SystemExit(f"no write count for {res.type}: read its create in terraform-provider-github")
+    print("GitHub writes of a first `pulumi up` (owner's default branch already `main`)")
+    totals = {}
+    for app in ("template-app", "public-app"):
+        parts = per_app[app]
+        totals[app] = sum(parts.values())
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(parts.items()))
+        print(f"  {app:<13} {totals[app]:>3}  ({detail})")
+    print("  where the provider writes:")
+    for type_, (n, where) in PROVIDER_WRITES.items():
+        print(f"    {type_.split(':')[-1]}: {n}  {where}")
+    print("  RepoCommit: measured against the stand-in (+1 per distinct binary file)")
+    n = args.tenant_apps
+    for label, share in (("all template", 0), ("half public", n // 2), ("all public", n)):
+        total = (n - share) * totals["template-app"] + share * totals["public-app"]
+        print(f"  tenant of {n} apps, {label:<12}: {total:>4} writes, {total / 500:.2f} of the hourly 500")
+
+
+if __name__ == "__main__":
+    main()
