@@ -136,7 +136,7 @@ def rate_limit_wait(status: int, headers: Mapping[str, str], message: str, now: 
 class GitHub:
     """One operation's client: its waits (rate limits, pacing, backoff) share one `budget`."""
 
-    token: str
+    token: str = field(repr=False)
     api: str = API
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], float] = time.time
@@ -425,6 +425,10 @@ def commit_files(
         sha = existing
     else:
         head = _base_sha(gh, r, base)
+        # Merged already (our PR landed, its branch deleted on merge, before this re-run): the
+        # squash commit carries the trailer from the commit message or the PR body.
+        if merged := _find_marked(gh, r, head, key):
+            return CommitResult(merged, base, created=False)
         base_tree = _tree_of(gh, r, head)
         sha = _new_commit(
             gh, r, parent=head, base_tree=base_tree, files=files, executable=executable, message=full_message
@@ -436,7 +440,8 @@ def commit_files(
             # "Reference already exists": an earlier attempt of ours landed (the answer was lost).
             if err.status != 422 or _ref_sha(gh, r, branch) != sha:
                 raise
-    request = {"title": pr_title, "head": branch, "base": base, "body": pr_body}
+    body = f"{pr_body.rstrip()}\n\n{marker_line(key)}\n" if pr_body else f"{marker_line(key)}\n"
+    request = {"title": pr_title, "head": branch, "base": base, "body": body}
     pr: dict[str, Any] | None
     try:
         pr = gh.call("POST", f"{r}/pulls", request, verify=lambda: _open_pull(gh, owner, r, branch))

@@ -81,7 +81,8 @@ def test_import_is_one_branch_and_one_pull_request(stub: Stub) -> None:
     ]
     assert gh.writes == 4
     assert result.pull_request == 1 and state.history("main") == [state.refs["main"]], "main is untouched"
-    assert state.pulls[0]["head"] == "scoutflo/import-x-1.2.3" and state.pulls[0]["body"] == "body"
+    assert state.pulls[0]["head"] == "scoutflo/import-x-1.2.3"
+    assert state.pulls[0]["body"] == f"body\n\n{marker_line('scoutflo/import-x-1.2.3')}\n"
 
     # Running the same import again finds the open PR: no writes, nothing duplicated.
     again = client(url, sleeps)
@@ -148,6 +149,23 @@ def test_a_closed_import_pr_is_proposed_again_from_the_same_branch(stub: Stub) -
     result = commit_files(gh, **kwargs)
     assert result.pull_request == 2 and gh.writes == 1, "only the pull request is written"
     assert state.refs["b"] == head, "the branch, with the user's commit, is never force-pushed"
+
+
+def test_an_import_merged_before_the_rerun_is_not_proposed_again(stub: Stub) -> None:
+    """The answer was lost, the user squash-merged the PR (its branch deleted on merge), then the
+    engine re-ran the create: the trailer on main says it is done."""
+    state, url, sleeps = stub
+    kwargs: dict[str, Any] = dict(owner="o", repo="r", files=FILES, message="Import", branch="imp", pr_title="t")
+    first = commit_files(client(url, sleeps), **kwargs)
+    squash = state.objects[first.commit_sha]["message"]
+    state.refs["main"] = state.commit(
+        state.objects[state.objects[first.commit_sha]["tree"]]["entries"], [state.refs["main"]], squash
+    )
+    del state.refs["imp"]
+    state.pulls[0]["state"] = "closed"
+    gh = client(url, sleeps)
+    assert not commit_files(gh, **kwargs).created
+    assert gh.writes == 0 and len(state.pulls) == 1 and "imp" not in state.refs
 
 
 FAULTS = {
@@ -337,6 +355,7 @@ def test_the_token_never_follows_a_redirect_to_another_origin(stub: Stub) -> Non
             commit_files(client(url, sleeps), owner="o", repo="r", files={"a": "b"}, message="m")
     assert elsewhere.requests == []
     assert set(state.authorizations) == {"token t0ken"}
+    assert "t0ken" not in repr(client(url, sleeps))
 
 
 def test_a_same_origin_301_is_followed(stub: Stub) -> None:
