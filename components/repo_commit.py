@@ -53,6 +53,11 @@ def _b64(text: str) -> bytes | None:
 
 def encode_binary(files: Mapping[str, str | bytes]) -> tuple[dict[str, str], dict[str, str]]:
     """Split a path -> text|bytes map into (text files, binary files as base64)."""
+    for path, content in files.items():
+        if not isinstance(content, str | bytes):
+            raise TypeError(
+                f"file {path!r}: content must be str (text) or bytes (binary), not {type(content).__name__}"
+            )
     text = {p: c for p, c in files.items() if isinstance(c, str)}
     binary = {p: base64.b64encode(c).decode() for p, c in files.items() if isinstance(c, bytes)}
     return dict(sorted(text.items())), dict(sorted(binary.items()))

@@ -12,6 +12,7 @@ import hashlib
 import http.server
 import json
 import socket
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,8 @@ AUTO_INIT_README = b"# r\n"
 class Fault:
     """One abnormal answer. kind: 'status' (answer `status` with `headers` and `message`, the
     request not executed), 'drop' (close the connection without an answer, not executed),
-    'drop-after' / 'status-after' (execute, then drop / answer `status`), 'redirect' (answer
+    'drop-after' / 'status-after' (execute, then drop / answer `status`), 'slow-after' (execute,
+    then say nothing for `message` seconds), 'redirect' (answer
     `status` with Location `location`)."""
 
     kind: str
@@ -165,6 +167,9 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
             if fault and self._fault(fault):
                 return None
             status, answer = self._route(self.command, url, body)
+            if fault and fault.kind == "slow-after":
+                time.sleep(float(fault.message))  # longer than the client's timeout
+                return self._drop()
             if fault and fault.kind == "drop-after":
                 return self._drop()
             if fault and fault.kind == "status-after":

@@ -238,6 +238,21 @@ def test_a_write_with_unknown_outcome_is_read_back_not_repeated_blindly(stub: St
     assert sleeps == []
 
 
+def test_a_write_that_times_out_is_read_back(stub: Stub) -> None:
+    state, url, sleeps = stub
+    state.failures[("POST", "/repos/o/r/pulls")] = [Fault("slow-after", message="1.5")]
+    gh = client(url, sleeps, timeout=1)
+    assert commit_files(gh, owner="o", repo="r", files=FILES, message="m", branch="b").pull_request == 1
+    assert len(state.pulls) == 1 and calls(state).count(("POST", "/repos/o/r/pulls")) == 1
+
+
+def test_contents_must_be_text_or_bytes() -> None:
+    from components.repo_commit import encode_binary
+
+    with pytest.raises(TypeError, match=r"'a\.yaml': content must be str"):
+        encode_binary({"a.yaml": 3})  # type: ignore[dict-item]
+
+
 def test_dropped_reads_and_idempotent_writes_are_repeated(stub: Stub) -> None:
     state, url, sleeps = stub
     state.failures[("GET", "/repos/o/r/git/ref/heads/main")] = [Fault("drop")]
