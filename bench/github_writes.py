@@ -133,6 +133,7 @@ def main() -> None:
         totals[app] = sum(parts.values())
         detail = ", ".join(f"{k} {v}" for k, v in sorted(parts.items()))
         print(f"  {app:<13} {totals[app]:>3}  ({detail})")
+    print("  owner's default branch not `main`: +1 per app (BranchDefault renames it)")
     print("  where the provider writes:")
     for type_, (n, where) in PROVIDER_WRITES.items():
         print(f"    {type_.split(':')[-1]}: {n}  {where}")

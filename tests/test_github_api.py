@@ -179,7 +179,10 @@ FAULTS = {
 
 def _sweep(run: Callable[[GitHub], Any], check: Callable[[GitHubState], None], writes: int) -> None:
     """Fail each write once in turn, in each way, with and without in-run retries (one attempt =
-    the run fails and the engine re-runs the create); the end state is always the same."""
+    the run fails and the engine re-runs the create: an interrupted create is left as a pending
+    operation and the next `up` warns and goes on, creating the resource again, pulumi/pulumi
+    pkg/engine/lifecycletest/pulumi_test.go:912 TestUpdateShowsWarningWithPendingOperations);
+    the end state is always the same."""
     state = GitHubState()
     with github_stub(state) as url:  # one server; its state is reset in place for each case
         for name, fault in FAULTS.items():
