@@ -15,6 +15,9 @@ its own connection, so the token never reaches another origin) and raises otherw
 `github/GithubRetry.py:98` adds POST to urllib3's retried methods, so a read timeout after GitHub
 accepted `POST /pulls` would open a second pull request, and it sleeps whatever `Retry-After`
 says (no clamp, no budget). This module decides instead, per request, whether repeating is safe.
+We call `Requester.requestJson` (status, headers, body), not the object model: its
+`requestJsonAndCheck` raises only for status >= 400 (`Requester.py:889-897`), so a 302/307/308,
+which PyGithub neither follows nor refuses, would be taken for success.
 
 Every write sequence here is safe to repeat (the engine re-runs a create that failed or whose
 answer was lost): each commit carries a `Scoutflo-Commit:` trailer and is looked for before a new

@@ -338,6 +338,26 @@ def test_pacer_keeps_writes_within_secondary_limits() -> None:
     assert hourly.reserve(1.0) == 3599.0
 
 
+def test_concurrent_creates_share_one_pacer() -> None:
+    """The provider host serves concurrent creates on threads; reservations never overbook."""
+    import threading
+
+    pacer, waits, lock = Pacer(), [], threading.Lock()
+
+    def worker() -> None:
+        for _ in range(20):
+            wait = pacer.reserve(0.0)
+            with lock:
+                waits.append(wait)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(waits) == [0.0] * 80 + [60.0] * 80
+
+
 def test_writes_are_paced_not_failed(stub: Stub) -> None:
     state, url, _ = stub
     clock = [NOW]
