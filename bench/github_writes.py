@@ -31,13 +31,24 @@ from tests.conftest import run_main
 from tests.github_stub import GitHubState, github_stub
 from tests.loopback import static_http
 
+REPOSITORY = "github:index/repository:Repository"
+REPOSITORY_WHERE = (
+    "resource_github_repository.go:758/761 create; :770-771 topics PUT (topics set); :785 -> Update: "
+    ":961 Edit (always), :991-994 topics PUT again (new resource), :1003 vulnerability-alerts PUT "
+    "(vulnerability_alerts set), :1011 visibility Edit (new resource, visibility set)"
+)
+
+
+def repository_writes(inputs: dict[str, Any]) -> int:
+    """On create the SDK's HasChange is true for every attribute set in the program."""
+    topics = 2 if inputs.get("topics") else 0
+    alerts = 1 if "vulnerabilityAlerts" in inputs else 0
+    visibility = 1 if "visibility" in inputs or "private" in inputs else 0
+    return 1 + topics + 1 + alerts + visibility
+
+
 # type -> (writes on create, where the provider makes them)
 PROVIDER_WRITES: dict[str, tuple[int, str]] = {
-    "github:index/repository:Repository": (
-        4,
-        "resource_github_repository.go:758/761 create, :785 -> Update: :961 Edit (always), "
-        ":1003 vulnerability alerts PUT (vulnerability_alerts set), :1011 visibility Edit (new resource)",
-    ),
     "github:index/branchDefault:BranchDefault": (
         0,
         "resource_github_branch_default.go:138-165 writes only when the owner's default is not `main` (+1 rename)",
@@ -122,6 +133,8 @@ def main() -> None:
         app = owner[res.urn]
         if res.type == COMMIT_TYPE:
             per_app[app][f"RepoCommit {res.name.removeprefix(app + '-')}"] += measured[res.urn]
+        elif res.type == REPOSITORY:
+            per_app[app]["Repository"] += repository_writes(res.inputs)
         elif res.type in PROVIDER_WRITES:
             per_app[app][res.type.split(":")[-1]] += PROVIDER_WRITES[res.type][0]
         elif res.type.startswith("github:"):
@@ -135,6 +148,7 @@ def main() -> None:
         print(f"  {app:<13} {totals[app]:>3}  ({detail})")
     print("  owner's default branch not `main`: +1 per app (BranchDefault renames it)")
     print("  where the provider writes:")
+    print(f"    Repository: {REPOSITORY_WHERE}")
     for type_, (n, where) in PROVIDER_WRITES.items():
         print(f"    {type_.split(':')[-1]}: {n}  {where}")
     print("  RepoCommit: measured against the stand-in (+1 per distinct binary file)")
