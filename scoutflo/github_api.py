@@ -284,6 +284,14 @@ def marker_line(key: str) -> str:
     return f"{TRAILER}: {key}"
 
 
+def commit_key(*, base: str, branch: str | None, message: str) -> str:
+    """What a commit is, for finding it again: an import is its branch (one per chart version); a
+    commit straight to `base` is the base and its title, so that different direct commits (the
+    scaffold, the note on a re-adopted repository) are never taken for one another."""
+    title = message.strip().splitlines()[0] if message.strip() else ""
+    return branch or f"{base}: {title}"
+
+
 def _find_marked(gh: GitHub, r: str, head: str, key: str) -> str | None:
     """The newest commit reachable from `head` (first page) whose message has our trailer."""
     line = marker_line(key)
@@ -387,7 +395,7 @@ def commit_files(
     None) or on a new `branch` with a pull request into `base`. Safe to repeat after any failure:
     see the module docstring."""
     r = f"/repos/{owner}/{repo}"
-    key = branch or base
+    key = commit_key(base=base, branch=branch, message=message)
     full_message = f"{message.rstrip()}\n\n{marker_line(key)}\n"
     if not branch:
         head = _base_sha(gh, r, base)

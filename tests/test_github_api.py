@@ -65,7 +65,7 @@ def test_100_files_direct_to_main_is_one_commit_of_three_writes(stub: Stub) -> N
     # auto_init's README is GitHub's, not the user's; every file lands byte for byte.
     assert state.files("main") == {"README.md": AUTO_INIT_README, **as_bytes(FILES)}
     assert state.modes("main")["ci/release"] == "100755" and state.modes("main")["chart/Chart.yaml"] == "100644"
-    assert marker_line("main") in state.objects[result.commit_sha]["message"].splitlines()
+    assert marker_line("main: m") in state.objects[result.commit_sha]["message"].splitlines()
 
 
 def test_import_is_one_branch_and_one_pull_request(stub: Stub) -> None:
@@ -113,6 +113,16 @@ def test_a_rerun_after_a_success_whose_answer_was_lost_writes_nothing(stub: Stub
     again = commit_files(gh, owner="o", repo="r", files=FILES, message="scaffold")
     assert gh.writes == 0 and again.commit_sha == first.commit_sha and not again.created
     assert state.files("main")["chart/Chart.yaml"] == b"name: mine\n"
+
+
+def test_another_direct_commit_is_not_taken_for_the_scaffold(stub: Stub) -> None:
+    """A re-adopted repository's note goes straight to main like the scaffold did in the repo's
+    earlier life; the scaffold's trailer must not make the note look done."""
+    state, url, sleeps = stub
+    commit_files(client(url, sleeps), owner="o", repo="r", files=FILES, message="scaffold")
+    gh = client(url, sleeps)
+    note = commit_files(gh, owner="o", repo="r", files={"NOTE.md": "adopted again\n"}, message="note")
+    assert note.created and gh.writes == 3 and state.files("main")["NOTE.md"] == b"adopted again\n"
 
 
 def test_a_scaffold_without_our_trailer_never_overwrites_the_users_files(stub: Stub) -> None:
@@ -224,7 +234,7 @@ def test_every_scaffold_write_failing_once_in_turn_ends_in_one_commit_on_main() 
 
     def check(state: GitHubState) -> None:
         history = state.history("main")
-        assert len(history) == 2 and marker_line("main") in state.objects[history[0]]["message"]
+        assert len(history) == 2 and marker_line("main: scaffold") in state.objects[history[0]]["message"]
         assert state.files("main") == {"README.md": AUTO_INIT_README, **as_bytes(files)}
 
     _sweep(run, check, writes=5)
