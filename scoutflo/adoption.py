@@ -95,21 +95,37 @@ def repo_to_adopt(tenant: str, owner: str, name: str, found: Any) -> FoundRepo |
 
     The data source answers a 404 with an empty id and no error (terraform-provider-github
     github/data_source_github_repository.go:369-377), so "absent" is an answer without repo_id.
-    Ours: it has this tenant's topic, or it is archived (what removing an app leaves) and no
-    other tenant's topic.
+    Ours: it carries this tenant's topic, archived or not. Every repository Scoutflo creates has
+    it, and archiving (what removing an app does) keeps topics, so an archive without it is
+    someone's old project: adopting it would unarchive it, make it private and rename its
+    default branch. GitHub redirects a renamed or transferred repository's old name; net/http
+    follows the 301 and the data source sets full_name from the answer
+    (data_source_github_repository.go:404): a different full name means the import of `name`
+    would act on the moved repository.
     """
     if not getattr(found, "repo_id", None):
         return None
+    wanted = f"{owner}/{name}"
+    actual = str(getattr(found, "full_name", "") or wanted)
+    if actual.lower() != wanted.lower():
+        raise AdoptionError(
+            f"GitHub repository {wanted} now redirects to {actual} (renamed or transferred): rename "
+            f"the app in scoutflo:apps, or rename {actual} back to {name} if it is this app's repository"
+        )
     topics = tuple(getattr(found, "topics", None) or ())
-    others = [t for t in topics if t.startswith(TOPIC_PREFIX) and t != tenant_topic(tenant)]
-    archived = bool(getattr(found, "archived", False))
-    if tenant_topic(tenant) in topics or (archived and not others):
-        return FoundRepo(topics=topics, archived=archived)
+    if tenant_topic(tenant) in topics:
+        return FoundRepo(topics=topics, archived=bool(getattr(found, "archived", False)))
+    others = [t for t in topics if t.startswith(TOPIC_PREFIX)]
+    if getattr(found, "archived", False):
+        # An archived repository's topics are read-only: it has to be unarchived to get ours.
+        how = f"unarchive it and add the topic '{tenant_topic(tenant)}'"
+    else:
+        how = f"add the topic '{tenant_topic(tenant)}' to the repository"
     raise AdoptionError(
-        f"GitHub repository {owner}/{name} already exists and is not tenant {tenant!r}'s "
-        f"({'topic ' + others[0] if others else 'not archived, no topic ' + tenant_topic(tenant)}): "
-        f"rename the app in scoutflo:apps, or, if it is this tenant's, add the topic "
-        f"'{tenant_topic(tenant)}' to the repository so Scoutflo adopts it"
+        f"GitHub repository {wanted} already exists and is not tenant {tenant!r}'s "
+        f"({'topic ' + others[0] if others else 'no topic ' + tenant_topic(tenant)}"
+        f"{', archived' if getattr(found, 'archived', False) else ''}): rename the app in "
+        f"scoutflo:apps, or, if it is this tenant's, {how} so Scoutflo adopts it"
     )
 
 

@@ -51,25 +51,32 @@ def oidc_fails(message: str) -> Answer:
 
 
 def repos(**state: str) -> Answer:
-    """GitHub repositories by name: 'archived', 'ours' (our topic), 'foreign' (live, no topic of
-    ours) or 'other-tenant' (archived, another tenant's topic); others absent."""
+    """GitHub repositories by name: 'archived' (ours, as an app's removal leaves it: archiving
+    keeps the topics), 'ours' (our topic), 'foreign' (live, no topic of ours), 'stranger-archive'
+    (archived, no scoutflo topic), 'other-tenant' (archived, another tenant's topic) or 'renamed'
+    (GitHub redirects the old name to a renamed repo); others absent."""
 
     def answer(args: Mapping[str, Any]) -> dict[str, Any]:
         name = args["fullName"].split("/")[1]
         if name not in state:
             return {"id": "", "fullName": args["fullName"]}
+        # data_source_github_repository.go sets name and full_name from the API's answer, which
+        # for a renamed repo is the one GitHub redirected to (go-github follows the 301).
+        real = f"{name}-old" if state[name] == "renamed" else name
         return {
             "id": name,
-            "name": name,
-            "fullName": args["fullName"],
+            "name": real,
+            "fullName": f"{args['fullName'].split('/')[0]}/{real}",
             "repoId": 4242,
             "nodeId": "R_x",
-            "archived": state[name] in ("archived", "other-tenant"),
+            "archived": state[name] in ("archived", "other-tenant", "stranger-archive"),
             "topics": {
                 "ours": [REPO_TOPIC, "team-web"],
-                "archived": ["team-web"],
+                "archived": [REPO_TOPIC, "team-web"],
                 "foreign": ["website"],
+                "stranger-archive": ["legacy"],
                 "other-tenant": [tenant_topic("globex")],
+                "renamed": [REPO_TOPIC],
             }[state[name]],
         }
 
@@ -218,6 +225,13 @@ def test_destroyed_stack_deployed_again_converges() -> None:
     [
         (cloud(repos=repos(admin="foreign")), r"acme-gitops/admin already exists and is not tenant 'acme'"),
         (cloud(repos=repos(admin="other-tenant")), r"acme-gitops/admin .*topic scoutflo-globex"),
+        # An archive without our topic is not what removing an app leaves (archiving keeps the
+        # topics): someone's old project. Adopting it would unarchive it, make it private and
+        # rename its default branch. Topics of an archived repo cannot be edited: unarchive first.
+        (cloud(repos=repos(admin="stranger-archive")), r"acme-gitops/admin .*archived.*unarchive it"),
+        # GitHub redirects a renamed repo's old name (the data source follows it): that repo is
+        # not `admin` any more, and importing `admin` would act on it under its old name.
+        (cloud(repos=repos(admin="renamed")), r"acme-gitops/admin now redirects to acme-gitops/admin-old"),
         (cloud(ecr=ecr("scoutflo/admin", tenant="globex")), r"ECR repository scoutflo/admin .*tenant 'globex'"),
         (cloud(ecr=ecr("scoutflo/admin", tenant="")), r"scoutflo/admin .*not tagged scoutflo:tenant=acme"),
     ],
