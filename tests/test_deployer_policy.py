@@ -29,12 +29,21 @@ ACCT, REGION = render.FAKE_ACCOUNT, "eu-west-1"
 RESOURCE_ACTIONS: dict[str, dict[str, str]] = {
     # internal/service/iam/openid_connect_provider.go: Create -> CreateOpenIDConnectProvider;
     # Read -> GetOpenIDConnectProvider (tags come back in its output); Update -> AddClientID...
-    # for an adopted provider that lacks our audience (client_id_list Difference). Retained: no
-    # Delete. No thumbprint is set, so UpdateOpenIDConnectProviderThumbprint is never called.
+    # for an adopted provider that lacks our audience (client_id_list Difference), and
+    # RemoveClientID... for an audience someone removed since this stack's last run (the inputs
+    # mirror the look-up, the state still has it: os.Difference(ns)). Tags (@Tags: transparent
+    # tagging, internal/provider/sdkv2/tags_interceptor.go Before/Update -> UpdateTags): a tag
+    # someone added or removed since the last run is Tag/UntagOpenIDConnectProvider, and so is
+    # tag-on-create under provider default tags. Without them the next `up` of every stack
+    # holding the shared provider fails with AccessDenied. Retained: no Delete. No thumbprint is
+    # set, so UpdateOpenIDConnectProviderThumbprint is never called.
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": {
         "iam:CreateOpenIDConnectProvider": "create",
         "iam:GetOpenIDConnectProvider": "read",
         "iam:AddClientIDToOpenIDConnectProvider": "update",
+        "iam:RemoveClientIDFromOpenIDConnectProvider": "update",
+        "iam:TagOpenIDConnectProvider": "update",
+        "iam:UntagOpenIDConnectProvider": "update",
     },
     # internal/service/iam/role.go: CreateRole; Read -> GetRole, ListRolePolicies + GetRolePolicy
     # (readRoleInlinePolicies), ListAttachedRolePolicies (readRolePolicyAttachments); Update ->
@@ -61,11 +70,13 @@ RESOURCE_ACTIONS: dict[str, dict[str, str]] = {
     },
     # internal/service/ecr/repository.go: CreateRepository (with tags, which IAM also checks as
     # ecr:TagResource); Read -> DescribeRepositories, ListTagsForResource; Update (an adopted
-    # repository) -> PutImageTagMutability, PutImageScanningConfiguration, TagResource (our tag).
-    # Retained: no DeleteRepository.
+    # repository) -> PutImageTagMutability, PutImageScanningConfiguration, TagResource (our tag);
+    # @Tags(identifierAttribute="arn") -> UntagResource when a tag the state holds was removed
+    # since (the inputs mirror the look-up's tags). Retained: no DeleteRepository.
     "aws:ecr/repository:Repository": {
         "ecr:CreateRepository": "create",
         "ecr:TagResource": "create",
+        "ecr:UntagResource": "update",
         "ecr:DescribeRepositories": "read",
         "ecr:ListTagsForResource": "read",
         "ecr:PutImageTagMutability": "update",
