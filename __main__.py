@@ -45,13 +45,16 @@ access = RegistryAccess("registry-access", registry_access_args(cfg, host, accou
 outputs = {}
 for app in cfg.apps:
     ecr_name = ecr_names[app.name]
+    kept = existing.registries.get(ecr_name)
     registry = ChartRegistry(
         app.name,
         ChartRegistryArgs(
             repository_name=ecr_name,
             tenant=cfg.tenant,
-            exists=ecr_name in existing.registries,
-            tags=existing.registries.get(ecr_name, {}),
+            exists=kept is not None,
+            tags=kept.tags if kept else {},
+            encryption_type=kept.encryption_type if kept else "AES256",
+            kms_key=kept.kms_key if kept else "",
         ),
     )
     src, plan = app.entry.source, imports.get(app.name)

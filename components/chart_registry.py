@@ -23,6 +23,10 @@ class ChartRegistryArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
     """An adopted repository's current tags: kept (`tags` is not computed, so leaving one out
     would remove it)."""
+    encryption_type: str = "AES256"
+    kms_key: str = ""
+    """An adopted repository's encryption, kept: it cannot change in place (scoutflo.adoption
+    FoundRegistry)."""
 
 
 class ChartRegistry(pulumi.ComponentResource):
@@ -37,7 +41,9 @@ class ChartRegistry(pulumi.ComponentResource):
             # A released version can never change under Argo CD; a merge race fails loudly.
             image_tag_mutability="IMMUTABLE",
             image_scanning_configuration={"scan_on_push": True},
-            encryption_configurations=[{"encryption_type": "AES256"}],
+            encryption_configurations=[
+                {"encryption_type": args.encryption_type, **({"kms_key": args.kms_key} if args.kms_key else {})}
+            ],
             force_delete=False,
             tags={**args.tags, TENANT_TAG: args.tenant},
             # Chart history is user data: removing the app from the stack keeps the repository

@@ -81,13 +81,24 @@ READOPTED_FILES = {
 
 
 @dataclass(frozen=True, kw_only=True)
+class FoundRegistry:
+    tags: Mapping[str, str]
+    """Kept when adopted (ours is added): `tags` is not computed, a left-out one is removed."""
+    encryption_type: str = "AES256"
+    kms_key: str = ""
+    """Kept as found: encryption_type and kms_key are ForceNew (terraform-provider-aws
+    internal/service/ecr/repository.go), and the engine refuses to replace a resource that names
+    an import id (pulumi/pulumi pkg/resource/deploy/step_generator.go:1975-1996)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Existing:
     oidc: OidcProvider | None
     """The account's GitHub OIDC provider, or None when the account has none."""
     repos: Mapping[str, FoundRepo]
     """App repositories to adopt."""
-    registries: Mapping[str, Mapping[str, str]]
-    """ECR repositories to adopt -> their current tags (kept, ours added)."""
+    registries: Mapping[str, FoundRegistry]
+    """ECR repositories to adopt."""
 
 
 def repo_to_adopt(tenant: str, owner: str, name: str, found: Any) -> FoundRepo | None:
@@ -129,10 +140,16 @@ def repo_to_adopt(tenant: str, owner: str, name: str, found: Any) -> FoundRepo |
     )
 
 
-def registry_to_adopt(tenant: str, name: str, tags: Mapping[str, str]) -> Mapping[str, str]:
-    """An ECR repository that exists: adopt it (answer: its tags) when it is this tenant's."""
+def registry_to_adopt(tenant: str, name: str, found: Any) -> FoundRegistry:
+    """An ECR repository `aws.ecr.get_repository` found: adopt it when it is this tenant's."""
+    tags = dict(getattr(found, "tags", None) or {})
     if tags.get(TENANT_TAG) == tenant:
-        return tags
+        encryption = (getattr(found, "encryption_configurations", None) or [None])[0]
+        return FoundRegistry(
+            tags=tags,
+            encryption_type=str(getattr(encryption, "encryption_type", "") or "AES256"),
+            kms_key=str(getattr(encryption, "kms_key", "") or ""),
+        )
     owner = f"tenant {tags[TENANT_TAG]!r}'s" if TENANT_TAG in tags else f"not tagged {TENANT_TAG}={tenant}"
     raise AdoptionError(
         f"ECR repository {name} already exists and is {owner}: set scoutflo:ecrPrefix to give this "
@@ -200,7 +217,7 @@ def look_up(tenant: str, owner: str, apps: Iterable[str], ecr_names: Iterable[st
         name: registry_to_adopt(
             tenant,
             name,
-            dict(_ask(f"ECR repository {name}", aws_fix, partial(aws.ecr.get_repository, name=name)).tags or {}),
+            _ask(f"ECR repository {name}", aws_fix, partial(aws.ecr.get_repository, name=name)),
         )
         for name in ecr_names
         if name in in_region

@@ -220,6 +220,25 @@ def test_destroyed_stack_deployed_again_converges() -> None:
             assert not engine_imports(old_id=b.import_id, old_import_id=a.import_id, goal_id=b.import_id)
 
 
+def test_adopted_registry_keeps_its_encryption() -> None:
+    # terraform-provider-aws internal/service/ecr/repository.go: encryption_configuration, its
+    # encryption_type and kms_key are ForceNew, and the engine refuses to replace a resource that
+    # names an import id (pulumi/pulumi step_generator.go:1975-1996): a repository encrypted with
+    # a KMS key, tagged by the user for adoption, would fail every `up` if our AES256 were sent.
+    kms = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    world = ecr("scoutflo/admin")
+    tagged = world[render.ECR_LOOKUP]
+    world[render.ECR_LOOKUP] = lambda args: {
+        **tagged(args),
+        "encryptionConfigurations": [{"encryptionType": "KMS", "kmsKey": kms}],
+    }
+    registries = by_name(run_main(cloud=cloud(ecr=world)), ECR_TYPE)
+    assert registries["admin-ecr"].import_id == "scoutflo/admin"
+    assert registries["admin-ecr"].inputs["encryptionConfigurations"] == [{"encryptionType": "KMS", "kmsKey": kms}]
+    # New (and AES256-adopted) repositories send exactly what the first run sent.
+    assert registries["storefront-ecr"].inputs["encryptionConfigurations"] == [{"encryptionType": "AES256"}]
+
+
 @pytest.mark.parametrize(
     ("world", "message"),
     [
