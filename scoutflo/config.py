@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
@@ -16,6 +17,11 @@ from typing import Any, Literal
 from charts_catalog import CatalogEntry
 from scoutflo.charts.versions import VersionError, parse_constraint
 from scoutflo.naming import app_name_problem, dns_label_problem, ecr_prefix_problem
+
+# An IAM OIDC provider's ARN: partition, no region, a 12-digit account, the issuer's host and path
+# (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html
+# oidc-provider resource). Exactly GitHub's issuer: the CI roles' trust keys on its sub and aud.
+_GITHUB_OIDC_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::[0-9]{12}:oidc-provider/token\.actions\.githubusercontent\.com")
 
 PROJECT = "scoutflo"
 Mode = Literal["vendor", "umbrella"]
@@ -195,7 +201,7 @@ def parse_config(raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry]) ->
                     f"`pulumi config set --secret {key} …`"
                 )
     arn = options.get("github_oidc_provider_arn", "")
-    if arn and not (arn.startswith("arn:aws") and ":oidc-provider/token.actions.githubusercontent.com" in arn):
+    if arn and not _GITHUB_OIDC_ARN.fullmatch(arn):
         raise ConfigError(
             "config 'scoutflo:githubOidcProviderArn' must be the ARN of the account's "
             "token.actions.githubusercontent.com OIDC provider, or empty to create it"

@@ -161,6 +161,24 @@ def test_oidc_lookup_failing_otherwise_stops_before_anything_is_registered() -> 
     assert not recording.resources
 
 
+@pytest.mark.parametrize(
+    "arn",
+    [
+        f"{OIDC_ARN}/extra",  # another issuer under the host: its sub/aud keys are not ours
+        f"{OIDC_ARN} ",
+        OIDC_ARN.replace("arn:aws:", "arn:awsx:"),
+        OIDC_ARN.replace(render.FAKE_ACCOUNT, "12345"),
+        OIDC_ARN.replace(":iam::", ":iam:eu-west-1:"),
+        "arn:aws:iam::123456789012:role/x:oidc-provider/token.actions.githubusercontent.com",
+    ],
+)
+def test_odd_configured_oidc_arns_are_refused(arn: str) -> None:
+    recording = render.Recording(region="eu-west-1")
+    with pytest.raises(Exception, match="scoutflo:githubOidcProviderArn"):
+        run_main({"scoutflo:githubOidcProviderArn": arn}, recording=recording)
+    assert not recording.resources
+
+
 def test_configured_oidc_arn_skips_the_lookup() -> None:
     recording = run_main({"scoutflo:githubOidcProviderArn": OIDC_ARN})
     assert not of_type(recording, OIDC_TYPE)
