@@ -13,6 +13,7 @@ import difflib
 import hashlib
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -129,11 +130,43 @@ class ChangeSet:
                 if r.unknowns:
                     lines.append(f"        known after apply: {', '.join(r.unknowns)}")
         lines.insert(2, f"total: {_summary(total)}" if total else "no changes")
-        return "\n".join(lines)
+        return terminal_safe("\n".join(lines))
 
 
 _SHORT = 100
 _DIFF_LINES = 20
+
+
+def _unsafe(ch: str) -> bool:
+    # Cc: C0/C1 controls (ESC sequences move the cursor and erase lines, CR overwrites, C1 CSI
+    # \x9b is ESC [ on many terminals); Cf: bidi overrides and zero-width characters reorder or
+    # hide text ("Trojan Source", CVE-2021-42574); Zl/Zp: line breaks a terminal may honour.
+    return unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every character that could steer the approver's terminal shown as an escape
+    (\\x1b, \\u202e), newlines kept: values come from tenants and charts, so they are hostile."""
+    if not any(_unsafe(ch) for ch in text if ch != "\n"):
+        return text
+    out = []
+    for ch in text:
+        if ch == "\n" or not _unsafe(ch):
+            out.append(ch)
+        elif ord(ch) <= 0xFF:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return "".join(out)
+
+
+def _lines(text: str) -> list[str]:
+    """Split on newlines only: str.splitlines also breaks on CR, VT, FF, \\x1c-\\x1e, \\x85 and
+    U+2028/9, which would hide them from the approver instead of showing them escaped."""
+    parts = text.split("\n")
+    return parts[:-1] if parts and parts[-1] == "" else parts
 
 
 def _summary(per_op: Mapping[str, int]) -> str:
@@ -160,7 +193,7 @@ def _value_lines(path: str, value: Any, note: str) -> list[str]:
     text = _text(value)
     if not _long(text):
         return [f"        {path}: {text}{note}"]
-    body = text.splitlines() if "\n" in text else json.dumps(value, sort_keys=True, indent=2).splitlines()
+    body = _lines(text) if "\n" in text else json.dumps(value, sort_keys=True, indent=2).splitlines()
     shown = body[:_DIFF_LINES]
     out = [f"        {path}: ({len(body)} lines, {_hash(text)}){note}"]
     out += [f"          | {line}" for line in shown]
@@ -175,7 +208,7 @@ def _change_lines(path: str, old: Any, new: Any, note: str) -> list[str]:
         return [f"        {path}: {old_text} → {new_text}{note}"]
 
     def body(value: Any, text: str) -> list[str]:
-        return text.splitlines() if "\n" in text else json.dumps(value, sort_keys=True, indent=2).splitlines()
+        return _lines(text) if "\n" in text else json.dumps(value, sort_keys=True, indent=2).splitlines()
 
     diff = [
         line

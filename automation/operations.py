@@ -21,6 +21,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import subprocess
 import threading
 import time
@@ -34,7 +35,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from automation.changeset import ChangeSet, changeset_from_events
+from automation.changeset import ChangeSet, changeset_from_events, terminal_safe
 from automation.tenant import StackSettings, Tenant, TenantError, tenant_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -164,9 +165,22 @@ class Backend:
         if not self.secrets_provider:
             raise InvalidSetup("the secrets provider is required: awskms://… (production) or 'passphrase' (local)")
         if self.secrets_provider == PASSPHRASE:
-            text = self.env.get("PULUMI_CONFIG_PASSPHRASE", "")
+            # The CLI's order (pkg/secrets/passphrase/manager.go L380-L392): a *set*
+            # PULUMI_CONFIG_PASSPHRASE wins, even empty, over the file; the file's path is made
+            # absolute against the CLI's cwd (the tenant's workspace, not ours) and TrimSpace'd.
+            text = self.env.get("PULUMI_CONFIG_PASSPHRASE")
             file = self.env.get("PULUMI_CONFIG_PASSPHRASE_FILE", "")
-            if file and not text:
+            if text is not None and not text.strip():
+                raise InvalidSetup(
+                    "PULUMI_CONFIG_PASSPHRASE is set but empty: the CLI would use it (not the _FILE) and "
+                    "encrypt every tenant's secrets with an empty passphrase; unset it"
+                )
+            if text is None and file:
+                if not os.path.isabs(file):
+                    raise InvalidSetup(
+                        f"PULUMI_CONFIG_PASSPHRASE_FILE {file} must be an absolute path (the CLI resolves it "
+                        "against the tenant's workspace)"
+                    )
                 try:
                     text = Path(file).read_text(encoding="utf-8").strip()
                 except OSError as err:
@@ -194,16 +208,49 @@ class Backend:
                 raise InvalidSetup(f"{place} lies inside the source checkout {project}; keep tenants' state outside it")
 
     def digest_key(self) -> bytes:
-        """The HMAC key of config digests: random, created once, readable by the backend only."""
-        path = Path(self.state_dir) / "digest.key"
-        Path(self.state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_bytes()
-        with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(32))
-        return path.read_bytes()
+        """The HMAC key of config digests: random, created once, readable by the backend only.
+        Created whole or not at all (written aside, then linked into place: a crash or a second
+        process never sees a short key). Rotation: delete it; every pending approval is then
+        refused (changes-differ) and every secret is set again once, nothing is applied unapproved."""
+        state = private_dir(Path(self.state_dir), others_may_read=True)
+        path = state / "digest.key"
+        if not path.exists():
+            aside = state / f".digest.key.{uuid.uuid4().hex}"
+            fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(secrets.token_bytes(32))
+                    f.flush()
+                    os.fsync(f.fileno())
+                try:
+                    os.link(aside, path)
+                except FileExistsError:
+                    pass  # another process won: use its key
+            finally:
+                aside.unlink(missing_ok=True)
+        info = os.lstat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+            raise InvalidSetup(f"{path} must be a regular file owned by uid {os.geteuid()} with mode 0600")
+        key = path.read_bytes()
+        if len(key) != 32:
+            raise InvalidSetup(f"{path} holds {len(key)} bytes, not 32 (cut short by a crash?): delete it to rotate")
+        return key
+
+
+def private_dir(path: Path, others_may_read: bool = False) -> Path:
+    """`path` as a directory of this user that no one else may write (nor, unless allowed, read):
+    another local user who could would swap a saved plan and its record between approval and
+    apply, or read stack files. Created when absent; an existing one is checked, never trusted."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = os.lstat(path)
+    forbidden = 0o022 if others_may_read else 0o077
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & forbidden:
+        raise InvalidSetup(
+            f"{path} must be a directory (not a link) owned by uid {os.geteuid()} that "
+            f"{'no other user may write' if others_may_read else 'only it may read'}: chmod "
+            f"{'755' if others_may_read else '700'} {path}"
+        )
+    return path
 
 
 def _isolated_command(env: Mapping[str, str]) -> Any:
@@ -310,9 +357,10 @@ class Stacks:
     @contextmanager
     def locked(self, tenant_id: str) -> Iterator[Path]:
         """The tenant's lock (flock on a file in its directory: across threads and processes)."""
-        directory = self.tenant_dir(tenant_id)
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        private_dir(Path(self.backend.state_dir), others_may_read=True)
+        private_dir(Path(self.backend.state_dir) / "tenants", others_may_read=True)
+        directory = private_dir(self.tenant_dir(tenant_id))
+        fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         deadline = time.monotonic() + self.backend.lock_timeout
         try:
             while True:
@@ -533,7 +581,7 @@ class DestroyView:
         lines = [f"destroy {self.stack}: {len(self.goes)} resources go, {len(self.kept)} are kept"]
         lines += [f"  - {t}  {n}" for t, n in self.goes]
         lines += [f"  = {t}  {n}  ({why})" for t, n, why in self.kept]
-        return "\n".join(lines)
+        return terminal_safe("\n".join(lines))
 
     def to_json(self) -> dict[str, Any]:
         return {

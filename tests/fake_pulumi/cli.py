@@ -91,8 +91,9 @@ class Ctx:
     # ------------------------------------------------------------ secrets (passphrase provider)
 
     def passphrase(self) -> str:
-        # pkg/secrets/passphrase/manager.go L389-L397
-        if os.environ.get("PULUMI_CONFIG_PASSPHRASE"):
+        # pkg/secrets/passphrase/manager.go L380-L397: a set variable wins even when empty; the
+        # file is read when the variable is unset, its text TrimSpace'd.
+        if "PULUMI_CONFIG_PASSPHRASE" in os.environ:
             return os.environ["PULUMI_CONFIG_PASSPHRASE"]
         file = os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")
         if file:
@@ -142,6 +143,55 @@ class Ctx:
 
 # ---------------------------------------------------------------- argv
 
+# The flags each command really has (cobra refuses any other: "unknown flag: --x"), read from
+# pulumi/pulumi at 1b5949891b3c. Persistent flags of the root (pkg/cmd/pulumi/pulumi.go L451-L490)
+# reach every command; `stack`'s --stack is persistent (stack/stack.go L106), `config`'s --stack
+# and --config-file too (config/config.go L149-L156). Only what the Automation layer can reach.
+GLOBAL_FLAGS = {
+    "--cwd", "--emoji", "--fully-qualify-stack-names", "--disable-integrity-checking", "--logflow",
+    "--logtostderr", "--non-interactive", "--tracing", "--otel-traces", "--profiling", "--memprofilerate",
+    "--verbose", "--color", "--tracing-header",
+}  # fmt: skip
+_OPERATION = {
+    "--client", "--config", "--config-file", "--config-path", "--debug", "--diff", "--event-log", "--exclude",
+    "--exec-agent", "--exec-kind", "--json", "--message", "--parallel", "--refresh", "--run-program",
+    "--show-config", "--show-replacement-steps", "--show-sames", "--skip-preview", "--stack", "--suppress-outputs",
+    "--suppress-permalink", "--suppress-progress", "--target", "--target-dependents",
+}  # fmt: skip
+COMMAND_FLAGS: dict[tuple[str, ...], set[str]] = {
+    # operations/preview.go: --save-plan, no --plan, no --yes
+    ("preview",): (_OPERATION - {"--skip-preview"}) | {"--save-plan", "--expect-no-changes", "--replace"},
+    # operations/up.go: --plan (L944-L951), --yes, --skip-preview
+    ("up",): _OPERATION | {"--plan", "--yes", "--expect-no-changes", "--replace", "--continue-on-error"},
+    # operations/destroy.go: no plan flags
+    ("destroy",): _OPERATION | {"--yes", "--continue-on-error", "--exclude-protected"},
+    ("stack",): {"--stack", "--show-ids", "--show-urns", "--show-secrets", "--show-name"},  # stack/stack.go L106-L116
+    ("stack", "init"): {
+        "--stack",
+        "--secrets-provider",
+        "--copy-config-from",
+        "--no-select",
+        "--teams",
+    },  # stack_new.go
+    ("stack", "select"): {"--stack", "--create", "--secrets-provider"},  # stack_select.go
+    ("stack", "history"): {"--stack", "--show-secrets", "--full-dates", "--page-size", "--page", "--json"},
+    ("stack", "output"): {"--stack", "--json", "--shell", "--show-secrets"},  # stack_output.go
+    ("stack", "export"): {"--stack", "--file", "--show-secrets", "--version"},  # stack_export.go
+    # config/config.go L774-L793 (+ the persistent --stack, --config-file of `config`)
+    ("config", "set"): {"--stack", "--config-file", "--path", "--plaintext", "--secret", "--type", "--raw"},
+}
+
+
+def check_flags(words: list[str], flags: dict[str, Any]) -> None:
+    """cobra's refusal of a flag the command does not define."""
+    path = tuple(words[:2]) if words[:1] in (["stack"], ["config"]) and len(words) > 1 else tuple(words[:1])
+    allowed = COMMAND_FLAGS.get(path)
+    if allowed is None:
+        return  # an unknown command is refused by main()
+    for name in flags:
+        if name not in allowed | GLOBAL_FLAGS:
+            raise CliError(f"unknown flag: {name}")
+
 
 def parse(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
     """Positional words and flags (--flag value / --flag=value / bare booleans)."""
@@ -159,6 +209,27 @@ def parse(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
         "--suppress-progress",
         "--suppress-outputs",
         "--refresh",
+        "--expect-no-changes",
+        "--no-select",
+        "--create",
+        "--debug",
+        "--show-config",
+        "--show-sames",
+        "--show-replacement-steps",
+        "--suppress-permalink",
+        "--continue-on-error",
+        "--exclude-protected",
+        "--target-dependents",
+        "--full-dates",
+        "--shell",
+        "--show-ids",
+        "--show-urns",
+        "--show-name",
+        "--logflow",
+        "--logtostderr",
+        "--emoji",
+        "--fully-qualify-stack-names",
+        "--disable-integrity-checking",
     }
     words: list[str] = []
     flags: dict[str, Any] = {}
@@ -335,6 +406,7 @@ def cmd_operation(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
 def main(argv: list[str]) -> int:
     try:
         words, flags = parse(argv)
+        check_flags(words, flags)
         if words[:1] == ["version"]:
             print(f"v{VERSION}")
             return 0
