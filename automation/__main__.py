@@ -1,7 +1,8 @@
 """python -m automation {render,preview,apply,destroy,diff}
 
-Exit codes: 0 done; 1 failed; 2 bad arguments or unreadable input; 3 changes-differ;
-4 confirmation-required; 5 stack-busy; 6 invalid-tenant; 7 cli-missing; 8 invalid-setup.
+Exit codes: 0 done; 1 failed; 2 bad arguments, unreadable event log, render could not run or write;
+3 changes-differ; 4 confirmation-required; 5 stack-busy; 6 invalid-tenant (the spec or the --tenant
+file); 7 cli-missing; 8 invalid-setup.
 """
 
 from __future__ import annotations

@@ -472,16 +472,24 @@ class Stacks:
             meta.unlink(missing_ok=True)
             meta.with_suffix(".json").unlink(missing_ok=True)
         path = record.plan.with_suffix(".meta")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written aside and renamed: a crash never leaves a half-written record under the name.
+        aside = path.with_name(f".{path.name}.tmp")
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(
                 {"fingerprint": record.fingerprint, "sha256": record.sha256, "configDigest": record.config_digest}, f
             )
+        os.replace(aside, path)
 
     def find_plan(self, directory: Path, fingerprint: str) -> PlanRecord | None:
         found = []
         for meta in (directory / "plans").glob("*.plan.meta"):
-            data = json.loads(meta.read_text(encoding="utf-8"))
+            try:
+                data = json.loads(meta.read_text(encoding="utf-8"))
+                if not isinstance(data, dict) or not {"fingerprint", "sha256", "configDigest"} <= set(data):
+                    raise ValueError("incomplete")
+            except (OSError, ValueError):
+                continue  # left by a crash (older versions wrote in place): it approves nothing
             if data["fingerprint"] == fingerprint:
                 found.append((meta.stat().st_mtime, meta, data))
         if not found:
@@ -491,7 +499,7 @@ class Stacks:
 
     def drop_plans(self, directory: Path) -> None:
         """After an update every saved plan describes a state that is gone."""
-        for path in (directory / "plans").glob("*.plan.*"):
+        for path in (directory / "plans").iterdir():
             path.unlink(missing_ok=True)
 
 

@@ -156,3 +156,29 @@ def test_a_directory_another_user_can_write_is_refused(tmp_path: Path, where: st
     with stacks.locked("acme") as directory:
         assert directory == stacks.tenant_dir("acme")
     assert os.stat(stacks.tenant_dir("acme")).st_mode & 0o777 == 0o700
+
+
+# ---------------------------------------------------------------- a crash mid-preview
+
+
+def test_a_plan_record_cut_short_by_a_crash_does_not_block_the_tenant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_operations import FAKE, tenant
+
+    monkeypatch.setenv("PATH", f"{FAKE}{os.pathsep}{os.environ['PATH']}")
+    passphrase = tmp_path / "pp"
+    passphrase.write_text("correct horse battery staple\n")
+    stacks = ops.Stacks(
+        ops.Backend(
+            url=f"file://{tmp_path}/state",
+            secrets_provider="passphrase",
+            state_dir=tmp_path / "t",
+            env={"PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase)},
+        )
+    )
+    (tmp_path / "state").mkdir()
+    changes = ops.preview(tenant(), stacks)
+    # A preview killed between creating its record and writing it leaves an empty one behind.
+    (stacks.tenant_dir("acme") / "plans" / "0000.plan.meta").write_text("")
+    assert ops.apply(tenant(), changes.fingerprint, stacks)["fingerprint"] == changes.fingerprint
