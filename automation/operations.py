@@ -326,6 +326,8 @@ class PlanRecord:
     plan: Path
     sha256: str
     config_digest: str
+    state_digest: str
+    """sha256 of the stack's state the preview ran against (see state_digest)."""
 
 
 @dataclass
@@ -477,7 +479,13 @@ class Stacks:
         fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(
-                {"fingerprint": record.fingerprint, "sha256": record.sha256, "configDigest": record.config_digest}, f
+                {
+                    "fingerprint": record.fingerprint,
+                    "sha256": record.sha256,
+                    "configDigest": record.config_digest,
+                    "stateDigest": record.state_digest,
+                },
+                f,
             )
         os.replace(aside, path)
 
@@ -486,7 +494,9 @@ class Stacks:
         for meta in (directory / "plans").glob("*.plan.meta"):
             try:
                 data = json.loads(meta.read_text(encoding="utf-8"))
-                if not isinstance(data, dict) or not {"fingerprint", "sha256", "configDigest"} <= set(data):
+                if not isinstance(data, dict) or not {"fingerprint", "sha256", "configDigest", "stateDigest"} <= set(
+                    data
+                ):
                     raise ValueError("incomplete")
             except (OSError, ValueError):
                 continue  # left by a crash (older versions wrote in place): it approves nothing
@@ -495,7 +505,9 @@ class Stacks:
         if not found:
             return None
         _, meta, data = max(found, key=lambda item: item[0])
-        return PlanRecord(fingerprint, meta.with_suffix(".json"), data["sha256"], data["configDigest"])
+        return PlanRecord(
+            fingerprint, meta.with_suffix(".json"), data["sha256"], data["configDigest"], data["stateDigest"]
+        )
 
     def drop_plans(self, directory: Path) -> None:
         """After an update every saved plan describes a state that is gone."""
@@ -525,6 +537,7 @@ def preview(tenant: Tenant, stacks: Stacks) -> ChangeSet:
         require_cli()
         with stacks.locked(tenant.id) as directory:
             stack = stacks.open(tenant, settings, directory)
+            state = state_digest(stack, tenant.id)
             plan = stacks.new_plan_path(directory)
             events: list[Any] = []
             try:
@@ -536,7 +549,7 @@ def preview(tenant: Tenant, stacks: Stacks) -> ChangeSet:
             changes = changeset_from_events(
                 events, stack=tenant.id, plan_path=str(plan), plan_sha256=sha256_file(plan), config_digest=digest
             )
-            stacks.record_plan(directory, PlanRecord(changes.fingerprint, plan, changes.plan_sha256, digest))
+            stacks.record_plan(directory, PlanRecord(changes.fingerprint, plan, changes.plan_sha256, digest, state))
             return changes
 
 
@@ -557,6 +570,11 @@ def apply(tenant: Tenant, approved_fingerprint: str, stacks: Stacks) -> dict[str
             if record.config_digest != digest:
                 raise ChangesDiffer(approved_fingerprint, "the tenant's config changed since the preview")
             stack = stacks.open(tenant, settings, directory)
+            if state_digest(stack, tenant.id) != record.state_digest:
+                raise ChangesDiffer(
+                    approved_fingerprint,
+                    "the stack's state moved on since the preview (an update or refresh outside this approval)",
+                )
             events: list[Any] = []
             # `up --plan` constrains the update to the plan without PULUMI_EXPERIMENTAL (the flag is
             # only hidden): pkg/cmd/pulumi/operations/up.go L272-L279, L944-L951.
@@ -623,6 +641,16 @@ def _export(stack: Any, name: str) -> Mapping[str, Any]:
     # and would decrypt the whole state to list names.
     result = stack.workspace._run_pulumi_cmd_sync(["stack", "export", "--stack", name])
     return dict(json.loads(result.stdout).get("deployment") or {})
+
+
+def state_digest(stack: Any, name: str) -> str:
+    """The identity of the state an approval was previewed against. `up --plan` alone does not
+    hold it: the engine compares the diff from the state *now* with the planned diff, not the prior
+    state (pkg/resource/deploy/plan.go checkDiff L373-L470), so "1 → 2" approved still applies as
+    "5 → 2" after an out-of-band change to 5. `stack export` returns the stored checkpoint as is
+    (pkg/backend/diy/backend.go L1570-L1592: no re-encryption), so equal state, equal digest."""
+    blob = json.dumps(_export(stack, name), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
 
 def destroy(tenant: Tenant, confirm: str | None, stacks: Stacks) -> dict[str, Any]:

@@ -182,3 +182,47 @@ def test_a_plan_record_cut_short_by_a_crash_does_not_block_the_tenant(
     # A preview killed between creating its record and writing it leaves an empty one behind.
     (stacks.tenant_dir("acme") / "plans" / "0000.plan.meta").write_text("")
     assert ops.apply(tenant(), changes.fingerprint, stacks)["fingerprint"] == changes.fingerprint
+
+
+def test_an_approval_is_refused_once_the_state_moved_on_even_where_the_engine_would_accept_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engine's `up --plan` compares the diff from the state *now* with the planned diff, not
+    # the prior state (pkg/resource/deploy/plan.go checkDiff L373-L470): approved "replicas 1 → 2",
+    # then someone sets 5 out of band; the plan still fits ("5 → 2") and the real engine applies
+    # a change nobody saw. The approval must be bound to the state it was previewed against.
+    import json
+
+    from tests.test_operations import FAKE, tenant
+
+    monkeypatch.setenv("PATH", f"{FAKE}{os.pathsep}{os.environ['PATH']}")
+    passphrase = tmp_path / "pp"
+    passphrase.write_text("correct horse battery staple\n")
+    state = tmp_path / "state"
+    state.mkdir()
+    stacks = ops.Stacks(
+        ops.Backend(
+            url=f"file://{state}",
+            secrets_provider="passphrase",
+            state_dir=tmp_path / "t",
+            env={"PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase)},
+        )
+    )
+    apps = [{"name": "shop", "chart": "webapp", "values": {"replicas": 1}}]
+    first = ops.preview(tenant(apps=apps), stacks)
+    ops.apply(tenant(apps=apps), first.fingerprint, stacks)
+    apps2 = [{"name": "shop", "chart": "webapp", "values": {"replicas": 2}}]
+    approved = ops.preview(tenant(apps=apps2), stacks)
+    assert "replicas: 1" in approved.to_text() and "replicas: 2" in approved.to_text()
+    # Out of band (another operator's `pulumi up`, a refresh): the state now says replicas 5.
+    path = state / ".pulumi" / "stacks" / "scoutflo" / "acme.json"
+    data = json.loads(path.read_text())
+    for res in data["deployment"]["resources"]:
+        if res["urn"].endswith("::shop-initial"):
+            res["inputs"]["files"]["values.yaml"] = "replicas: 5\n"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ops.ChangesDiffer, match="state moved on"):
+        ops.apply(tenant(apps=apps2), approved.fingerprint, stacks)
+    after = json.loads(path.read_text())
+    shop = [r for r in after["deployment"]["resources"] if r["urn"].endswith("::shop-initial")]
+    assert shop[0]["inputs"]["files"]["values.yaml"] == "replicas: 5\n", "nothing was applied"

@@ -179,6 +179,8 @@ def steps(olds: Mapping[str, Any], goals: list[dict[str, Any]], decrypt: Callabl
                 "diffs": diffs,
                 "oldDigest": digest(_plain(old["inputs"], decrypt)) if old else "",
                 "newDigest": digest(new_plain),
+                "oldTop": _top(_plain(old["inputs"], decrypt)) if old else {},
+                "newTop": _top(new_plain),
             }
         )
     for urn, old in olds.items():
@@ -191,9 +193,39 @@ def steps(olds: Mapping[str, Any], goals: list[dict[str, Any]], decrypt: Callabl
                     "diffs": {},
                     "oldDigest": digest(_plain(old["inputs"], decrypt)),
                     "newDigest": "",
+                    "oldTop": _top(_plain(old["inputs"], decrypt)),
+                    "newTop": {},
                 }
             )
     return out
+
+
+def _top(inputs: Mapping[str, Any]) -> dict[str, str]:
+    """Top-level input keys -> digest of their value (the engine's ObjectDiff is per top-level key)."""
+    return {k: digest(v) for k, v in inputs.items()}
+
+
+def _input_diff(old: Mapping[str, str], new: Mapping[str, str]) -> dict[str, Any]:
+    """NewPlanDiff (pkg/resource/deploy/plan.go L167-L190): adds, updates (new values), deletes."""
+    return {
+        "adds": {k: v for k, v in new.items() if k not in old},
+        "updates": {k: v for k, v in new.items() if k in old and old[k] != v},
+        "deletes": sorted(k for k in old if k not in new),
+    }
+
+
+def _check_diff(old: Mapping[str, str], new: Mapping[str, str], planned: Mapping[str, Any]) -> list[str]:
+    """checkDiff (plan.go L373-L470): the diff between the state's inputs *now* and the program's
+    must fit the planned diff; the prior state itself is not compared, so a state that moved on
+    passes when its new diff fits (an add planned and already present counts as an update)."""
+    diff = _input_diff(old, new)
+    bad = [f"+{k}" for k, v in diff["adds"].items() if planned["adds"].get(k) != v]
+    bad += [f"-{k}" for k in diff["deletes"] if k not in planned["deletes"]]
+    bad += [f"~{k}" for k, v in diff["updates"].items() if planned["updates"].get(k, planned["adds"].get(k)) != v]
+    # the symmetric check (L447ff): what was planned must be in the new inputs
+    bad += [f"+{k}" for k, v in {**planned["adds"], **planned["updates"]}.items() if new.get(k) != v]
+    bad += [f"-{k}" for k in planned["deletes"] if k in new]
+    return sorted(set(bad))
 
 
 def plan(steps: list[dict[str, Any]], version: str) -> dict[str, Any]:
@@ -205,7 +237,7 @@ def plan(steps: list[dict[str, Any]], version: str) -> dict[str, Any]:
             (s["new"] or s["old"])["urn"]: {
                 "goal": None if s["new"] is None else {"type": s["new"]["type"], "inputs": s["newDigest"]},
                 "steps": [s["op"]],
-                "oldInputs": s["oldDigest"],
+                "inputDiff": _input_diff(s["oldTop"], s["newTop"]),
             }
             for s in steps
         },
@@ -220,8 +252,9 @@ def check_plan(plan: Mapping[str, Any], steps: list[dict[str, Any]]) -> None:
     """`up --plan`: pkg/resource/deploy/step_generator.go L1383-L1398 (a goal must conform to its
     resource plan, plan.go checkGoal L539ff; a resource without plan must not change,
     checkMissingPlan L344ff) and deployment_executor.go L373-L391 (planned operations must be seen).
-    Stricter than the real engine: a resource whose prior state differs from the one the plan was
-    made against is refused too (the real engine compares the planned diff instead)."""
+    Like the real engine, the prior state is not compared, only the diff from it (checkDiff);
+    stricter than it: the whole new goal must equal the planned one, and the operation too (the
+    engine lets a planned create become an update)."""
     from rules import CliError
 
     planned = dict(plan.get("resourcePlans") or {})
@@ -236,7 +269,13 @@ def check_plan(plan: Mapping[str, Any], steps: list[dict[str, Any]]) -> None:
             raise CliError(f"resource {urn} violates plan: resource unexpectedly not deleted")
         if rp["goal"] is not None and s["new"] is not None and rp["goal"]["inputs"] != s["newDigest"]:
             raise CliError(f"resource {urn} violates plan: properties changed")
-        if rp["oldInputs"] != s["oldDigest"] or rp["steps"] != [s["op"]]:
+        if (
+            rp["goal"] is not None
+            and s["new"] is not None
+            and (bad := _check_diff(s["oldTop"], s["newTop"], rp["inputDiff"]))
+        ):
+            raise CliError(f"resource {urn} violates plan: properties changed: {' '.join(bad)}")
+        if rp["steps"] != [s["op"]]:
             raise CliError(f"resource {urn} violates plan: expected {rp['steps']} but the state now needs {s['op']}")
     for urn, rp in planned.items():
         if rp["steps"] != ["same"]:
