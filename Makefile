@@ -18,6 +18,9 @@ lint: setup-dev
 	.venv/bin/ruff format --check .
 	.venv/bin/ruff check .
 	.venv/bin/mypy
+	# The app repos' workflows and shell scripts (issue 12): zizmor's offline audits, shellcheck.
+	.venv/bin/zizmor --offline --persona=pedantic --no-progress scoutflo/scaffold/.github/workflows/*.yaml
+	shellcheck scripts/setup.sh scoutflo/scaffold/ci/dependencies scoutflo/scaffold/ci/release scoutflo/scaffold/ci/settings
 
 test: lint
 	PATH="$(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$$PATH" $(PY) -m pytest

@@ -177,6 +177,11 @@ def fake_invoke(token: str, args: Mapping[str, Any], region: str) -> dict[str, A
             "expiresAt": "2000-01-01T00:00:00Z",
             "id": region,
         }
+    if token == "github:index/getUser:getUser":
+        # The provider sets the numeric account id as the data source's id (a string) and `login`
+        # as GitHub spells it: terraform-provider-github github/data_source_github_user.go:135-136.
+        username = str(args.get("username", ""))
+        return {"id": str(_stable_int("owner:" + username.lower())), "login": username, "username": username}
     raise RenderError(f"render has no fake answer for invoke {token}")
 
 

@@ -11,6 +11,7 @@ import pulumi_github as github
 from components.ci_role import CiRole, CiRoleArgs
 from components.repo_commit import RepoCommit, RepoCommitArgs
 from scoutflo.adoption import READOPTED_FILES, READOPTED_MESSAGE, FoundRepo, tenant_topic
+from scoutflo.repo_files import SETTINGS_PATH, settings_file
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,10 +57,17 @@ class ChartRepo(pulumi.ComponentResource):
         super().__init__("scoutflo:index:ChartRepo", name, None, opts)
         self._name, self._args = name, args
         repo, default_branch = self._create_repository()
+        # The owner's numeric id for the CI role's subject. The github provider's getUser reads
+        # GET /users/{name} (integrations/terraform-provider-github
+        # github/data_source_github_user.go:111, id set at :135), which GitHub answers for users
+        # and organisations alike; getOrganization would fail for a user account.
+        owner = github.get_user_output(username=args.owner, opts=pulumi.InvokeOutputOptions(parent=self))
         ci = CiRole(
             f"{name}-ci",
             CiRoleArgs(
                 owner=args.owner,
+                owner_login=owner.login,
+                owner_id=owner.id,
                 repo=args.name,
                 repo_id=repo.repo_id,
                 oidc_provider_arn=args.oidc_provider_arn,
@@ -68,24 +76,15 @@ class ChartRepo(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        # Configuration, not credentials: the workflow assumes the role through OIDC.
-        variables = [
-            github.ActionsVariable(
-                f"{name}-var-{var.lower().replace('_', '-')}",
-                repository=repo.name,
-                variable_name=var,
-                value=value,
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            for var, value in (
-                ("CHART_REGISTRY", args.registry_url),
-                ("AWS_REGION", args.region),
-                ("AWS_ROLE_ARN", ci.arn),
-            )
-        ]
+        # Configuration, not credentials: committed as ci/settings.env with the scaffold, which the
+        # release workflow reads (no Actions variables: 3 GitHub writes less per app). The first
+        # commit's push runs the release, so it waits for the role through this input.
+        settings = pulumi.Output.all(args.registry_url, ci.arn).apply(
+            lambda v: settings_file(registry_url=v[0], region=args.region, role_arn=v[1])
+        )
         # The first commit on main starts the release workflow, which pushes with the role's
-        # policy: wait for the policy itself, not just the role the variable names.
-        self._create_commits(repo, depends_on=[default_branch, *variables, ci.push_policy])
+        # policy: wait for the policy itself, not just the role the settings name.
+        self._create_commits(repo, {**args.files, SETTINGS_PATH: settings}, depends_on=[default_branch, ci.push_policy])
         self.html_url = repo.html_url
         self.full_name = repo.full_name
         self.ci_role_arn = ci.arn
@@ -133,11 +132,11 @@ class ChartRepo(pulumi.ComponentResource):
         )
         return repo, default_branch
 
-    def _create_commits(self, repo: github.Repository, depends_on: list[pulumi.Resource]) -> None:
+    def _create_commits(
+        self, repo: github.Repository, files: Mapping[str, pulumi.Input[str]], depends_on: list[pulumi.Resource]
+    ) -> None:
         name, args = self._name, self._args
         readopted = bool(args.existing and args.existing.archived)
-        # The first push to main runs the release workflow, so the variables (and through them
-        # the CI role) must exist before it lands.
         initial = RepoCommit(
             f"{name}-initial",
             RepoCommitArgs(
@@ -145,7 +144,7 @@ class ChartRepo(pulumi.ComponentResource):
                 repo=repo.name,
                 # An archived repository adopted again has its pipeline and the user's chart: the
                 # scaffold would overwrite them on main, so this stack's first commit adds a note.
-                files=READOPTED_FILES if readopted else args.files,
+                files=READOPTED_FILES if readopted else files,
                 executable=() if readopted else args.executable,
                 message=READOPTED_MESSAGE if readopted else "Scoutflo: chart repository scaffold",
                 token=args.token,

@@ -8,17 +8,21 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from scoutflo.policies import ECR_PUSH_ACTIONS, ecr_access, github_subjects, github_trust
+from scoutflo.policies import ECR_PUSH_ACTIONS, ecr_access, github_subject, github_trust
 
 
 @dataclass(frozen=True, kw_only=True)
 class CiRoleArgs:
     owner: str
-    """GitHub owner of the repository."""
+    """GitHub owner of the repository, as configured."""
+    owner_login: pulumi.Input[str]
+    """The owner's login as GitHub spells it (the `sub` claim is compared case-sensitively)."""
+    owner_id: pulumi.Input[str]
+    """GitHub's numeric id of the owner (user or organisation)."""
     repo: str
     """Repository name (also the role's name suffix)."""
     repo_id: pulumi.Input[int]
-    """GitHub's numeric repository id: pins the ID-based `sub` form to this very repository."""
+    """GitHub's numeric repository id."""
     oidc_provider_arn: pulumi.Input[str]
     """The account's token.actions.githubusercontent.com provider."""
     ecr_repository_arn: pulumi.Input[str]
@@ -34,8 +38,8 @@ class CiRole(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: CiRoleArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("scoutflo:index:CiRole", name, None, opts)
-        trust = pulumi.Output.all(args.oidc_provider_arn, args.repo_id).apply(
-            lambda v: json.dumps(github_trust(v[0], github_subjects(args.owner, args.repo, v[1])), sort_keys=True)
+        trust = pulumi.Output.all(args.oidc_provider_arn, args.owner_login, args.owner_id, args.repo_id).apply(
+            lambda v: json.dumps(github_trust(v[0], github_subject(v[1], v[2], args.repo, v[3])), sort_keys=True)
         )
         role = aws.iam.Role(
             f"{name}-role",

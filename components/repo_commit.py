@@ -51,14 +51,17 @@ def _b64(text: str) -> bytes | None:
         return None
 
 
-def encode_binary(files: Mapping[str, str | bytes]) -> tuple[dict[str, str], dict[str, str]]:
-    """Split a path -> text|bytes map into (text files, binary files as base64)."""
+def encode_binary(
+    files: Mapping[str, str | bytes | pulumi.Output[str]],
+) -> tuple[dict[str, str | pulumi.Output[str]], dict[str, str]]:
+    """Split a path -> text|bytes map into (text files, binary files as base64). Text may be an
+    Output (a file naming a resource's ARN); the provider's `check` sees it resolved to str."""
     for path, content in files.items():
-        if not isinstance(content, str | bytes):
+        if not isinstance(content, str | bytes | pulumi.Output):
             raise TypeError(
                 f"file {path!r}: content must be str (text) or bytes (binary), not {type(content).__name__}"
             )
-    text = {p: c for p, c in files.items() if isinstance(c, str)}
+    text = {p: c for p, c in files.items() if not isinstance(c, bytes)}
     binary = {p: base64.b64encode(c).decode() for p, c in files.items() if isinstance(c, bytes)}
     return dict(sorted(text.items())), dict(sorted(binary.items()))
 
@@ -133,8 +136,8 @@ class RepoCommitArgs:
     """Repository owner (user or organisation)."""
     repo: pulumi.Input[str]
     """Repository name."""
-    files: Mapping[str, str | bytes]
-    """Path -> text (str) or binary (bytes) content, all in one commit."""
+    files: Mapping[str, str | bytes | pulumi.Output[str]]
+    """Path -> text (str, or an Output of one) or binary (bytes) content, all in one commit."""
     executable: Sequence[str] = field(default_factory=tuple)
     """Paths committed with mode 100755."""
     message: str

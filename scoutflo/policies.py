@@ -21,15 +21,19 @@ ECR_PUSH_ACTIONS = [
 ECR_PULL_ACTIONS = ["ecr:BatchGetImage", "ecr:DescribeImages", "ecr:GetDownloadUrlForLayer", "ecr:ListImages"]
 
 
-def github_subjects(owner: str, repo: str, repo_id: int | str, branch: str = "main") -> list[str]:
-    """Both `sub` forms GitHub may send for pushes to `branch` of exactly this repository.
+def github_subject(owner: str, owner_id: int | str, repo: str, repo_id: int | str, branch: str = "main") -> str:
+    """The one `sub` the CI role trusts: pushes to `branch` of exactly this repository, by id.
 
-    Classic: repo:OWNER/REPO:ref:...; ID-based (repos created from mid-2026):
-    repo:OWNER@OWNER_ID/REPO@REPO_ID:ref:... The repository id pins the repository itself, so a
-    deleted and re-created repo of the same name cannot assume the role through that form.
+    repo:OWNER@OWNER_ID/REPO@REPO_ID:ref:refs/heads/BRANCH is what GitHub sends for repositories
+    created now. Both numeric ids come from the providers (the repository's `repo_id`, the
+    owner's id from the github getUser invoke), so a deleted and re-created owner or repository of
+    the same name (name recycling, what attacks on OIDC trust rely on) cannot assume the role.
+    The name-only form repo:OWNER/REPO:... is not trusted.
     """
-    ref = f"ref:refs/heads/{branch}"
-    return [f"repo:{owner}/{repo}:{ref}", f"repo:{owner}@*/{repo}@{repo_id}:{ref}"]
+    for what, value in (("owner id", owner_id), ("repository id", repo_id)):
+        if not str(value).isdigit():
+            raise ValueError(f"GitHub {what} must be a positive number, got {value!r}")
+    return f"repo:{owner}@{owner_id}/{repo}@{repo_id}:ref:refs/heads/{branch}"
 
 
 def _web_identity(provider_arn: str, conditions: dict[str, Any]) -> dict[str, Any]:
@@ -46,12 +50,12 @@ def _web_identity(provider_arn: str, conditions: dict[str, Any]) -> dict[str, An
     }
 
 
-def github_trust(provider_arn: str, subjects: Sequence[str]) -> dict[str, Any]:
+def github_trust(provider_arn: str, subject: str) -> dict[str, Any]:
+    # StringEquals: the subject is exact, with no wildcard for anything to match.
     return _web_identity(
         provider_arn,
         {
-            "StringEquals": {f"{GITHUB_OIDC_HOST}:aud": STS_AUDIENCE},
-            "StringLike": {f"{GITHUB_OIDC_HOST}:sub": list(subjects)},
+            "StringEquals": {f"{GITHUB_OIDC_HOST}:aud": STS_AUDIENCE, f"{GITHUB_OIDC_HOST}:sub": subject},
         },
     )
 

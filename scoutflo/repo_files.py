@@ -13,7 +13,8 @@ from string import Template
 SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
 CHART_DIR = "chart"
 INITIAL_VERSION = "0.1.0"
-EXECUTABLES = ("ci/bump-version", "ci/dependencies", "ci/release")
+EXECUTABLES = ("ci/dependencies", "ci/release", "ci/settings", "ci/version")
+SETTINGS_PATH = "ci/settings.env"
 _NAME = re.compile(r"^name:.*$", re.M)
 _VERSION = re.compile(r"^version:.*$", re.M)
 
@@ -44,10 +45,11 @@ def template_chart(template_dir: Path, app: str) -> dict[str, str]:
 
 # The README section a repository without branch protection gets (scoutflo:branchProtection=false).
 UNPROTECTED_NOTE = """**This repository has no branch protection** (the stack sets `branchProtection: false`,
-as GitHub Free offers none for private repositories). The `lint` check and the version bump are
-then advisory: anyone with write access can push to `main` or merge a PR whose checks failed,
-and a merge that did not raise the version fails in the `release` workflow instead of being
-stopped before it. Wait for `lint` before merging.
+as GitHub Free offers none for private repositories). The `lint` check is then advisory:
+anyone with write access can push to `main` or merge a PR whose check failed (a chart that does
+not lint, a version lower than main's), and the `release` workflow is what fails (lint) or
+numbers it above every release (version) instead of the merge being stopped. Wait for `lint`
+before merging.
 
 """
 
@@ -61,6 +63,25 @@ def pipeline_files(*, app: str, source: str, branch_protection: bool = True) -> 
         else:
             files[path] = text
     return files
+
+
+def settings_file(*, registry_url: str, region: str, role_arn: str) -> str:
+    """ci/settings.env: where the release workflow pushes and as whom (configuration, no secret).
+
+    Committed with the scaffold instead of three Actions variables (3 GitHub writes less per
+    app); the workflow reads it through ci/settings, which accepts only these keys.
+    """
+    for key, value in (("registry_url", registry_url), ("region", region), ("role_arn", role_arn)):
+        if not value or any(c.isspace() for c in value):
+            raise ValueError(f"settings file: {key} must be a non-empty value without spaces, got {value!r}")
+    return (
+        "# Written by Scoutflo when this repository was created; read by ci/settings.\n"
+        "# The chart registry (oci://<registry>/<namespace>), its AWS region and the IAM role the\n"
+        "# release workflow assumes through GitHub's OIDC token (no stored keys).\n"
+        f"CHART_REGISTRY={registry_url}\n"
+        f"AWS_REGION={region}\n"
+        f"AWS_ROLE_ARN={role_arn}\n"
+    )
 
 
 def initial_files(

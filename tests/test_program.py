@@ -40,7 +40,6 @@ def test_every_app_gets_repo_registry_role_and_application(dev_recording: render
     expected = Counter(
         {
             "github:index/repository:Repository": 1,
-            "github:index/actionsVariable:ActionsVariable": 3,
             "github:index/branchProtection:BranchProtection": 1,
             "github:index/branchDefault:BranchDefault": 1,
             "pulumi-python:dynamic:Resource": 1,
@@ -96,21 +95,24 @@ def test_main_is_protected_after_the_first_commit(dev_recording: render.Recordin
         assert protection.inputs["allowsForcePushes"] is False
         assert any(dep in commits for dep in protection.depends_on), "protection must wait for the commit"
     for commit in commits.values():
-        variables = [d for d in commit.depends_on if "ActionsVariable" in d]
-        assert len(variables) == 3, "the first push runs CI: its variables must exist first"
+        if commit.name.endswith("-initial"):
+            # The first push runs the release: the role (and its push policy) must exist first.
+            app = commit.name.removesuffix("-initial")
+            assert {f"::{app}-ci-role", f"::{app}-ci-push"} <= {"::" + d.rsplit("::", 1)[1] for d in commit.depends_on}
         assert any("BranchDefault" in d for d in commit.depends_on), "main must exist under that name"
     for default in of_type(dev_recording, "github:index/branchDefault:BranchDefault"):
         assert default.inputs["branch"] == "main" and default.inputs["rename"] is True
 
 
-def test_actions_variables_hold_no_credentials(dev_recording: render.Recording) -> None:
-    values = {
-        (r.inputs["repository"], r.inputs["variableName"]): r.inputs["value"]
-        for r in of_type(dev_recording, "github:index/actionsVariable:ActionsVariable")
-    }
-    assert values[("admin", "CHART_REGISTRY")] == "oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com/scoutflo"
-    assert values[("admin", "AWS_REGION")] == "eu-west-1"
-    assert values[("admin", "AWS_ROLE_ARN")] == "arn:aws:iam::123456789012:role/scoutflo-acme-admin-ci"
+def test_release_settings_are_a_committed_file_not_actions_variables(dev_recording: render.Recording) -> None:
+    assert not of_type(dev_recording, "github:index/actionsVariable:ActionsVariable"), "3 GitHub writes per app"
+    initial = next(r for r in of_type(dev_recording, "pulumi-python:dynamic:Resource") if r.name == "admin-initial")
+    assert initial.inputs["files"]["ci/settings.env"].splitlines()[-3:] == [
+        "CHART_REGISTRY=oci://123456789012.dkr.ecr.eu-west-1.amazonaws.com/scoutflo",
+        "AWS_REGION=eu-west-1",
+        "AWS_ROLE_ARN=arn:aws:iam::123456789012:role/scoutflo-acme-admin-ci",
+    ]
+    assert "ci/settings" in initial.inputs["executable"] and "ci/settings.env" not in initial.inputs["executable"]
 
 
 def test_ci_role_trusts_only_main_of_its_repo(dev_recording: render.Recording) -> None:
@@ -118,12 +120,16 @@ def test_ci_role_trusts_only_main_of_its_repo(dev_recording: render.Recording) -
     trust = json.loads(roles["scoutflo-acme-admin-ci"].inputs["assumeRolePolicy"])
     (stmt,) = trust["Statement"]
     assert stmt["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com")
-    assert stmt["Condition"]["StringEquals"] == {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}
     repo_id = render.fake_outputs("github:index/repository:Repository", "admin-repo", {"name": "admin"}, "x")["repoId"]
-    assert stmt["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"] == [
-        "repo:acme-gitops/admin:ref:refs/heads/main",
-        f"repo:acme-gitops@*/admin@{repo_id}:ref:refs/heads/main",
-    ]
+    owner_id = render.fake_invoke("github:index/getUser:getUser", {"username": "acme-gitops"}, "x")["id"]
+    # Only the id-based subject, exactly: no name-only form, no wildcard (name recycling).
+    subject = f"repo:acme-gitops@{owner_id}/admin@{repo_id}:ref:refs/heads/main"
+    assert stmt["Condition"] == {
+        "StringEquals": {
+            "token.actions.githubusercontent.com:aud": "sts.amazonaws.com",
+            "token.actions.githubusercontent.com:sub": subject,
+        }
+    }
     policies = {r.name: json.loads(r.inputs["policy"]) for r in of_type(dev_recording, "aws:iam/rolePolicy:RolePolicy")}
     push = policies["admin-ci-push"]["Statement"]
     assert push[0] == {"Sid": "Token", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"}
