@@ -331,6 +331,7 @@ class Runner:
                     "GITHUB_REF": github["ref"],
                     "GITHUB_BASE_REF": github.get("base_ref", ""),
                     "GITHUB_WORKSPACE": str(workspace),
+                    "RUNNER_TEMP": str(tmp),
                 }
                 # GitHub's default shell on Linux: bash -e {0}
                 proc = sh(["bash", "--noprofile", "--norc", "-e", str(script)], workspace, full, check=False)

@@ -77,7 +77,7 @@ def set_identity(data: bytes, source: str, *, name: str, version: str, annotatio
     The file is edited line by line, keeping the upstream comments, when its top level is a block
     mapping; the edit is then read back and must equal the intended metadata. Any other form (a
     flow mapping, a multi-line plain scalar) is written anew as a block mapping: ci/release and
-    ci/bump-version read `^name:`/`^version:` lines, so those lines must exist.
+    ci/version read `^name:`/`^version:` lines, so those lines must exist.
     """
     meta = read_metadata(data, source)
     text = normalize_text(data, source)
