@@ -133,7 +133,10 @@ class ChartRepo(pulumi.ComponentResource):
         return repo, default_branch
 
     def _create_commits(
-        self, repo: github.Repository, files: Mapping[str, pulumi.Input[str]], depends_on: list[pulumi.Resource]
+        self,
+        repo: github.Repository,
+        files: Mapping[str, str | bytes | pulumi.Output[str]],
+        depends_on: list[pulumi.Resource],
     ) -> None:
         name, args = self._name, self._args
         readopted = bool(args.existing and args.existing.archived)

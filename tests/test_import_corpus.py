@@ -90,6 +90,13 @@ def import_and_check(
         "CHART_REGISTRY": f"oci://{registry_host}/released/{namespace(tmp_path)}",
         "HELM_PLAIN_HTTP": "1",
     }
+    # ci/release releases a commit and tags it on origin: the merged import as main, a bare origin.
+    origin = tmp_path / "origin.git"
+    run(["git", "init", "-q", "--bare", str(origin)], tmp_path, env)
+    ident = ["-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for cmd in (["init", "-q", "-b", "main"], ["add", "-A"], [*ident, "commit", "-qm", "import"]):
+        run(["git", *cmd], app, env)
+    run(["git", "remote", "add", "origin", str(origin)], app, env)
     pushed = run([str(app / "ci" / "release")], app, release_env)
     assert pushed.startswith("pushed app 0.1.0 sha256:"), pushed
     return plan.files, rendered, app
