@@ -366,3 +366,25 @@ def test_retry_after_is_clamped_in_process(tmp_path: Path) -> None:
         with pytest.raises(FetchError, match=rf"chart demo from http://127.0.0.1:{port}: .*HTTP 429"):
             ChartFetcher(tmp_path / "c", http=http).fetch(f"http://127.0.0.1:{port}", "demo", "*")
     assert waits == [7, 7]
+
+
+def test_a_challenge_from_where_a_redirect_led_gets_no_credentials(
+    tls: tuple[ssl.SSLContext, ssl.SSLContext], tmp_path: Path
+) -> None:
+    """The registry's password goes to the token realm the *registry* names (distribution's token
+    spec; oras-go registry/remote/auth/client.go fetches the token with the registry's credential
+    from whatever realm the registry's challenge names). A 401 answered by the host a redirect led
+    to is not the registry's challenge: its realm would receive the registry's password."""
+    server_ctx, client_ctx = tls
+    with hostile_server(lambda p: const(200, b'{"token": "t"}'), tls=server_ctx) as (realm, realm_seen):
+        challenge = {"WWW-Authenticate": f'Bearer realm="https://127.0.0.1:{realm}/token"'}
+        with hostile_server(lambda p: const(401, b"", challenge)) as (other, _other_seen):
+
+            def route(path: str) -> Route | None:
+                return lambda h, p: reply(h, 307, b"", {"Location": f"http://127.0.0.1:{other}{p}"})
+
+            with hostile_server(route) as (port, _seen):
+                fetcher = quick(tmp_path, verify=client_ctx, credentials={f"127.0.0.1:{port}": ("robot", "pa55")})
+                with pytest.raises(FetchError, match="HTTP 401"):
+                    fetcher.fetch(f"oci://127.0.0.1:{port}/charts", "demo", "*", plain_http=True)
+    assert not realm_seen.requests, "the registry's password never went to a realm it did not name"

@@ -245,3 +245,43 @@ def test_untrusted_yaml_with_and_without_libyaml(
     assert safe_yaml.load("a: [1, {b: c}]\n", "ok") == {"a": [1, {"b": "c"}]}
     with pytest.raises(safe_yaml.UntrustedYamlError, match=message):
         safe_yaml.load(text, "src")
+
+
+@pytest.mark.parametrize(
+    ("app", "mode", "chart_yaml"),
+    [
+        ("y", "vendor", CHART),
+        ("1e3", "vendor", b"{apiVersion: v2, name: demo, version: 1.0.0}\n"),
+        ("0o17", "umbrella", CHART),
+    ],
+)
+def test_names_go_yaml_reads_as_numbers_or_booleans_stay_strings(
+    app: str, mode: str, chart_yaml: bytes, tmp_path: Path
+) -> None:
+    """App names are DNS labels, and `y`, `1e3`, `0o17` are DNS labels that Helm's YAML reader
+    (sigs.k8s.io/yaml on go.yaml.in/yaml/v2: resolve.go's resolveMapList holds y/Y/n/N as booleans,
+    and Go's ParseInt/ParseFloat take 0o17 and 1e3; helm/helm pkg/chart/v2/loader/load.go:84) loads
+    as `true`, `1000`, `15`, while PyYAML (YAML 1.1) keeps them strings: written plain, the chart
+    would be packaged and pushed under another name. The upstream chart `n` is the umbrella's
+    dependency name and its values key."""
+    chart = "n" if mode == "umbrella" else "demo"
+    files = plan_import(
+        app=app,
+        mode=mode,
+        fetched=fetched({"demo/Chart.yaml": chart_yaml}, chart=chart),
+        constraint="*",
+        description="d",
+    ).files
+    out = tmp_path / "chart"
+    out.mkdir()
+    (out / "Chart.yaml").write_text(str(files["chart/Chart.yaml"]))
+    assert release_fields(out) == (app, "0.1.0")
+    helm = subprocess.run(["helm", "show", "chart", str(out)], capture_output=True, text=True, timeout=60)
+    assert helm.returncode == 0, helm.stderr
+    shown = yaml.safe_load(helm.stdout)
+    assert (shown["name"], shown["version"]) == (app, "0.1.0"), "Helm loads the app's name"
+    if mode == "umbrella":
+        assert [d["name"] for d in shown["dependencies"]] == ["n"]
+        assert "\nn:" not in "\n" + str(files["chart/values.yaml"]), "values key written so Go reads 'n'"
+        lock = str(files["chart/Chart.lock"])
+        assert "name: n\n" not in lock

@@ -10,6 +10,7 @@ be in Helm's own character set: helm/helm pkg/chart/v2/util/create.go:38
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -24,6 +25,44 @@ CHART_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 MAX_CHART_NAME = 250
 _TOP_LINE = {key: re.compile(rf"^{key}:[^\n]*$", re.M) for key in ("name", "version")}
 _ANNOTATIONS_BLOCK = re.compile(r"^annotations:[ \t]*\n", re.M)
+# Helm reads Chart.yaml, Chart.lock and values.yaml with sigs.k8s.io/yaml (helm/helm
+# pkg/chart/v2/loader/load.go:84), i.e. go.yaml.in/yaml/v2, whose resolve.go takes plain
+# y/Y/n/N/yes/on/off... as booleans (`resolveMapList`) and whatever Go's ParseInt(s, 0)/ParseFloat
+# take (0o17, 017, 1e3, 1_0) as numbers. PyYAML's YAML 1.1 resolvers keep `y`, `0o17`, `1e3`
+# strings, so a plain scalar PyYAML reads back as the app name can reach Helm as `true` or `1000`
+# and the chart is packaged under that name. Such strings are written double-quoted.
+_GO_WORDS = {"y", "yes", "n", "no", "true", "false", "on", "off", "null", "~", ""}
+_SEMVER_LIKE = re.compile(r"\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]*)?")
+
+
+def go_reads_as_non_string(value: str) -> bool:
+    """Whether go-yaml v2 could resolve this plain scalar to a bool, null, number or timestamp.
+
+    Conservative: anything starting like a number is quoted, except MAJOR.MINOR.PATCH versions
+    (two dots are neither an int, a float nor a timestamp to Go)."""
+    if value.lower() in _GO_WORDS:
+        return True
+    return bool(re.match(r"[-+.0-9]", value)) and not _SEMVER_LIKE.fullmatch(value)
+
+
+def yaml_scalar(value: str) -> str:
+    """`value` as a YAML scalar that Go and PyYAML both read as this string (JSON is YAML)."""
+    return json.dumps(value) if go_reads_as_non_string(value) else value
+
+
+class _HelmDumper(yaml.SafeDumper):
+    def represent_str(self, data: str) -> yaml.ScalarNode:
+        if go_reads_as_non_string(data):
+            return self.represent_scalar("tag:yaml.org,2002:str", data, style='"')
+        return super().represent_str(data)
+
+
+_HelmDumper.add_representer(str, _HelmDumper.represent_str)
+
+
+def dump_for_helm(data: Any) -> str:
+    """Block-style YAML that go-yaml v2 (Helm) and PyYAML read alike."""
+    return yaml.dump(data, Dumper=_HelmDumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
 def chart_name_problem(name: object) -> str | None:
@@ -93,7 +132,7 @@ def set_identity(data: bytes, source: str, *, name: str, version: str, annotatio
                 return edited
         except safe_yaml.UntrustedYamlError:
             pass
-    return yaml.safe_dump(wanted, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return dump_for_helm(wanted)
 
 
 def _edit_lines(text: str, name: str, version: str, annotations: Mapping[str, str]) -> str | None:
@@ -101,7 +140,7 @@ def _edit_lines(text: str, name: str, version: str, annotations: Mapping[str, st
         pattern = _TOP_LINE[key]
         if len(pattern.findall(text)) != 1:
             return None
-        text = pattern.sub(f"{key}: {value}", text, count=1)
+        text = pattern.sub(f"{key}: {yaml_scalar(value)}", text, count=1)
     lines = "".join(f"  {k}: {yaml.safe_dump(v, default_style=chr(34)).strip()}\n" for k, v in annotations.items())
     m = _ANNOTATIONS_BLOCK.search(text)
     if m:

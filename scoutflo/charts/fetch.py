@@ -289,7 +289,11 @@ class ChartFetcher:
         """GET with the source's credential (its own origin only), answering one 401 challenge."""
         credential = self._credential(src)
         resp = self.http.get(url, source=src.name, headers=headers, credential=credential, limit=limit)
-        if resp.status == 401 and Origin.of(url) == src.origin:
+        # Only the source's own 401 is its challenge: a host a redirect led to (blob storage, or
+        # anyone a hijacked redirect names) could otherwise name a realm that then receives the
+        # source's password. Stricter than oras-go, which answers the final response's challenge
+        # after Go's client followed redirects (registry/remote/auth/client.go:159-248).
+        if resp.status == 401 and Origin.of(url) == src.origin and Origin.of(resp.url) == src.origin:
             credential = self._authenticate(src, url, resp)
             resp = self.http.get(url, source=src.name, headers=headers, credential=credential, limit=limit)
         return resp

@@ -22,10 +22,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from scoutflo.charts.archive import Budget, name_problem, read_chart
-from scoutflo.charts.chart_yaml import chart_name_problem, read_metadata, set_identity, version_problem
+from scoutflo.charts.chart_yaml import (
+    chart_name_problem,
+    dump_for_helm,
+    read_metadata,
+    set_identity,
+    version_problem,
+    yaml_scalar,
+)
 from scoutflo.charts.errors import ArchiveError
 from scoutflo.charts.fetch import FetchedChart
 from scoutflo.repo_files import CHART_DIR, INITIAL_VERSION
@@ -198,11 +203,11 @@ def umbrella_files(app: str, fetched: FetchedChart, description: str) -> tuple[d
     }
     values = (
         f"# Values for the {fetched.chart} chart go under its name; Argo CD adds the stack's values.\n"
-        f"{fetched.chart}: {{}}\n"
+        f"{yaml_scalar(fetched.chart)}: {{}}\n"
     )
     tree: dict[str, FileContent] = {
-        "Chart.yaml": yaml.safe_dump(chart, sort_keys=False),
-        "Chart.lock": yaml.safe_dump(lock, sort_keys=False),
+        "Chart.yaml": dump_for_helm(chart),
+        "Chart.lock": dump_for_helm(lock),
         "values.yaml": values,
         ".helmignore": "# Patterns to ignore when building packages.\n.git/\n*.tgz.prov\n",
     }
