@@ -17,6 +17,7 @@ import io
 import re
 import tarfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from scoutflo.charts.errors import ArchiveError
@@ -62,6 +63,13 @@ def gunzip_capped(data: bytes, limit: int = MAX_CHART_BYTES) -> bytes:
         raise ArchiveError(f"not a gzip archive: {err}") from None
     if len(out) > limit or inflater.unconsumed_tail:
         raise ArchiveError(f"archive expands beyond {limit} bytes")
+    # Go's gzip.Reader (Helm's loader, pkg/chart/loader/archive/archive.go:59) reads concatenated
+    # members and fails on a truncated stream; zlib stops after one member and returns a truncated
+    # stream's prefix. Either way Helm and this reader would see different files: refused.
+    if not inflater.eof:
+        raise ArchiveError("the gzip stream is truncated")
+    if inflater.unused_data:
+        raise ArchiveError("data after the gzip stream (a second gzip member); refused")
     return out
 
 
@@ -94,6 +102,15 @@ def _check_name(name: str) -> list[str]:
     return parts
 
 
+def _members(raw: bytes) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
+    try:
+        tar = tarfile.open(fileobj=io.BytesIO(raw), mode="r:")
+        while (member := tar.next()) is not None:
+            yield tar, member
+    except (tarfile.TarError, EOFError, ValueError) as err:
+        raise ArchiveError(f"not a tar archive: {err}") from None
+
+
 def read_chart(
     data: bytes,
     *,
@@ -113,16 +130,15 @@ def read_chart(
     # Tar adds a 512-byte header (more for long names) per member on top of the file bytes.
     left = max(budget.bytes_left, 0)
     raw = gunzip_capped(data, left + min(1024 * max(budget.files_left, 0), left // 4) + 64 * 1024)
-    try:
-        tar = tarfile.open(fileobj=io.BytesIO(raw), mode="r:")
-        members = tar.getmembers()
-    except (tarfile.TarError, EOFError, ValueError) as err:
-        raise ArchiveError(f"not a tar archive: {err}") from None
     files: dict[str, bytes] = {}
     tops: set[str] = set()
-    for member in members:
+    # Members are listed one at a time (not `getmembers()`), each spending the entry budget,
+    # directories included: Helm skips them (archive.go:78) but each costs a TarInfo here, and
+    # 200,000 of them fit in a 900 KiB .tgz.
+    for tar, member in _members(raw):
         parts = _check_name(member.name)
         if member.isdir():
+            budget.spend(member.name, 0)
             if parts:
                 tops.add(parts[0])
             continue
