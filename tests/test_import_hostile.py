@@ -388,3 +388,23 @@ def test_a_challenge_from_where_a_redirect_led_gets_no_credentials(
                 with pytest.raises(FetchError, match="HTTP 401"):
                     fetcher.fetch(f"oci://127.0.0.1:{port}/charts", "demo", "*", plain_http=True)
     assert not realm_seen.requests, "the registry's password never went to a realm it did not name"
+
+
+def test_cache_writes_are_private_and_never_follow_a_planted_name(tmp_path: Path) -> None:
+    """A chart fetched with credentials is not world-readable in the cache, and the temporary name
+    a write goes through is unique and created exclusively: neither another thread of this process
+    (run_many's tenants share a pid) nor a planted symlink can make two writes meet."""
+    import os
+
+    from scoutflo.charts.fetch import _write_atomic
+
+    target = tmp_path / "cache" / "blobs" / "x"
+    target.parent.mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"mine")
+    for pid in {os.getpid(), 0}:
+        (target.parent / f"x.{pid}.part").symlink_to(victim)
+    _write_atomic(target, b"chart")
+    assert victim.read_bytes() == b"mine"
+    assert target.read_bytes() == b"chart" and not target.is_symlink()
+    assert target.stat().st_mode & 0o077 == 0, "private: the chart may have been fetched with credentials"

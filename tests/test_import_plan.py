@@ -120,6 +120,8 @@ def test_subchart_nesting_depth_is_capped() -> None:
             "not a Helm chart name",
         ),
         ({"demo/charts/x.tgz": tgz({"x/Chart.yaml": b"name: x\nversion: '1.0.0 '\n"})}, "whitespace"),
+        ({"demo/files/" + "é" * 128: b"x"}, "longer than 255 bytes"),
+        ({"demo/" + "d/" * 2100 + "f": b"x"}, "longer than 4096 bytes"),
     ],
     ids=[
         "newline",
@@ -132,6 +134,8 @@ def test_subchart_nesting_depth_is_capped() -> None:
         "subchart tgz and directory",
         "subchart name with newline",
         "subchart version with whitespace",
+        "name over NAME_MAX",
+        "path over PATH_MAX",
     ],
 )
 def test_what_git_or_helm_cannot_hold_is_refused(files: dict[str, bytes], message: str) -> None:

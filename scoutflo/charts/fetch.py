@@ -14,10 +14,12 @@ httpx (`scoutflo.charts.http`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import re
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -347,10 +349,19 @@ class ChartFetcher:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    """Write through a unique temporary file (O_EXCL, mode 0600: a chart fetched with credentials
+    stays private) and rename it into place, so concurrent writers in one process or several never
+    share a temporary name, a planted symlink is never followed, and readers see whole files."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _json(body: bytes, what: str) -> Any:

@@ -84,6 +84,12 @@ def tree_problems(paths: list[str]) -> list[str]:
             problems.append(f"{path!r} must be a relative path without '.', '..', '\\' or empty parts")
         elif any(p.lower() == ".git" for p in parts):
             problems.append(f"{path!r} writes into .git")
+        # Git stores any length, but a checkout (CI's actions/checkout, a user's clone) fails on
+        # Linux and macOS with ENAMETOOLONG: NAME_MAX 255 bytes per name, PATH_MAX 4096 per path.
+        elif any(len(p.encode()) > 255 for p in parts):
+            problems.append(f"{path[:80]!r}...: a name is longer than 255 bytes")
+        elif len(path.encode()) > 4096 - 256:
+            problems.append(f"{path[:80]!r}...: the path is longer than 4096 bytes with a checkout's prefix")
         for i in range(1, len(parts)):
             if "/".join(parts[:i]) in files:
                 problems.append(f"{'/'.join(parts[:i])!r} is both a file and a directory")
