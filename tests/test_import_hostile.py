@@ -408,3 +408,36 @@ def test_cache_writes_are_private_and_never_follow_a_planted_name(tmp_path: Path
     assert victim.read_bytes() == b"mine"
     assert target.read_bytes() == b"chart" and not target.is_symlink()
     assert target.stat().st_mode & 0o077 == 0, "private: the chart may have been fetched with credentials"
+
+
+def test_content_encoding_is_decoded_under_the_cap(tmp_path: Path) -> None:
+    """httpx decodes `Content-Encoding` before a body cap can see it, a whole network chunk at a
+    time and any number of stacked codings (httpx 0.28.1 `_decoders.py` GZipDecoder/MultiDecoder):
+    a 500-byte answer encoded `gzip, gzip` became 64 MiB in memory before a 1 MiB cap refused it.
+    Only one gzip/deflate layer is accepted, decoded here with the cap as zlib's max_length."""
+    import gzip
+    import tracemalloc
+
+    from scoutflo.charts.http import Http
+
+    bomb = gzip.compress(gzip.compress(b"\0" * (64 * 1024 * 1024), 9), 9)
+    single = gzip.compress(index_yaml())
+    routes = {
+        "/bomb": const(200, bomb, {"Content-Encoding": "gzip, gzip"}),
+        "/single-bomb": const(200, gzip.compress(b"\0" * (8 * 1024 * 1024)), {"Content-Encoding": "gzip"}),
+        "/br": const(200, b"x", {"Content-Encoding": "br"}),
+        "/ok": const(200, single, {"Content-Encoding": "gzip"}),
+    }
+    with hostile_server(lambda p: routes.get(p)) as (port, _seen):
+        http = Http(attempts=1, deadline=10)
+        tracemalloc.start()
+        try:
+            for path, message in (("/bomb", "content-encoding"), ("/single-bomb", "larger than"), ("/br", "'br'")):
+                with http.operation(), pytest.raises(FetchError, match=message):
+                    http.get(f"http://127.0.0.1:{port}{path}", source="s", limit=1024 * 1024)
+            _now, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        with http.operation():
+            assert http.get(f"http://127.0.0.1:{port}/ok", source="s", limit=1024 * 1024).body == index_yaml()
+    assert peak < 8 * 1024 * 1024, f"peak {peak} bytes while refusing"

@@ -24,6 +24,7 @@ import email.utils
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -123,7 +124,12 @@ class Http:
 
     def client(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(follow_redirects=False, timeout=self.timeout, verify=self.verify)
+            self._client = httpx.Client(
+                follow_redirects=False,
+                timeout=self.timeout,
+                verify=self.verify,
+                headers={"Accept-Encoding": "gzip"},  # what _read_capped decodes
+            )
         return self._client
 
     def get(
@@ -241,16 +247,45 @@ class _Operation:
 
 
 def _read_capped(response: httpx.Response, limit: int, source: str) -> bytes:
+    """The body, decoded, at most `limit` bytes.
+
+    Read raw and decoded here: httpx's decoders (0.28.1 `_decoders.py`) inflate a whole network
+    chunk at once and stack any number of codings (`gzip, gzip`: a 500-byte answer is 64 MiB
+    before a cap sees it). We ask for `gzip` only and accept one gzip or deflate layer, inflated
+    with the room left as zlib's `max_length`."""
+    where = redact(str(response.url))
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise FetchError(f"{source}: {redact(str(response.url))} is larger than {limit} bytes")
+        raise FetchError(f"{source}: {where} is larger than {limit} bytes")
+    coding = response.headers.get("content-encoding", "").strip().lower()
+    if coding in ("", "identity"):
+        inflater = None
+    elif coding in ("gzip", "x-gzip", "deflate"):
+        # 32 + MAX_WBITS: a gzip or zlib header, detected (deflate is zlib-wrapped, RFC 9110 8.4.1.2).
+        inflater = zlib.decompressobj(32 + zlib.MAX_WBITS)
+    else:
+        raise FetchError(f"{source}: {where} answered with content-encoding {coding[:40]!r}; only one gzip layer")
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise FetchError(f"{source}: {redact(str(response.url))} is larger than {limit} bytes")
-        chunks.append(chunk)
+    for raw in response.iter_raw():
+        pending = raw
+        while pending:
+            if inflater is None:
+                out, pending = pending, b""
+            else:
+                try:
+                    out = inflater.decompress(pending, limit - size + 1)
+                except zlib.error as err:
+                    raise FetchError(f"{source}: {where} has a broken {coding} body: {err}") from None
+                pending = inflater.unconsumed_tail
+            size += len(out)
+            if size > limit:
+                raise FetchError(f"{source}: {where} is larger than {limit} bytes")
+            chunks.append(out)
+            if not out and pending:
+                break  # nothing decoded from what is left: zlib needs more input
+    if inflater is not None and not inflater.eof:
+        raise FetchError(f"{source}: {where} ends inside its {coding} body")
     return b"".join(chunks)
 
 
