@@ -5,6 +5,7 @@ Pure data plus this loader; nothing here imports Pulumi, so the catalog is teste
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,15 @@ def _parse_source(path: Path, name: str, repo: str, src: Mapping[str, Any]) -> C
         version = src.get("version", "*")
         return ChartSource("template", repo, src.get("chart", rel), str(version), template_dir)
 
+    # Before any message repeats the URL: a user name or password in any spelling of the
+    # authority (`HTTPS://u:pw@h`, `ftp://u:pw@h`, `https:/u:pw@h`) is refused unrepeated.
+    if "@" in re.split(r"[/?#]", repo.partition(":")[2].lstrip("/"), maxsplit=1)[0]:
+        raise _fail(
+            path,
+            "source.repo",
+            "holds a user name or password (user:password@host); remove it and put the credentials "
+            "in the secret config key scoutflo:chartRegistryCredentials under the host's name",
+        )
     if repo.startswith("oci://"):
         kind: SourceKind = "oci"
         rest = repo[len("oci://") :]

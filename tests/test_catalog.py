@@ -83,6 +83,9 @@ def test_namespace_defaults_to_name(tmp_path: Path) -> None:
         "http://robot:s3cr3t-pw@charts.example.com/stable",
         "https://s3cr3t-pw@charts.example.com",
         "oci://robot:s3cr3t-pw@registry.example.com/ns",
+        "HTTPS://robot:s3cr3t-pw@charts.example.com",
+        "ftp://robot:s3cr3t-pw@charts.example.com",
+        "https:/robot:s3cr3t-pw@charts.example.com",
     ],
 )
 def test_userinfo_in_a_source_url_is_refused_without_repeating_it(tmp_path: Path, repo: str) -> None:

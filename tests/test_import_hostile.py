@@ -441,3 +441,20 @@ def test_content_encoding_is_decoded_under_the_cap(tmp_path: Path) -> None:
         with http.operation():
             assert http.get(f"http://127.0.0.1:{port}/ok", source="s", limit=1024 * 1024).body == index_yaml()
     assert peak < 8 * 1024 * 1024, f"peak {peak} bytes while refusing"
+
+
+def test_no_repr_holds_a_password(tmp_path: Path) -> None:
+    """Tracebacks, logs and `pytest` show reprs: the fetcher's credentials, its tokens, a source
+    and a Credential must print without the password or its Basic form."""
+    from scoutflo.charts.http import Credential, Origin
+
+    def route(path: str) -> Route | None:
+        return lambda h, p: reply(h, 200, index_yaml() if p == "/index.yaml" else ARCHIVE)
+
+    with hostile_server(route) as (port, _seen):
+        fetcher = quick(tmp_path, credentials={f"127.0.0.1:{port}": ("robot", "pa55")})
+        fetcher.fetch(f"http://127.0.0.1:{port}", "demo", "*")
+        src = fetcher._source(f"http://127.0.0.1:{port}", "demo", False)
+        fetcher._tokens[(src.origin, src.identity)] = "Bearer t0ken"
+    shown = repr(fetcher) + repr(src) + repr(Credential(Origin.of("https://h"), BASIC))
+    assert "pa55" not in shown and BASIC.split()[1] not in shown and "t0ken" not in shown

@@ -73,7 +73,7 @@ class _Source:
     repo: str
     chart: str
     origin: Origin
-    basic: str | None
+    basic: str | None = field(repr=False)
     identity: str
     """Cache namespace: 'anonymous' or a hash of (origin, username, password)."""
 
@@ -101,10 +101,10 @@ class ChartFetcher:
     cache_dir: Path
     ttl: float = 3600.0
     http: Http = field(default_factory=Http)
-    credentials: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    credentials: Mapping[str, tuple[str, str]] = field(default_factory=dict, repr=False)
     """`host` or `host:port` -> (username, password), for Helm repositories and OCI registries."""
     clock: Callable[[], float] = time.time
-    _tokens: dict[tuple[Origin, str], str] = field(default_factory=dict)
+    _tokens: dict[tuple[Origin, str], str] = field(default_factory=dict, repr=False)
 
     def fetch(self, repo: str, chart: str, constraint: str, *, plain_http: bool = False) -> FetchedChart:
         if problem := chart_name_problem(chart):

@@ -84,7 +84,7 @@ class Credential:
     """An `Authorization` value and the one origin it may be sent to."""
 
     origin: Origin
-    header: str
+    header: str = field(repr=False)
 
 
 @dataclass
