@@ -111,6 +111,16 @@ def test_cache_hit_needs_no_network(http_repo: str, tmp_path: Path) -> None:
     assert offline.http.requests == 0
 
 
+def test_a_plain_http_resolution_is_not_served_to_an_https_fetch(oci: str, tmp_path: Path) -> None:
+    """The resolution names the download URL (http://... for a plain-http registry): a run asking
+    the same oci:// repository over https must resolve over https, not reuse it."""
+    fetcher(tmp_path).fetch(f"oci://{oci}/charts", "demo", "*", plain_http=True)
+    offline = ChartFetcher(tmp_path / "cache", http=Http(attempts=1, sleep=lambda _s: None, offline=True))
+    with pytest.raises(FetchError, match="network use while offline"):
+        offline.fetch(f"oci://{oci}/charts", "demo", "*", plain_http=False)
+    assert offline.fetch(f"oci://{oci}/charts", "demo", "*", plain_http=True).version == "1.10.0"
+
+
 def test_expired_resolution_asks_again(http_repo: str, tmp_path: Path) -> None:
     now = [1000.0]
     f = fetcher(tmp_path, clock=lambda: now[0], ttl=60)

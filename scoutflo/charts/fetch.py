@@ -149,7 +149,9 @@ class ChartFetcher:
     # ---------------------------------------------------------------- cache
 
     def _key(self, src: _Source, constraint: str) -> Path:
-        key = hashlib.sha256(json.dumps([src.repo, src.chart, constraint, src.identity]).encode()).hexdigest()
+        # The origin (scheme included): an oci:// resolution made over plain http names http URLs.
+        parts = [src.repo, str(src.origin), src.chart, constraint, src.identity]
+        key = hashlib.sha256(json.dumps(parts).encode()).hexdigest()
         return self.cache_dir / "resolved" / f"{key}.json"
 
     def _cached_resolution(self, src: _Source, constraint: str) -> dict[str, str] | None:
