@@ -320,3 +320,22 @@ def test_gzip_stream_must_be_exactly_one_complete_member(tail: Any, message: str
     what we review is what Helm would load."""
     with pytest.raises(ArchiveError, match=message):
         read_chart(tail(tgz({"demo/Chart.yaml": CHART})))
+
+
+def test_subcharts_helm_ignores_stay_ignored() -> None:
+    """Helm skips every charts/ entry whose name starts with '_' or '.' (helm/helm
+    pkg/chart/v2/loader/load.go:175 `strings.IndexAny(n, "_.") == 0`): unpacking `_off.tgz` into
+    charts/gone/ would switch on a subchart upstream ships switched off, and `charts/_old/` may
+    share a name with a live subchart."""
+    files = plan(
+        {
+            "demo/Chart.yaml": CHART,
+            "demo/charts/_off.tgz": sub("gone"),
+            "demo/charts/.hidden.tgz": sub("hidden"),
+            "demo/charts/_old/Chart.yaml": b"apiVersion: v2\nname: live\nversion: 0.0.1\n",
+            "demo/charts/live-1.tgz": sub("live"),
+        }
+    )
+    assert files["chart/charts/_off.tgz"] == sub("gone") and files["chart/charts/.hidden.tgz"] == sub("hidden")
+    assert not [p for p in files if p.startswith(("chart/charts/gone/", "chart/charts/hidden/"))]
+    assert "chart/charts/live/Chart.yaml" in files

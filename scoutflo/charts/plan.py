@@ -108,13 +108,18 @@ def _unpack(prefix: str, files: Mapping[str, bytes], budget: Budget, depth: int,
             raise ArchiveError(f"{prefix}charts/: two subcharts named {name!r} ({subcharts[name]} and {where})")
         subcharts[name] = where
 
+    def live(entry: str) -> bool:
+        # Helm skips charts/ entries named _* or .* (helm/helm pkg/chart/v2/loader/load.go:175):
+        # they stay files, as upstream shipped them, never unpacked into a live subchart.
+        return not entry.startswith(("_", "."))
+
     for path, data in sorted(files.items()):
         parts = path.split("/")
-        if len(parts) == 3 and parts[0] == "charts" and parts[2] == "Chart.yaml":
+        if len(parts) == 3 and parts[0] == "charts" and parts[2] == "Chart.yaml" and live(parts[1]):
             meta = read_metadata(data, f"{prefix}{path}")
             claim(str(meta["name"]), f"{prefix}charts/{parts[1]}/")
     for path, data in sorted(files.items()):
-        if path.startswith("charts/") and path.endswith(".tgz") and path.count("/") == 1:
+        if path.startswith("charts/") and path.endswith(".tgz") and path.count("/") == 1 and live(path[7:]):
             if depth >= budget.max_depth:
                 raise ArchiveError(f"{prefix}{path}: subcharts nested deeper than {budget.max_depth} levels")
             try:
