@@ -4,6 +4,7 @@ subcharts, names Git and Helm can hold, Chart.yaml forms edited into files Helm 
 from __future__ import annotations
 
 import bz2
+import gzip
 import io
 import subprocess
 import tarfile
@@ -339,3 +340,21 @@ def test_subcharts_helm_ignores_stay_ignored() -> None:
     assert files["chart/charts/_off.tgz"] == sub("gone") and files["chart/charts/.hidden.tgz"] == sub("hidden")
     assert not [p for p in files if p.startswith(("chart/charts/gone/", "chart/charts/hidden/"))]
     assert "chart/charts/live/Chart.yaml" in files
+
+
+def test_a_pax_global_header_cannot_rename_members() -> None:
+    """Python's tarfile applies a pax global header's `path` to later members that carry a pax
+    header of their own; Go's archive/tar returns the global header as an entry and Helm skips it
+    (pkg/chart/loader/archive/archive.go:86), so the two would read different file names."""
+    buf = io.BytesIO()
+    with tarfile.open(
+        fileobj=buf, mode="w", format=tarfile.PAX_FORMAT, pax_headers={"path": "demo/templates/x.yaml"}
+    ) as tar:
+        chart = tarfile.TarInfo("demo/Chart.yaml")
+        chart.size = len(CHART)
+        tar.addfile(chart, io.BytesIO(CHART))
+        readme = tarfile.TarInfo("demo/README.md")
+        readme.size, readme.pax_headers = 5, {"mtime": "1.5"}
+        tar.addfile(readme, io.BytesIO(b"hello"))
+    with pytest.raises(ArchiveError, match="pax global header"):
+        read_chart(gzip.compress(buf.getvalue()))

@@ -106,6 +106,13 @@ def _members(raw: bytes) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
     try:
         tar = tarfile.open(fileobj=io.BytesIO(raw), mode="r:")
         while (member := tar.next()) is not None:
+            # tarfile applies a pax global header's records (`path`, `size`) to later members; Go's
+            # archive/tar hands it out as an entry of its own and Helm skips it (archive.go:86).
+            # Only `comment` (what `git archive` writes) is the same to both readers.
+            if set(tar.pax_headers) - {"comment"}:
+                raise ArchiveError(
+                    f"a pax global header sets {sorted(tar.pax_headers)[:3]}; Helm would read other names"
+                )
             yield tar, member
     except (tarfile.TarError, EOFError, ValueError) as err:
         raise ArchiveError(f"not a tar archive: {err}") from None
