@@ -114,6 +114,8 @@ def _members(raw: bytes) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
                     f"a pax global header sets {sorted(tar.pax_headers)[:3]}; Helm would read other names"
                 )
             yield tar, member
+    except ArchiveError:
+        raise
     except (tarfile.TarError, EOFError, ValueError) as err:
         raise ArchiveError(f"not a tar archive: {err}") from None
 
