@@ -458,3 +458,24 @@ def test_no_repr_holds_a_password(tmp_path: Path) -> None:
         fetcher._tokens[(src.origin, src.identity)] = "Bearer t0ken"
     shown = repr(fetcher) + repr(src) + repr(Credential(Origin.of("https://h"), BASIC))
     assert "pa55" not in shown and BASIC.split()[1] not in shown and "t0ken" not in shown
+
+
+@pytest.mark.parametrize(
+    ("repo", "key", "applies"),
+    [
+        ("https://h.example", "h.example:443", True),
+        ("https://h.example:443", "h.example", True),
+        ("oci://h.example:443/ns", "h.example", True),
+        ("http://h.example", "h.example:80", True),
+        ("https://h.example:8443", "h.example", False),
+        ("http://h.example", "h.example:443", False),
+        ("https://[::1]:5000", "[::1]:5000", True),
+    ],
+)
+def test_credential_keys_name_one_origin_with_or_without_its_default_port(
+    repo: str, key: str, applies: bool, tmp_path: Path
+) -> None:
+    """`https://h` and `https://h:443` are one origin (RFC 6454 4): a key spelled either way
+    serves both, and never another port or scheme."""
+    src = quick(tmp_path, credentials={key: ("robot", "pa55")})._source(repo, "demo", False)
+    assert (src.basic == BASIC) is applies

@@ -136,10 +136,13 @@ class ChartFetcher:
         origin = Origin.of(base)
         netloc = urllib.parse.urlsplit(base).netloc.lower()
         by_host = {host.lower(): creds for host, creds in self.credentials.items()}
-        # `host:port` names one origin's port; a bare `host` only the scheme's default port.
-        creds = by_host.get(netloc)
-        if creds is None and origin.port == {"http": 80, "https": 443}.get(origin.scheme):
-            creds = by_host.get(origin.host)
+        # `host:port` names one origin's port; a bare `host` only the scheme's default port, and
+        # `h:443` is `https://h` (one origin, RFC 6454 4: the default port is the port).
+        host = f"[{origin.host}]" if ":" in origin.host else origin.host
+        keys = [netloc, f"{host}:{origin.port}"]
+        if origin.port == {"http": 80, "https": 443}.get(origin.scheme):
+            keys.append(host)
+        creds = next((by_host[k] for k in keys if k in by_host), None)
         basic = identity = None
         if creds:
             basic = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
