@@ -210,14 +210,17 @@ class ChartFetcher:
         resp = self._get(src, index_url, {}, MAX_INDEX_BYTES)
         if resp.status != 200:
             raise FetchError(f"{src.name}: {redact(index_url)} answered HTTP {resp.status}")
+        # Only entries.<chart> is built: the rest of a large index is parsed and dropped.
+        not_index = f"{src.name}: {redact(index_url)} has no 'entries' mapping; not a Helm repository index"
         try:
-            index = safe_yaml.load(resp.body, f"{redact(index_url)}")
+            found, listed = safe_yaml.load_at(resp.body, redact(index_url), ("entries", src.chart))
         except safe_yaml.UntrustedYamlError as err:
+            if str(err).endswith(("the document must be a mapping", "entries must be a mapping")):
+                raise FetchError(not_index) from None
             raise FetchError(f"{src.name}: {err}") from None
-        entries = index.get("entries") if isinstance(index, dict) else None
-        if not isinstance(entries, dict):
-            raise FetchError(f"{src.name}: {redact(index_url)} has no 'entries' mapping; not a Helm repository index")
-        listed = entries.get(src.chart) or []
+        if found == 0:
+            raise FetchError(not_index)
+        listed = listed or []
         if not isinstance(listed, list):
             raise FetchError(f"{src.name}: entries.{src.chart} in index.yaml must be a list")
         # Versions are kept as written; a non-string or padded one is skipped like a non-semver tag.
