@@ -95,6 +95,7 @@ for app in cfg.apps:
             namespace=app.namespace,
             values=application_values(app.mode, src.chart, app.values),
             revision_history_limit=cfg.revision_history_limit,
+            prune=app.entry.sync.prune,
         ),
         opts=pulumi.ResourceOptions(depends_on=[access]),
     )

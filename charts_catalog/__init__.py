@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from scoutflo.charts import safe_yaml
 from scoutflo.charts.chart_yaml import chart_name_problem
 from scoutflo.charts.versions import VersionError, parse_constraint
-from scoutflo.naming import app_name_problem, dns_label_problem
+from scoutflo.naming import app_name_problem
 
 BUILTIN_DIR = Path(__file__).resolve().parent
 TEMPLATE_PREFIX = "template:"
@@ -41,18 +41,27 @@ class ChartSource:
 
 
 @dataclass(frozen=True)
+class SyncSettings:
+    prune: str = "true"
+    """What Argo CD does with objects a new chart version no longer renders: 'true' prunes them,
+    'false' never does (stateful charts: a PersistentVolumeClaim or CRD that disappears in an
+    upgrade or downgrade is the user's data), 'confirm' waits for a person's approval."""
+
+
+@dataclass(frozen=True)
 class CatalogEntry:
     name: str
     description: str
     source: ChartSource
-    namespace: str
+    sync: SyncSettings = SyncSettings()
     values: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     path: Path | None = None
 
 
-_ENTRY_KEYS = {"name", "description", "source", "defaults"}
+_ENTRY_KEYS = {"name", "description", "source", "defaults", "sync"}
 _SOURCE_KEYS = {"repo", "chart", "version", "plainHttp"}
-_DEFAULTS_KEYS = {"namespace", "values"}
+_DEFAULTS_KEYS = {"values"}
+_SYNC_KEYS = {"prune"}
 
 
 def _fail(path: Path, field_name: str, problem: str) -> CatalogError:
@@ -92,12 +101,15 @@ def parse_entry(path: Path, data: object) -> CatalogEntry:
 
     defaults = data.get("defaults", {}) or {}
     if not isinstance(defaults, dict):
-        raise _fail(path, "defaults", "must be a mapping with namespace and values")
+        raise _fail(path, "defaults", "must be a mapping with values")
+    if "namespace" in defaults:
+        raise _fail(
+            path,
+            "defaults.namespace",
+            "is no longer read: an app's namespace is the app's name (two apps of one chart must "
+            "not share one), or the app's own `namespace` in scoutflo:apps; remove it",
+        )
     _unknown(path, "defaults.", defaults, _DEFAULTS_KEYS)
-    namespace = defaults.get("namespace", name)
-    problem = dns_label_problem(namespace)
-    if problem:
-        raise _fail(path, "defaults.namespace", problem)
     values = defaults.get("values", {}) or {}
     if not isinstance(values, dict):
         raise _fail(path, "defaults.values", "must be a mapping of Helm values")
@@ -105,9 +117,29 @@ def parse_entry(path: Path, data: object) -> CatalogEntry:
         name=name,
         description=description,
         source=source,
-        namespace=namespace,
+        sync=_parse_sync(path, data.get("sync")),
         values=MappingProxyType(values),
         path=path,
+    )
+
+
+def _parse_sync(path: Path, sync: object) -> SyncSettings:
+    if sync is None:
+        return SyncSettings()
+    if not isinstance(sync, dict):
+        raise _fail(path, "sync", "must be a mapping such as {prune: false}")
+    _unknown(path, "sync.", sync, _SYNC_KEYS)
+    prune = sync.get("prune", True)
+    # YAML reads `prune: false` as a boolean; 'confirm' is the one string Argo CD also knows.
+    if isinstance(prune, bool):
+        return SyncSettings(prune="true" if prune else "false")
+    if prune == "confirm":
+        return SyncSettings(prune="confirm")
+    raise _fail(
+        path,
+        "sync.prune",
+        f"is {prune!r}; use true (prune what a new chart version drops), false (keep it: stateful "
+        "charts) or confirm (a person approves each prune)",
     )
 
 

@@ -26,6 +26,9 @@ class ArgoAppArgs:
     """Where the app's workloads go (created by Argo CD)."""
     values: Mapping[str, Any] = field(default_factory=dict)
     revision_history_limit: int = 10
+    prune: str = "true"
+    """The catalog entry's `sync.prune`: 'true', 'false' (stateful charts keep what a new chart
+    version no longer renders, volumes included) or 'confirm' (a person approves each prune)."""
 
 
 class ArgoApp(pulumi.ComponentResource):
@@ -42,6 +45,7 @@ class ArgoApp(pulumi.ComponentResource):
             destination_namespace=args.namespace,
             values=args.values,
             revision_history_limit=args.revision_history_limit,
+            prune=args.prune,
         )
         app = k8s.apiextensions.CustomResource(
             f"{name}-application",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from scoutflo.naming import CI_PUSH_POLICY_NAME
 from scoutflo.policies import ECR_PUSH_ACTIONS, ecr_access, github_subject, github_trust
 
 
@@ -51,6 +52,7 @@ class CiRole(pulumi.ComponentResource):
         )
         self.push_policy = aws.iam.RolePolicy(
             f"{name}-push",
+            name=CI_PUSH_POLICY_NAME,
             role=role.name,
             policy=pulumi.Output.from_input(args.ecr_repository_arn).apply(
                 lambda arn: json.dumps(ecr_access([arn], ECR_PUSH_ACTIONS), sort_keys=True)

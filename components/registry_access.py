@@ -1,9 +1,15 @@
 """RegistryAccess: Argo CD's credentials for the tenant's ECR and what keeps them fresh.
 
-One `repo-creds` template per registry host serves every app (Argo CD matches by URL prefix), so
-there is one Secret and one refresher per stack, not per app: an ECR token is per registry and
-dies after 12 h. Modes: `irsa` (CronJob as an IRSA ServiceAccount), `static` (CronJob with keys
-from config secrets) and `eso` (External Secrets Operator's ECR generator owns the Secret).
+One `repo-creds` template serves every app (Argo CD matches by URL prefix), so there is one
+Secret and one refresher per stack, not per app: an ECR token is per registry and dies after
+12 h. Pulumi owns the Secret's identity (url, type, enableOCI, username, labels) in every mode
+and never sees a token: no GetAuthorizationToken look-up runs in the program, so no token lands
+in the state, a saved plan or a diff, and nothing in the inputs changes from one run to the next.
+The password is written in the cluster: in `irsa` and `static` modes by a seed Job at deploy time
+and then by the refresher CronJob (one pod template for both), in `eso` mode by External Secrets
+Operator merging it into the same Secret. The Secret is the same resource in every mode, so a
+switch between modes never deletes it and Argo CD keeps the last token until the new source
+writes the next.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ _TYPED: dict[str, Any] = {
     "Role": k8s.rbac.v1.Role,
     "RoleBinding": k8s.rbac.v1.RoleBinding,
     "CronJob": k8s.batch.v1.CronJob,
+    "Job": k8s.batch.v1.Job,
 }
 
 
@@ -41,8 +48,8 @@ class RegistryAccessArgs:
     """Name of the Argo CD credential Secret (the Role may touch only this name)."""
     namespace: str = "argocd"
     """Argo CD's namespace."""
-    registry_host: pulumi.Input[str]
-    """`<acct>.dkr.ecr.<region>.amazonaws.com`, no scheme: a prefix of every app's repoURL."""
+    credential_url: pulumi.Input[str]
+    """`<acct>.dkr.ecr.<region>.amazonaws.com[/<ecrPrefix>]`, no scheme: every app's repoURL."""
     account_id: pulumi.Input[str]
     region: str
     repository_arns: Sequence[pulumi.Input[str]]
@@ -66,11 +73,14 @@ class RegistryAccess(pulumi.ComponentResource):
         super().__init__("scoutflo:index:RegistryAccess", name, None, opts)
         self._name = name
         self._args = args
+        # The reader role's policy must exist before a pod asks for a token with that role.
+        self._reader_policy: pulumi.Resource | None = None
         role_arn = self._create_reader_role() if args.mode in ("irsa", "eso") else None
+        secret, identity = self._create_secret()
         if args.mode == "eso":
-            self._create_external_secret(role_arn)
+            self._create_external_secret(role_arn, secret, identity)
         else:
-            self._create_secret_and_refresher(role_arn)
+            self._create_refresher(role_arn, secret, identity)
         self.secret_name = pulumi.Output.from_input(args.secret_name)
         self.reader_role_arn = role_arn if role_arn is not None else pulumi.Output.from_input("")
         self.register_outputs({"secret_name": self.secret_name, "reader_role_arn": self.reader_role_arn})
@@ -101,13 +111,16 @@ class RegistryAccess(pulumi.ComponentResource):
         )
         role = aws.iam.Role(
             f"{self._name}-reader",
-            name=f"scoutflo-{a.tenant}-ecr-reader",
+            name=naming.reader_role_name(a.tenant),
             description=f"Argo CD ECR token refresher of tenant {a.tenant}",
             assume_role_policy=trust,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        aws.iam.RolePolicy(
+        self._reader_policy = aws.iam.RolePolicy(
             f"{self._name}-reader-ecr",
+            # Explicit: without a name pulumi-aws draws one from a per-run random seed, and a
+            # saved plan (`up --plan`) is violated by the name the update then draws.
+            name=naming.READER_POLICY_NAME,
             role=role.name,
             policy=pulumi.Output.all(*a.repository_arns).apply(
                 lambda arns: json.dumps(ecr_access(arns, ECR_PULL_ACTIONS), sort_keys=True)
@@ -116,67 +129,93 @@ class RegistryAccess(pulumi.ComponentResource):
         )
         return role.arn
 
-    def _create_secret_and_refresher(self, role_arn: pulumi.Output[str] | None) -> None:
+    def _create_secret(self) -> tuple[Any, pulumi.Output[str]]:
+        """The credential without a password, and a hash of what it holds (its identity)."""
         a = self._args
-        # Seeded at deploy time so Argo CD can pull before the first scheduled refresh; from then
-        # on the CronJob owns the password, so Pulumi ignores it and a second `up` shows no diff.
-        seed = aws.ecr.get_authorization_token_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        secret = self._k8s(
-            "secret",
-            manifests.registry_secret(
-                name=a.secret_name,
-                namespace=a.namespace,
-                host=a.registry_host,
-                password=pulumi.Output.secret(seed.password),
-            ),
-            ignore_changes=["stringData.password"],
-        )
-        if a.mode == "static":
-            self._k8s(
-                "aws-keys",
-                manifests.static_credentials_secret(
-                    namespace=a.namespace,
-                    access_key_id=pulumi.Output.secret(a.static_access_key_id),
-                    secret_access_key=pulumi.Output.secret(a.static_secret_access_key),
-                ),
+        doc = manifests.registry_secret(name=a.secret_name, namespace=a.namespace, url=a.credential_url)
+        secret = self._k8s("secret", doc)
+        identity = pulumi.Output.from_input(a.credential_url).apply(
+            lambda url: manifests.content_hash(
+                manifests.registry_secret(name=a.secret_name, namespace=a.namespace, url=url)
             )
-        self._k8s("sa", manifests.refresher_service_account(namespace=a.namespace, role_arn=role_arn))
-        self._k8s("role", manifests.refresher_role(namespace=a.namespace, secret_name=a.secret_name))
-        self._k8s("rolebinding", manifests.refresher_role_binding(namespace=a.namespace))
+        )
+        return secret, identity
+
+    def _create_refresher(self, role_arn: pulumi.Output[str] | None, secret: Any, identity: pulumi.Output[str]) -> None:
+        a = self._args
+        needs: list[pulumi.Resource] = [secret]
+        if a.mode == "static":
+            needs.append(
+                self._k8s(
+                    "aws-keys",
+                    manifests.static_credentials_secret(
+                        namespace=a.namespace,
+                        access_key_id=pulumi.Output.secret(a.static_access_key_id),
+                        secret_access_key=pulumi.Output.secret(a.static_secret_access_key),
+                    ),
+                )
+            )
+        elif self._reader_policy is not None:
+            needs.append(self._reader_policy)
+        needs.append(self._k8s("sa", manifests.refresher_service_account(namespace=a.namespace, role_arn=role_arn)))
+        needs.append(self._k8s("role", manifests.refresher_role(namespace=a.namespace, secret_name=a.secret_name)))
+        needs.append(self._k8s("rolebinding", manifests.refresher_role_binding(namespace=a.namespace)))
+        template = manifests.refresher_pod_template(
+            namespace=a.namespace,
+            secret_name=a.secret_name,
+            region=a.region,
+            aws_cli_image=a.aws_cli_image,
+            kubectl_image=a.kubectl_image,
+            credentials=a.mode,
+            reader_role_name=naming.reader_role_name(a.tenant) if a.mode == "irsa" else "",
+        )
+        # The seed Job runs (and `pulumi up` waits for it) before anything depends on the
+        # credential; its name changes with the pod template or the Secret, so a change to
+        # either runs it again (a replaced Secret comes back empty).
+        self._k8s(
+            "seed",
+            manifests.seed_job(
+                name=identity.apply(lambda ident: manifests.seed_job_name(template, ident)),
+                namespace=a.namespace,
+                pod_template=template,
+            ),
+            depends_on=needs,
+        )
         self._k8s(
             "cronjob",
-            manifests.refresher_cron_job(
-                namespace=a.namespace,
-                secret_name=a.secret_name,
-                region=a.region,
-                schedule=a.schedule,
-                aws_cli_image=a.aws_cli_image,
-                kubectl_image=a.kubectl_image,
-                static_credentials=a.mode == "static",
-            ),
-            depends_on=[secret],
+            manifests.refresher_cron_job(namespace=a.namespace, schedule=a.schedule, pod_template=template),
+            depends_on=needs,
         )
 
-    def _create_external_secret(self, role_arn: pulumi.Output[str] | None) -> None:
+    def _create_external_secret(
+        self, role_arn: pulumi.Output[str] | None, secret: Any, identity: pulumi.Output[str]
+    ) -> None:
         a = self._args
         sa = self._k8s("sa", manifests.refresher_service_account(namespace=a.namespace, role_arn=role_arn))
         generator = self._k8s(
-            "generator", manifests.eso_generator(namespace=a.namespace, region=a.region), depends_on=[sa]
+            "generator",
+            manifests.eso_generator(namespace=a.namespace, region=a.region),
+            depends_on=[sa, *([self._reader_policy] if self._reader_policy else [])],
         )
+        # creationPolicy Merge only updates an existing Secret: it must exist first.
         self._k8s(
             "externalsecret",
-            manifests.eso_external_secret(namespace=a.namespace, secret_name=a.secret_name, host=a.registry_host),
-            depends_on=[generator],
+            manifests.eso_external_secret(namespace=a.namespace, secret_name=a.secret_name, identity=identity),
+            depends_on=[generator, secret],
         )
 
 
-def registry_access_args(cfg: Any, host: pulumi.Input[str], account_id: pulumi.Output[str]) -> RegistryAccessArgs:
+def registry_access_args(cfg: Any, host: pulumi.Output[str], account_id: pulumi.Output[str]) -> RegistryAccessArgs:
     """The stack config mapped onto RegistryAccessArgs (repository ARNs follow from names)."""
     return RegistryAccessArgs(
         tenant=cfg.tenant,
         secret_name=naming.registry_secret_name(cfg.tenant),
         namespace=cfg.argocd_namespace,
-        registry_host=host,
+        # Argo CD picks the credential whose url is the longest plain string prefix of the
+        # repoURL, with no host or path boundary (argoproj/argo-cd util/db/repository_secrets.go
+        # getRepositoryCredentialIndex: strings.HasPrefix). The apps' repoURL is `<host>/<prefix>`,
+        # so that, not the bare host, is what the credential covers.
+        credential_url=host.apply(lambda h: naming.chart_repo_url(h, cfg.ecr_prefix)),
         account_id=account_id,
         region=cfg.aws_region,
         repository_arns=[

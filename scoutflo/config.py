@@ -44,6 +44,7 @@ class AppSpec:
     target_revision: str = "*"
     """What Argo CD tracks in ECR: '*' is the newest; an exact version pins (rollback)."""
     namespace: str
+    """Where Argo CD deploys the app; defaults to the app's name."""
     values: Mapping[str, Any] = field(default_factory=dict)
     """Catalog default values deep-merged with the app's own."""
     mode: Mode = "vendor"
@@ -283,7 +284,8 @@ def _parse_apps(raw_apps: Any, catalog: Mapping[str, CatalogEntry]) -> tuple[App
                     f"{where} '{key}' {value!r} is not a semver version or range ({err}); "
                     "e.g. '*', '1.2.3' or '>=1.2.0 <2.0.0'"
                 ) from None
-        namespace = item.get("namespace", entry.namespace)
+        # The app's own name, not the chart's: two apps of one chart must not share a namespace.
+        namespace = item.get("namespace", name)
         if problem := dns_label_problem(namespace):
             raise ConfigError(f"{where} 'namespace' {problem}")
         values = item.get("values", {}) or {}

@@ -1,10 +1,12 @@
 """Kubernetes objects as plain dicts: the Argo CD Application, the registry credential template and
 the ECR token refresher. Components wrap them in resources; tests validate them against schemas.
-Values may be Pulumi Outputs (the seed password, role ARNs): the builders only place them.
+Values may be Pulumi Outputs (the registry url, role ARNs): the builders only place them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +16,7 @@ REFRESHER = "scoutflo-ecr-refresher"
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 ESO_GENERATOR_API = "generators.external-secrets.io/v1alpha1"
 ESO_SECRET_API = "external-secrets.io/v1"
+CREDENTIAL_IDENTITY_ANNOTATION = "scoutflo.io/credential-identity"
 
 
 def _meta(name: str, namespace: str, labels: Mapping[str, str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -32,8 +35,12 @@ def application(
     destination_namespace: str,
     values: Mapping[str, Any],
     revision_history_limit: int,
+    prune: str = "true",
 ) -> dict[str, Any]:
-    """An Argo CD Application tracking the chart `name` in the tenant's ECR (Helm over OCI)."""
+    """An Argo CD Application tracking the chart `name` in the tenant's ECR (Helm over OCI).
+
+    `prune` comes from the catalog entry ('true', 'false' or 'confirm'): see `sync_policy`.
+    """
     helm: dict[str, Any] = {"releaseName": name}
     if values:
         helm["valuesObject"] = dict(values)
@@ -53,29 +60,64 @@ def application(
                 "helm": helm,
             },
             "destination": {"server": "https://kubernetes.default.svc", "namespace": destination_namespace},
-            "syncPolicy": {
-                "automated": {"prune": True, "selfHeal": True},
-                "syncOptions": ["CreateNamespace=true"],
-                "retry": {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}},
-            },
+            "syncPolicy": sync_policy(prune),
             "revisionHistoryLimit": revision_history_limit,
         },
     }
 
 
-def _helm_oci_credentials(*, name: str, host: Any, username: str, password: Any) -> dict[str, Any]:
-    """Argo CD's Helm-over-OCI repository fields (declarative-setup.md): url without a scheme."""
-    return {"type": "helm", "name": name, "url": host, "enableOCI": "true", "username": username, "password": password}
+PRUNE_MODES = ("true", "false", "confirm")
 
 
-def registry_secret(*, name: str, namespace: str, host: Any, password: Any) -> dict[str, Any]:
-    """Argo CD credential template for every chart under the registry host (matched by prefix)."""
+def sync_policy(prune: str) -> dict[str, Any]:
+    """Automated sync; what happens to objects a new chart version no longer renders is `prune`.
+
+    A chart upgrade or downgrade that stops rendering a PersistentVolumeClaim (or a CRD) makes
+    Argo CD prune it, and with it the user's data. Argo CD reads the Application's `Prune=` sync
+    option as the default for every resource without its own annotation (argoproj/argo-cd
+    controller/sync.go `WithDefaultPruneOption(syncOp.SyncOptions.GetOptionValue("Prune"))`;
+    gitops-engine/pkg/sync/sync_context.go isPruningDisabled / objRequiresPruneConfirmation), and
+    automated syncs carry the Application's syncOptions (controller/appcontroller.go autoSync).
+    'false': nothing is ever pruned, by automated or manual syncs ("ignored (no prune)"), and
+    automated.prune is off too; 'confirm': a prune waits for a person's approval; 'true': pruned.
+    """
+    if prune not in PRUNE_MODES:
+        raise ValueError(f"prune must be one of {PRUNE_MODES}, not {prune!r}")
+    options = ["CreateNamespace=true"]
+    if prune != "true":
+        options.append(f"Prune={prune}")
+    return {
+        "automated": {"prune": prune != "false", "selfHeal": True},
+        "syncOptions": options,
+        "retry": {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}},
+    }
+
+
+def _helm_oci_credentials(*, name: str, url: Any, username: str) -> dict[str, Any]:
+    """Argo CD's Helm-over-OCI repository fields (declarative-setup.md): url without a scheme.
+
+    No `password` key: the token is written in the cluster (seed Job, refresher, or ESO), never by
+    Pulumi. pulumi-kubernetes diffs new inputs against the live object pruned to the shape of the
+    old inputs (provider/pkg/provider/provider.go Diff: `pruneLiveState(oldLive, oldInputs)`, and
+    util.go `pruneMap` keeps only keys the inputs have), and `refresh` prunes the same way (Read:
+    `liveInputs := pruneLiveState(liveObj, oldInputs)`): a key the program never registers is never
+    diffed, so the in-cluster patches of `data.password` cause no diff and no replacement. An
+    `ignore_changes` path would not do: the provider's Check turns `stringData` into `data`
+    (clients/unstructured.go normalizeSecretStringData), and the engine applies ignoreChanges to
+    the checked inputs (pulumi/pulumi pkg/resource/deploy/step_generator.go processIgnoreChanges),
+    so it would also keep an old token in the inputs and write it back on the next update.
+    """
+    return {"type": "helm", "name": name, "url": url, "enableOCI": "true", "username": username}
+
+
+def registry_secret(*, name: str, namespace: str, url: Any) -> dict[str, Any]:
+    """Argo CD credential template for every chart under `url` (matched by prefix), no password."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": _meta(name, namespace, {ARGOCD_SECRET_TYPE_LABEL: "repo-creds"}),
         "type": "Opaque",
-        "stringData": _helm_oci_credentials(name=name, host=host, username="AWS", password=password),
+        "stringData": _helm_oci_credentials(name=name, url=url, username="AWS"),
     }
 
 
@@ -119,10 +161,43 @@ def static_credentials_secret(*, namespace: str, access_key_id: Any, secret_acce
 
 # The token never reaches a log or an argument list: the aws CLI writes it into a file on a
 # memory-backed volume shared with the kubectl container, which sends it as a merge patch.
-_FETCH_SCRIPT = """set -eu
+# Before that, the script refuses to run under any identity but the one its mode names. In irsa
+# mode the EKS pod identity webhook injects AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE, but it
+# fails open (aws/amazon-eks-pod-identity-webhook deploy/mutatingwebhook.yaml `failurePolicy:
+# Ignore`; pkg/handler/handler.go addEnvToContainer): a pod created while the webhook is down
+# has neither, and the CLI would go on to the node's instance role. The role ARN must be the
+# reader role, and the instance metadata service is off for the CLI in every mode
+# (AWS_EC2_METADATA_DISABLED, boto/botocore botocore/utils.py IMDSFetcher `_disabled`).
+FETCH_SCRIPT = """set -eu
 umask 077
+case "${SCOUTFLO_CREDENTIALS:-}" in
+irsa)
+  case "${AWS_ROLE_ARN:-}" in
+  *":role/$SCOUTFLO_READER_ROLE") ;;
+  *)
+    echo "refusing to fetch an ECR token: AWS_ROLE_ARN is not role $SCOUTFLO_READER_ROLE" >&2
+    echo "(is the EKS pod identity webhook running, and the ServiceAccount annotated?)" >&2
+    exit 1
+    ;;
+  esac
+  if [ ! -s "${AWS_WEB_IDENTITY_TOKEN_FILE:-}" ]; then
+    echo "refusing to fetch an ECR token: no web identity token file (AWS_WEB_IDENTITY_TOKEN_FILE)" >&2
+    exit 1
+  fi
+  ;;
+static)
+  if [ -z "${AWS_ACCESS_KEY_ID:-}" ] || [ -z "${AWS_SECRET_ACCESS_KEY:-}" ]; then
+    echo "refusing to fetch an ECR token: no AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (static keys)" >&2
+    exit 1
+  fi
+  ;;
+*)
+  echo "refusing to fetch an ECR token: unknown SCOUTFLO_CREDENTIALS '${SCOUTFLO_CREDENTIALS:-}'" >&2
+  exit 1
+  ;;
+esac
 token="$(aws ecr get-login-password --region "$AWS_REGION")"
-printf '{"stringData":{"password":"%s"}}' "$token" > /work/patch.json
+printf '{"stringData":{"password":"%s"}}' "$token" > "$PATCH_FILE"
 echo "fetched a new ECR token"
 """
 
@@ -133,35 +208,50 @@ _RESTRICTED = {
     "capabilities": {"drop": ["ALL"]},
 }
 _LIMITS = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "256Mi"}}
+# Both tools write under $HOME (aws: ~/.aws/cli/cache; kubectl: its discovery cache, ~/.kube/cache
+# unless KUBECACHEDIR is set, kubernetes/cli-runtime pkg/genericclioptions/config_flags.go
+# getDefaultCacheDir): with a read-only root filesystem both point into the `tmp` emptyDir.
+_WRITABLE_HOME = [
+    {"name": "HOME", "value": "/tmp"},
+    {"name": "KUBECACHEDIR", "value": "/tmp/.kube/cache"},
+]
 
 
-def refresher_cron_job(
+def refresher_pod_template(
     *,
     namespace: str,
     secret_name: str,
     region: str,
-    schedule: str,
     aws_cli_image: str,
     kubectl_image: str,
-    static_credentials: bool,
+    credentials: str,
+    reader_role_name: str = "",
 ) -> dict[str, Any]:
+    """The pod that fetches a token and patches it into the Secret: the refresher CronJob's and
+    the seed Job's, one template for both so the deploy-time seed proves the schedule's pod."""
+    if credentials not in ("irsa", "static"):
+        raise ValueError(f"credentials must be 'irsa' or 'static', not {credentials!r}")
     env: list[dict[str, Any]] = [
         {"name": "AWS_REGION", "value": region},
-        {"name": "HOME", "value": "/tmp"},
         {"name": "AWS_PAGER", "value": ""},
+        {"name": "AWS_EC2_METADATA_DISABLED", "value": "true"},
+        {"name": "SCOUTFLO_CREDENTIALS", "value": credentials},
+        {"name": "PATCH_FILE", "value": "/work/patch.json"},
+        *_WRITABLE_HOME,
     ]
-    env_from = [{"secretRef": {"name": f"{REFRESHER}-aws"}}] if static_credentials else []
+    if credentials == "irsa":
+        env.append({"name": "SCOUTFLO_READER_ROLE", "value": reader_role_name})
     fetch: dict[str, Any] = {
         "name": "fetch-token",
         "image": aws_cli_image,
-        "command": ["/bin/sh", "-c", _FETCH_SCRIPT],
+        "command": ["/bin/sh", "-c", FETCH_SCRIPT],
         "env": env,
         "securityContext": _RESTRICTED,
         "resources": _LIMITS,
         "volumeMounts": [{"name": "work", "mountPath": "/work"}, {"name": "tmp", "mountPath": "/tmp"}],
     }
-    if env_from:
-        fetch["envFrom"] = env_from
+    if credentials == "static":
+        fetch["envFrom"] = [{"secretRef": {"name": f"{REFRESHER}-aws"}}]
     patch = {
         "name": "patch-secret",
         "image": kubectl_image,
@@ -174,21 +264,39 @@ def refresher_cron_job(
             "--type=merge",
             "--patch-file=/work/patch.json",
         ],
+        "env": list(_WRITABLE_HOME),
         "securityContext": _RESTRICTED,
         "resources": _LIMITS,
-        "volumeMounts": [{"name": "work", "mountPath": "/work", "readOnly": True}],
-    }
-    pod_spec = {
-        "serviceAccountName": REFRESHER,
-        "restartPolicy": "OnFailure",
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
-        "initContainers": [fetch],
-        "containers": [patch],
-        "volumes": [
-            {"name": "work", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
-            {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+        "volumeMounts": [
+            {"name": "work", "mountPath": "/work", "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
+    return {
+        "metadata": {"labels": dict(MANAGED_BY)},
+        "spec": {
+            "serviceAccountName": REFRESHER,
+            "restartPolicy": "OnFailure",
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 65532,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "initContainers": [fetch],
+            "containers": [patch],
+            "volumes": [
+                {"name": "work", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+                {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+            ],
+        },
+    }
+
+
+# Retries cover IAM's eventual consistency right after the reader role is created.
+_JOB_SPEC = {"backoffLimit": 4, "activeDeadlineSeconds": 600}
+
+
+def refresher_cron_job(*, namespace: str, schedule: str, pod_template: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
@@ -199,15 +307,33 @@ def refresher_cron_job(
             "startingDeadlineSeconds": 600,
             "successfulJobsHistoryLimit": 1,
             "failedJobsHistoryLimit": 3,
-            "jobTemplate": {
-                "spec": {
-                    "backoffLimit": 4,
-                    "activeDeadlineSeconds": 600,
-                    "ttlSecondsAfterFinished": 86400,
-                    "template": {"metadata": {"labels": dict(MANAGED_BY)}, "spec": pod_spec},
-                }
-            },
+            "jobTemplate": {"spec": {**_JOB_SPEC, "ttlSecondsAfterFinished": 86400, "template": dict(pod_template)}},
         },
+    }
+
+
+def content_hash(*parts: Any, length: int = 10) -> str:
+    """A short stable hash of JSON-able values (key order does not matter)."""
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def seed_job_name(pod_template: Mapping[str, Any], secret_identity: str) -> str:
+    """A new name, hence a new Job that runs again, whenever the pod or the Secret changes: a
+    replaced Secret (a new url) comes back without a password and must be seeded again."""
+    return f"{REFRESHER}-seed-{content_hash(pod_template, secret_identity)}"
+
+
+def seed_job(*, name: Any, namespace: str, pod_template: Mapping[str, Any]) -> dict[str, Any]:
+    """Runs the refresher's pod once at deploy time, so Argo CD can pull before the first
+    scheduled run. pulumi-kubernetes waits for a Job to complete (provider/pkg/await/job.go), so
+    `pulumi up` fails loudly when the token cannot be fetched. No ttlSecondsAfterFinished: a Job
+    the TTL controller deleted would be created again by the next `up --refresh`."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _meta(name, namespace),
+        "spec": {**_JOB_SPEC, "template": dict(pod_template)},
     }
 
 
@@ -224,12 +350,23 @@ def eso_generator(*, namespace: str, region: str) -> dict[str, Any]:
     }
 
 
-def eso_external_secret(*, namespace: str, secret_name: str, host: Any, refresh: str = "6h") -> dict[str, Any]:
-    """ExternalSecret that owns the Argo CD credential Secret and rewrites its password."""
+def eso_external_secret(*, namespace: str, secret_name: str, identity: Any, refresh: str = "6h") -> dict[str, Any]:
+    """ExternalSecret that writes only the password into the Secret Pulumi owns.
+
+    creationPolicy Merge: ESO updates an existing Secret and keeps its other keys, never creates or
+    owns it (external-secrets pkg/controllers/externalsecret/externalsecret_controller.go:
+    `case esv1.CreatePolicyMerge` updates only when the Secret exists; ApplyTemplate keeps existing
+    keys for Merge; applyOwnership sets an ownerReference only for Owner). So the Secret is the
+    same Pulumi resource in every mode and switching modes never deletes it; deletionPolicy Retain
+    keeps the last token when the ExternalSecret goes (a switch back to irsa or static).
+    `identity` (a hash of the Secret's fields) is an annotation: a replaced Secret changes it, and
+    ESO refreshes an ExternalSecret whose labels or annotations changed (shouldRefreshPeriodic,
+    pkg/controllers/util/util.go GetResourceVersion), so the new Secret gets a token at once.
+    """
     return {
         "apiVersion": ESO_SECRET_API,
         "kind": "ExternalSecret",
-        "metadata": _meta(secret_name, namespace),
+        "metadata": _meta(secret_name, namespace, annotations={CREDENTIAL_IDENTITY_ANNOTATION: identity}),
         "spec": {
             "refreshInterval": refresh,
             "dataFrom": [
@@ -245,13 +382,9 @@ def eso_external_secret(*, namespace: str, secret_name: str, host: Any, refresh:
             ],
             "target": {
                 "name": secret_name,
-                "creationPolicy": "Owner",
-                "template": {
-                    "metadata": {"labels": {**MANAGED_BY, ARGOCD_SECRET_TYPE_LABEL: "repo-creds"}},
-                    "data": _helm_oci_credentials(
-                        name=secret_name, host=host, username="{{ .username }}", password="{{ .password }}"
-                    ),
-                },
+                "creationPolicy": "Merge",
+                "deletionPolicy": "Retain",
+                "template": {"engineVersion": "v2", "data": {"password": "{{ .password }}"}},
             },
         },
     }

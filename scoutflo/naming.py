@@ -70,6 +70,18 @@ def registry_secret_name(tenant: str) -> str:
     return f"scoutflo-ecr-{tenant}"
 
 
+# Inline policy names are scoped to their role, so one fixed name per role suffices. Every
+# pulumi-aws resource that has a `name` gets one explicitly: left out, the provider draws it from
+# a per-run random seed and a saved plan (`up --plan`) no longer matches the update.
+READER_POLICY_NAME = "scoutflo-ecr-read"
+CI_PUSH_POLICY_NAME = "scoutflo-ecr-push"
+
+
+def reader_role_name(tenant: str) -> str:
+    """The token refresher's IAM role (tenant <= 40 characters keeps it within IAM's 64)."""
+    return f"scoutflo-{tenant}-ecr-reader"
+
+
 def ecr_repository_arn(account_id: str, region: str, repository_name: str) -> str:
     return f"arn:aws:ecr:{region}:{account_id}:repository/{repository_name}"
 

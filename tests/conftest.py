@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import runpy
 import shutil
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -62,3 +63,42 @@ def tools() -> dict[str, str]:
     if missing:
         pytest.fail(f"missing {missing}: run `make setup-dev` (scripts/setup.sh --dev) first")
     return {k: v for k, v in found.items() if v}
+
+
+# ---------------------------------------------------------------- a cloud that answers differently
+
+
+def _unwrap_secrets(value: Any) -> Any:
+    """Wire-format property values to plain JSON with every secret's value kept (not masked)."""
+    if isinstance(value, dict):
+        if value.get(render._SIG) == render._SECRET_SIG:
+            return _unwrap_secrets(value.get("value"))
+        return {k: _unwrap_secrets(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_unwrap_secrets(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def run_main_volatile(overrides: dict[str, Any] | None = None) -> tuple[render.Recording, list[str]]:
+    """Run the program with secrets unmasked and cloud look-ups that change on every call, as
+    STS (a new session each run) and ECR (a new token each call) do; returns the invokes made."""
+    invoked: list[str] = []
+    steady = render.fake_invoke
+
+    def volatile(token: str, args: Any, region: str) -> dict[str, Any]:
+        invoked.append(token)
+        answer = dict(steady(token, args, region))
+        run = uuid.uuid4().hex
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            answer["arn"] = f"arn:aws:sts::{answer['accountId']}:assumed-role/deployer/{run}"
+            answer["userId"] = f"AROADEPLOYER:{run}"
+        elif token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+            answer.update(password=f"ecr-token-{run}", authorizationToken=run, expiresAt=f"2030-01-01T{run[:2]}")
+        return answer
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(render, "fake_invoke", volatile)
+        patch.setattr(render, "mask_secrets", _unwrap_secrets)
+        return run_main(overrides), invoked

@@ -45,7 +45,11 @@ GOOD = {"name": "kafka", "source": {"repo": "https://charts.example.com", "chart
         ({**GOOD, "source": {**GOOD["source"], "tag": 1}}, "field 'source.tag'"),
         ({**GOOD, "source": {"repo": "template:nope"}}, "no Chart.yaml"),
         ({**GOOD, "source": {"repo": "template:../../etc"}}, "must name a directory under"),
-        ({**GOOD, "defaults": {"namespace": "Bad_NS"}}, "field 'defaults.namespace'"),
+        ({**GOOD, "defaults": {"namespace": "kafka"}}, "field 'defaults.namespace' is no longer read"),
+        ({**GOOD, "sync": {"prune": "no"}}, "field 'sync.prune'"),
+        ({**GOOD, "sync": {"prune": "false"}}, "field 'sync.prune'"),
+        ({**GOOD, "sync": {"selfHeal": False}}, "field 'sync.selfHeal'"),
+        ({**GOOD, "sync": [1]}, "field 'sync'"),
         ({**GOOD, "defaults": {"values": [1]}}, "field 'defaults.values'"),
     ],
 )
@@ -71,9 +75,9 @@ def test_missing_extra_dir(tmp_path: Path) -> None:
         load_catalog(tmp_path / "nope")
 
 
-def test_namespace_defaults_to_name(tmp_path: Path) -> None:
+def test_entry_defaults(tmp_path: Path) -> None:
     entry = parse_entry(tmp_path / "kafka.yaml", GOOD)
-    assert entry.namespace == "kafka"
+    assert entry.sync.prune == "true"
     assert dict(entry.values) == {}
 
 
@@ -128,3 +132,17 @@ def test_catalog_yaml_without_aliases_or_duplicate_keys(tmp_path: Path, text: st
     write(tmp_path, "kafka", text)
     with pytest.raises(CatalogError, match=message):
         load_dir(tmp_path)
+
+
+@pytest.mark.parametrize(("prune", "expected"), [(True, "true"), (False, "false"), ("confirm", "confirm")])
+def test_sync_prune_setting(tmp_path: Path, prune: object, expected: str) -> None:
+    assert parse_entry(tmp_path / "kafka.yaml", {**GOOD, "sync": {"prune": prune}}).sync.prune == expected
+
+
+def test_stateful_builtin_entries_never_prune() -> None:
+    # Charts that render PersistentVolumeClaims or CRDs: a new version that drops one must not
+    # delete the user's data with it.
+    catalog = load_catalog()
+    for name in ("mongodb", "postgresql", "redis", "grafana", "kube-prometheus-stack", "cert-manager"):
+        assert catalog[name].sync.prune == "false", name
+    assert catalog["webapp"].sync.prune == "true"

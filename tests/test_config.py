@@ -33,11 +33,22 @@ def app(**fields: Any) -> list[dict[str, Any]]:
 def test_valid_minimal_config_gets_catalog_defaults() -> None:
     cfg = parse()
     (web,) = cfg.apps
-    assert web.namespace == "webapp"
+    assert web.namespace == "web"
     assert web.target_revision == "*"
     assert web.mode == "vendor"
     assert web.values == {"replicaCount": 2}
     assert cfg.token_refresh_mode == "irsa"
+
+
+def test_namespace_defaults_to_the_app_name_so_two_apps_of_one_chart_do_not_collide() -> None:
+    cfg = parse(
+        scoutflo__apps=[
+            {"name": "shop", "chart": "webapp"},
+            {"name": "blog", "chart": "webapp"},
+            {"name": "cms", "chart": "webapp", "namespace": "content"},
+        ]
+    )
+    assert [a.namespace for a in cfg.apps] == ["shop", "blog", "content"]
 
 
 def test_apps_as_json_text_like_the_cli_passes_them() -> None:

@@ -47,7 +47,7 @@ def test_core_objects_validate_against_kubernetes(mode: str) -> None:
         overrides |= {"scoutflo:refresherAccessKeyId": "id", "scoutflo:refresherSecretAccessKey": "key"}
     recording = run_main(overrides)
     core = [o for o in objects(recording) if not o["apiVersion"].startswith("argoproj.io")]
-    assert {o["kind"] for o in core} >= {"Secret", "ServiceAccount", "Role", "RoleBinding", "CronJob"}
+    assert {o["kind"] for o in core} >= {"Secret", "ServiceAccount", "Role", "RoleBinding", "CronJob", "Job"}
     for obj in core:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
 
@@ -89,28 +89,26 @@ def test_application_tracks_the_ecr_chart(dev_recording: render.Recording) -> No
     assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
     assert "CreateNamespace=true" in spec["syncPolicy"]["syncOptions"]
     assert spec["revisionHistoryLimit"] == 10
-    assert spec["destination"]["namespace"] == "webapp"
+    # The app's own name: two apps of the webapp chart do not share a namespace.
+    assert spec["destination"]["namespace"] == "storefront"
     assert "finalizers" not in apps["storefront"]["metadata"]
     # An exact targetRevision pins the version (the rollback path).
     assert apps["admin"]["spec"]["source"]["targetRevision"] == "0.1.0"
     assert apps["admin"]["spec"]["destination"]["namespace"] == "admin"
 
 
-def test_registry_secret_is_a_credential_template(dev_recording: render.Recording) -> None:
+def test_registry_secret_is_a_credential_template_without_a_password(dev_recording: render.Recording) -> None:
     (secret,) = [o for o in objects(dev_recording) if o["kind"] == "Secret"]
     assert secret["metadata"]["labels"]["argocd.argoproj.io/secret-type"] == "repo-creds"
-    # The whole stringData is a Pulumi secret: the render shows its keys, never its values.
-    assert set(secret["stringData"]) == {"type", "name", "url", "enableOCI", "username", "password"}
-    assert set(secret["stringData"].values()) == {"[secret]"}
-    # The unmasked manifest the component builds:
-    doc = manifests.registry_secret(name="s", namespace="argocd", host="h.example", password="p")
-    assert doc["stringData"] | {"password": "p"} == {
+    # Pulumi owns the identity, never the token: no password key is registered at all.
+    assert set(secret["stringData"]) == {"type", "name", "url", "enableOCI", "username"}
+    doc = manifests.registry_secret(name="s", namespace="argocd", url="h.example/scoutflo")
+    assert doc["stringData"] == {
         "type": "helm",
         "name": "s",
-        "url": "h.example",
+        "url": "h.example/scoutflo",
         "enableOCI": "true",
         "username": "AWS",
-        "password": "p",
     }
 
 
@@ -142,10 +140,11 @@ def test_refresher_is_least_privilege_and_hardened(dev_recording: render.Recordi
     assert pod["volumes"][0]["emptyDir"]["medium"] == "Memory"
 
 
-def test_eso_mode_hands_the_secret_to_external_secrets() -> None:
+def test_eso_mode_merges_the_password_into_the_pulumi_owned_secret() -> None:
     recording = run_main({"scoutflo:tokenRefreshMode": "eso"})
     objs = {o["kind"]: o for o in objects(recording)}
-    assert "CronJob" not in objs and "Secret" not in objs and "Role" not in objs
+    assert "CronJob" not in objs and "Job" not in objs and "Role" not in objs
+    assert set(objs["Secret"]["stringData"]) == {"type", "name", "url", "enableOCI", "username"}
     gen = objs["ECRAuthorizationToken"]
     assert gen["apiVersion"] == "generators.external-secrets.io/v1alpha1"
     assert gen["spec"] == {
@@ -155,9 +154,14 @@ def test_eso_mode_hands_the_secret_to_external_secrets() -> None:
     es = objs["ExternalSecret"]["spec"]
     assert es["refreshInterval"] == "6h"
     assert es["dataFrom"][0]["sourceRef"]["generatorRef"]["kind"] == "ECRAuthorizationToken"
-    assert es["target"]["name"] == "scoutflo-ecr-acme"
-    template = es["target"]["template"]
-    assert template["metadata"]["labels"]["argocd.argoproj.io/secret-type"] == "repo-creds"
-    assert template["data"]["url"] == "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
-    assert template["data"]["password"] == "{{ .password }}"
+    # Merge: ESO writes into the existing Secret and never owns, creates or deletes it.
+    assert es["target"] == {
+        "name": "scoutflo-ecr-acme",
+        "creationPolicy": "Merge",
+        "deletionPolicy": "Retain",
+        "template": {"engineVersion": "v2", "data": {"password": "{{ .password }}"}},
+    }
+    annotations = objs["ExternalSecret"]["metadata"]["annotations"]
+    assert len(annotations[manifests.CREDENTIAL_IDENTITY_ANNOTATION]) == 10
     kubernetes_validate.validate(objs["ServiceAccount"], K8S_VERSION, strict=True)
+    kubernetes_validate.validate(objs["Secret"], K8S_VERSION, strict=True)

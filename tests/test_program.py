@@ -148,13 +148,6 @@ def test_adopting_an_existing_github_oidc_provider() -> None:
     assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"]["Federated"] == arn
 
 
-def test_seeded_password_is_ignored_afterwards(dev_recording: render.Recording) -> None:
-    (secret,) = of_type(dev_recording, "kubernetes:core/v1:Secret")
-    assert secret.ignore_changes == ["stringData.password"]
-    (cron,) = of_type(dev_recording, "kubernetes:batch/v1:CronJob")
-    assert secret.urn in cron.depends_on
-
-
 def test_exports(dev_recording: render.Recording) -> None:
     assert dev_recording.outputs["tenant"] == "acme"
     assert dev_recording.outputs["apps"]["admin"] == {
