@@ -130,7 +130,16 @@ class RegistryAccess(pulumi.ComponentResource):
         return role.arn
 
     def _create_secret(self) -> tuple[Any, pulumi.Output[str]]:
-        """The credential without a password, and a hash of what it holds (its identity)."""
+        """The credential without a password, and a hash of what it holds (its identity).
+
+        With server-side apply, pulumi-kubernetes creates by an apply PATCH, so a Secret already in
+        the cluster (made by ESO under an older design, or left by a lost state) is adopted with
+        its password, not refused (provider/pkg/await/await.go Creation: "we always send a PATCH
+        request during creates with SSA enabled"). When the Secret is replaced (a new url), the
+        seed Job and the ExternalSecret, which only `depends_on` it, are not replaced with it
+        (pulumi/pulumi pkg/resource/deploy/step_generator.go calculateDependentReplacements looks
+        at property dependencies only); the identity hash in their inputs makes them run again.
+        """
         a = self._args
         doc = manifests.registry_secret(name=a.secret_name, namespace=a.namespace, url=a.credential_url)
         secret = self._k8s("secret", doc)

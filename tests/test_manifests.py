@@ -163,5 +163,17 @@ def test_eso_mode_merges_the_password_into_the_pulumi_owned_secret() -> None:
     }
     annotations = objs["ExternalSecret"]["metadata"]["annotations"]
     assert len(annotations[manifests.CREDENTIAL_IDENTITY_ANNOTATION]) == 10
+    for kind, schema in (
+        ("ExternalSecret", "eso-externalsecret-v1"),
+        ("ECRAuthorizationToken", "eso-ecrauthorizationtoken-v1alpha1"),
+    ):
+        crd = closed(json.loads((Path(__file__).parent / "schemas" / f"{schema}.json").read_text()))
+        jsonschema.validate(objs[kind], crd)
+    bad = copy.deepcopy(objs["ExternalSecret"])
+    bad["spec"]["target"]["creationPolicy"] = "Adopt"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            bad, closed(json.loads((Path(__file__).parent / "schemas" / "eso-externalsecret-v1.json").read_text()))
+        )
     kubernetes_validate.validate(objs["ServiceAccount"], K8S_VERSION, strict=True)
     kubernetes_validate.validate(objs["Secret"], K8S_VERSION, strict=True)
