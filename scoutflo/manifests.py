@@ -97,15 +97,17 @@ def _helm_oci_credentials(*, name: str, url: Any, username: str) -> dict[str, An
     """Argo CD's Helm-over-OCI repository fields (declarative-setup.md): url without a scheme.
 
     No `password` key: the token is written in the cluster (seed Job, refresher, or ESO), never by
-    Pulumi. pulumi-kubernetes diffs new inputs against the live object pruned to the shape of the
-    old inputs (provider/pkg/provider/provider.go Diff: `pruneLiveState(oldLive, oldInputs)`, and
-    util.go `pruneMap` keeps only keys the inputs have), and `refresh` prunes the same way (Read:
-    `liveInputs := pruneLiveState(liveObj, oldInputs)`): a key the program never registers is never
-    diffed, so the in-cluster patches of `data.password` cause no diff and no replacement. An
-    `ignore_changes` path would not do: the provider's Check turns `stringData` into `data`
-    (clients/unstructured.go normalizeSecretStringData), and the engine applies ignoreChanges to
-    the checked inputs (pulumi/pulumi pkg/resource/deploy/step_generator.go processIgnoreChanges),
-    so it would also keep an old token in the inputs and write it back on the next update.
+    Pulumi. pulumi-kubernetes (at 94977969d) diffs new inputs against the live object pruned to the
+    shape of the old inputs (provider/pkg/provider/provider.go:1494 Diff `oldLivePruned :=
+    pruneLiveState(oldLive, oldInputs)`; provider/pkg/provider/util.go:234 pruneMap keeps only keys
+    the inputs have), and refresh and update prune the same way (provider.go:2083 Read, :2389
+    Update): a key the program never registers is never diffed, so the in-cluster patches of
+    `data.password` cause no diff and no replacement (Secret data is replace-on-change,
+    provider/pkg/provider/diff.go forceNewProperties). An `ignore_changes` path would not do: Check
+    turns `stringData` into `data` (provider/pkg/clients/unstructured.go:134
+    normalizeSecretStringData) and the engine applies ignoreChanges to the checked inputs
+    (pulumi/pulumi pkg/resource/deploy/step_generator.go:3076 processIgnoreChanges), so a
+    `data.password` path would keep an old token in the inputs and write it back on an update.
     """
     return {"type": "helm", "name": name, "url": url, "enableOCI": "true", "username": username}
 

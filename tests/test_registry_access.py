@@ -323,3 +323,16 @@ def test_every_kubernetes_object_is_named(by_mode: dict[str, Any]) -> None:
         for res in recording.resources:
             if res.custom and res.type.startswith("kubernetes:"):
                 assert res.inputs["metadata"].get("name"), res.urn
+
+
+def test_eso_is_told_when_the_secret_was_replaced() -> None:
+    """A replaced Secret comes back without a password; ESO refreshes an ExternalSecret whose
+    annotations changed (pkg/controllers/util/util.go GetResourceVersion), not on its own."""
+
+    def identity(overrides: dict[str, Any]) -> str:
+        (es,) = of_type(run_main({**MODES["eso"], **overrides}), "kubernetes:external-secrets.io/v1:ExternalSecret")
+        return str(es.inputs["metadata"]["annotations"][manifests.CREDENTIAL_IDENTITY_ANNOTATION])
+
+    same = identity({})
+    assert identity({}) == same
+    assert identity({"scoutflo:ecrPrefix": "other"}) != same
