@@ -3,21 +3,25 @@ mode switches; the token is fetched in the cluster by a pod that refuses the wro
 
 from __future__ import annotations
 
+import http.server
 import inspect
 import itertools
+import json
 import os
 import stat
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import kubernetes_validate
 import pulumi_aws
 import pytest
+import yaml
 
 from automation import render
 from scoutflo import manifests
 from tests.conftest import of_type, run_main, run_main_volatile
+from tests.loopback import serve
 
 K8S_VERSION = "1.35"
 STATIC = {"scoutflo:refresherAccessKeyId": "AKIAEXAMPLE", "scoutflo:refresherSecretAccessKey": "wJalrEXAMPLE"}
@@ -336,3 +340,117 @@ def test_eso_is_told_when_the_secret_was_replaced() -> None:
     same = identity({})
     assert identity({}) == same
     assert identity({"scoutflo:ecrPrefix": "other"}) != same
+
+
+# ---------------------------------------------------------------- the pod's two containers, for real
+
+
+class _ApiServer(http.server.BaseHTTPRequestHandler):
+    """Just enough of the Kubernetes API for `kubectl patch secret`: discovery and one PATCH."""
+
+    patches: ClassVar[list[tuple[str, str, str]]] = []
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _json(self, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/apis"):
+            self._json({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+        elif self.path.startswith("/api/v1"):
+            secrets = {"name": "secrets", "namespaced": True, "kind": "Secret", "verbs": ["get", "patch"]}
+            self._json({"kind": "APIResourceList", "groupVersion": "v1", "resources": [secrets]})
+        elif self.path.startswith("/api"):
+            self._json({"kind": "APIVersions", "versions": ["v1"]})
+        else:
+            self.send_error(404)
+
+    def do_PATCH(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        self.patches.append((self.path, self.headers["Content-Type"], body))
+        name = self.path.rsplit("/", 1)[1]
+        self._json({"kind": "Secret", "apiVersion": "v1", "metadata": {"name": name, "namespace": "argocd"}})
+
+
+def test_the_refresher_pod_fetches_and_patches_with_the_real_kubectl(by_mode: dict[str, Any], tmp_path: Path) -> None:
+    """The rendered pod's own commands and env, each volume mapped to a directory here: the fetch
+    script writes the patch into the shared memory volume, the real kubectl sends it as a merge
+    patch, and kubectl's discovery cache lands in the writable volume (KUBECACHEDIR), not $HOME
+    of a read-only root."""
+    (cron,) = of_type(by_mode["static"], "kubernetes:batch/v1:CronJob")
+    pod = cron.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    volumes = {v["name"]: tmp_path / "volumes" / v["name"] for v in pod["volumes"]}
+    for path in volumes.values():
+        path.mkdir(parents=True)
+
+    def mapped(container: dict[str, Any], text: str) -> str:
+        """A path in a mounted volume (or a `--flag=path`) as the directory standing in for it."""
+        flag, eq, value = text.rpartition("=") if text.startswith("--") else ("", "", text)
+        for mount in container["volumeMounts"]:
+            if value.startswith(mount["mountPath"] + "/") or value == mount["mountPath"]:
+                return flag + eq + str(volumes[mount["name"]]) + value[len(mount["mountPath"]) :]
+        return text
+
+    def environment(container: dict[str, Any], extra: dict[str, str]) -> dict[str, str]:
+        env = {e["name"]: mapped(container, e["value"]) for e in container.get("env", [])}
+        return {**env, **extra}
+
+    (fetch,) = pod["initContainers"]
+    # Paths reach the script through its env (mapped below), never written into its text.
+    assert "/work/" not in fetch["command"][-1]
+    aws_env, _ = fake_aws(tmp_path)
+    keys = {"AWS_ACCESS_KEY_ID": "AKIA", "AWS_SECRET_ACCESS_KEY": "x", "PATH": aws_env["PATH"]}
+    result = subprocess.run(
+        [mapped(fetch, arg) for arg in fetch["command"]],
+        env=environment(fetch, keys),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+    (patch,) = pod["containers"]
+    _ApiServer.patches = []
+    with serve(_ApiServer) as url:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "c", "cluster": {"server": url}}],
+                    "users": [{"name": "u", "user": {}}],
+                    "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                    "current-context": "c",
+                }
+            )
+        )
+        kubectl = subprocess.run(
+            [mapped(patch, arg) for arg in patch["command"]],
+            env=environment(patch, {"PATH": os.environ["PATH"], "KUBECONFIG": str(kubeconfig)}),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert kubectl.returncode == 0, kubectl.stderr
+    assert _ApiServer.patches == [
+        (
+            # An Update by its own field manager: the password is never a field Pulumi applied.
+            "/api/v1/namespaces/argocd/secrets/scoutflo-ecr-acme?fieldManager=kubectl-patch",
+            "application/merge-patch+json",
+            '{"stringData":{"password":"ecr-token-123"}}',
+        )
+    ]
+    assert "ecr-token-123" not in kubectl.stdout + kubectl.stderr
+    assert any((volumes["tmp"] / ".kube" / "cache").rglob("*.json")), "kubectl's discovery cache"
