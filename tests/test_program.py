@@ -55,6 +55,7 @@ def test_every_app_gets_repo_registry_role_and_application(dev_recording: render
     shared = counts["shared"]
     assert shared["kubernetes:core/v1:Secret"] == 1
     assert shared["kubernetes:batch/v1:CronJob"] == 1
+    assert shared["kubernetes:batch/v1:Job"] == 1
     assert shared["aws:iam/openIdConnectProvider:OpenIdConnectProvider"] == 1
 
 

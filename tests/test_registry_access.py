@@ -59,7 +59,12 @@ def test_every_input_is_the_same_when_cloud_lookups_answer_differently(mode: str
     assert [r.urn for r in first.resources] == [r.urn for r in second.resources]
     for a, b in zip(first.resources, second.resources, strict=True):
         assert a.inputs == b.inputs, a.urn
-        assert (a.depends_on, a.ignore_changes) == (b.depends_on, b.ignore_changes), a.urn
+        assert (a.depends_on, a.ignore_changes, a.protect, a.retain_on_delete) == (
+            b.depends_on,
+            b.ignore_changes,
+            b.protect,
+            b.retain_on_delete,
+        ), a.urn
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
