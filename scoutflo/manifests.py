@@ -165,11 +165,12 @@ def static_credentials_secret(*, namespace: str, access_key_id: Any, secret_acce
 # memory-backed volume shared with the kubectl container, which sends it as a merge patch.
 # Before that, the script refuses to run under any identity but the one its mode names. In irsa
 # mode the EKS pod identity webhook injects AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE, but it
-# fails open (aws/amazon-eks-pod-identity-webhook deploy/mutatingwebhook.yaml `failurePolicy:
-# Ignore`; pkg/handler/handler.go addEnvToContainer): a pod created while the webhook is down
+# fails open (aws/amazon-eks-pod-identity-webhook@3bf80a3 deploy/mutatingwebhook.yaml:9
+# `failurePolicy: Ignore`; pkg/handler/handler.go:172 addEnvToContainer also skips a container
+# that sets AWS_ROLE_ARN itself, so we cannot pin it in the env): a pod created while it is down
 # has neither, and the CLI would go on to the node's instance role. The role ARN must be the
 # reader role, and the instance metadata service is off for the CLI in every mode
-# (AWS_EC2_METADATA_DISABLED, boto/botocore botocore/utils.py IMDSFetcher `_disabled`).
+# (AWS_EC2_METADATA_DISABLED, boto/botocore@0e6e240 botocore/utils.py:418 IMDSFetcher).
 FETCH_SCRIPT = """set -eu
 umask 077
 case "${SCOUTFLO_CREDENTIALS:-}" in
