@@ -221,9 +221,9 @@ def registry_access_args(cfg: Any, host: pulumi.Output[str], account_id: pulumi.
         secret_name=naming.registry_secret_name(cfg.tenant),
         namespace=cfg.argocd_namespace,
         # Argo CD picks the credential whose url is the longest plain string prefix of the
-        # repoURL, with no host or path boundary (argoproj/argo-cd@37ee009 util/db/repository_secrets.go:615
-        # getRepositoryCredentialIndex: strings.HasPrefix). The apps' repoURL is `<host>/<prefix>`,
-        # so that, not the bare host, is what the credential covers.
+        # repoURL, with no host or path boundary (argoproj/argo-cd@37ee009
+        # util/db/repository_secrets.go:615 getRepositoryCredentialIndex: strings.HasPrefix). The
+        # apps' repoURL is `<host>/<prefix>`, so that, not the bare host, is what it covers.
         credential_url=host.apply(lambda h: naming.chart_repo_url(h, cfg.ecr_prefix)),
         account_id=account_id,
         region=cfg.aws_region,
