@@ -180,7 +180,12 @@ class RegistryAccess(pulumi.ComponentResource):
         )
         # The seed Job runs (and `pulumi up` waits for it) before anything depends on the
         # credential; its name changes with the pod template or the Secret, so a change to
-        # either runs it again (a replaced Secret comes back empty).
+        # either runs it again (a replaced Secret comes back empty). A seed that failed (webhook
+        # down, IAM not yet consistent) is kept in the state with init errors, and the next `up`
+        # would only wait on the failed Job again (pulumi/pulumi step_generator.go: hasInitErrors
+        # -> an empty update); replaceOnChanges "*" covers the "#initerror" key
+        # (applyReplaceOnChanges), so it is replaced and runs again, deleted first because its
+        # name is unchanged (an SSA create of the same name would patch the failed Job).
         self._k8s(
             "seed",
             manifests.seed_job(
@@ -189,6 +194,8 @@ class RegistryAccess(pulumi.ComponentResource):
                 pod_template=template,
             ),
             depends_on=needs,
+            replace_on_changes=["*"],
+            delete_before_replace=True,
         )
         self._k8s(
             "cronjob",

@@ -459,3 +459,22 @@ def test_the_refresher_pod_fetches_and_patches_with_the_real_kubectl(by_mode: di
     ]
     assert "ecr-token-123" not in kubectl.stdout + kubectl.stderr
     assert any((volumes["tmp"] / ".kube" / "cache").rglob("*.json")), "kubectl's discovery cache"
+
+
+def test_a_failed_seed_job_runs_again_on_the_next_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine replaces a resource with init errors only when replaceOnChanges covers
+    "#initerror" (pulumi/pulumi step_generator.go applyReplaceOnChanges); otherwise it re-awaits
+    the failed Job forever. Resource options are only visible on the RegisterResource request."""
+    from pulumi.runtime.mocks import MockMonitor
+
+    seen: dict[str, tuple[list[str], bool]] = {}
+    register = MockMonitor.RegisterResource
+
+    def recording(self: Any, request: Any) -> Any:
+        seen[request.name] = (list(request.replaceOnChanges), bool(request.deleteBeforeReplace))
+        return register(self, request)
+
+    monkeypatch.setattr(MockMonitor, "RegisterResource", recording)
+    run_main(MODES["irsa"])
+    assert seen["registry-access-seed"] == (["*"], True)
+    assert seen["registry-access-secret"] == ([], False)
