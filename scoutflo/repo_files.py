@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from string import Template
 
+from scoutflo.charts.chart_yaml import yaml_scalar
+
 SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
 CHART_DIR = "chart"
 INITIAL_VERSION = "0.1.0"
@@ -21,7 +23,7 @@ _VERSION = re.compile(r"^version:.*$", re.M)
 
 def set_chart_identity(chart_yaml: str, name: str, version: str) -> str:
     """Rewrite only the `name` and `version` lines, keeping the rest of Chart.yaml as written."""
-    for pattern, line in ((_NAME, f"name: {name}"), (_VERSION, f"version: {version}")):
+    for pattern, line in ((_NAME, f"name: {yaml_scalar(name)}"), (_VERSION, f"version: {version}")):
         if not pattern.search(chart_yaml):
             raise ValueError(f"Chart.yaml has no top-level '{line.split(':')[0]}:' line")
         chart_yaml = pattern.sub(line, chart_yaml, count=1)

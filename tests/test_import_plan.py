@@ -358,3 +358,25 @@ def test_a_pax_global_header_cannot_rename_members() -> None:
         tar.addfile(readme, io.BytesIO(b"hello"))
     with pytest.raises(ArchiveError, match="pax global header"):
         read_chart(gzip.compress(buf.getvalue()))
+
+
+@pytest.mark.parametrize("app", ["y", "1e3", "0o17", "webapp"])
+def test_template_charts_keep_names_go_yaml_would_read_as_other_values(app: str, tmp_path: Path) -> None:
+    """The template path writes Chart.yaml too: the same go-yaml reading as above applies
+    (helm/helm pkg/chart/v2/loader/load.go:84), so `y` must not reach Helm as `true`."""
+    from charts_catalog import load_catalog
+    from scoutflo.repo_files import template_chart
+
+    template_dir = load_catalog()["webapp"].source.template_dir
+    assert template_dir is not None
+    files = template_chart(template_dir, app)
+    out = tmp_path / "chart"
+    for path, text in files.items():
+        target = tmp_path / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    assert release_fields(out) == (app, "0.1.0")
+    helm = subprocess.run(["helm", "show", "chart", str(out)], capture_output=True, text=True, timeout=60)
+    assert helm.returncode == 0, helm.stderr
+    shown = yaml.safe_load(helm.stdout)
+    assert (shown["name"], shown["version"]) == (app, "0.1.0"), "Helm loads the app's name"
