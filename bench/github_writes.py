@@ -5,7 +5,8 @@ The program runs under mocks with one template app and one public-chart app (ser
 Helm repository). Each RepoCommit's writes are MEASURED: its recorded inputs are replayed through
 RepoCommitProvider.create against the GitHub stand-in. pulumi-github resources are bridged from
 terraform-provider-github; their writes on create are read in its source
-(integrations/terraform-provider-github, github/…, file:line below) and tabulated.
+(integrations/terraform-provider-github at v6.13.0, commit 20728bb: the `upstream` submodule of
+pulumi/pulumi-github v6.15.0, the version pinned; github/…, file:line below) and tabulated.
 Usage: python bench/github_writes.py [--tenant-apps 40]
 """
 
@@ -53,7 +54,7 @@ PROVIDER_WRITES: dict[str, tuple[int, str]] = {
         0,
         "resource_github_branch_default.go:138-165 writes only when the owner's default is not `main` (+1 rename)",
     ),
-    "github:index/actionsVariable:ActionsVariable": (1, "resource_github_actions_variable.go:88 CreateRepoVariable"),
+    "github:index/actionsVariable:ActionsVariable": (1, "resource_github_actions_variable.go:86 CreateRepoVariable"),
     "github:index/branchProtection:BranchProtection": (
         1,
         "resource_github_branch_protection.go:263 createBranchProtectionRule mutation",

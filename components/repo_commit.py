@@ -89,7 +89,8 @@ class RepoCommitProvider(ResourceProvider):
                         failures.append(CheckFailure(key, f"{path!r} must be base64 (the file's bytes)"))
             for path in set(files) & set(binary):
                 failures.append(CheckFailure("binary_files", f"{path!r} is also in files"))
-        for key in ("owner", "repo", "base", "message"):
+        # The token too: without it create fails inside PyGithub, after the plan was approved.
+        for key in ("owner", "repo", "base", "message", "token"):
             if not news.get(key):
                 failures.append(CheckFailure(key, f"{key} is required"))
         return CheckResult(news, failures)

@@ -28,13 +28,14 @@ on a branch the user has committed to are left alone.
 from __future__ import annotations
 
 import base64
+import bisect
 import email.utils
 import hashlib
 import json
+import re
 import threading
 import time
 import urllib.parse
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,20 +69,34 @@ class Pacer:
 
     def __init__(self, per_minute: int = WRITES_PER_MINUTE, per_hour: int = WRITES_PER_HOUR):
         self.windows = ((60.0, per_minute), (3600.0, per_hour))
-        self._slots: deque[float] = deque()
+        self._slots: list[float] = []
         self._lock = threading.Lock()
 
     def reserve(self, now: float) -> float:
-        """Reserve the earliest slot at or after `now`; returns how long to wait for it."""
+        """Reserve the earliest slot at or after `now`; returns how long to wait for it.
+
+        Slots stay sorted (callers read the clock before taking the lock, so their `now`s
+        arrive slightly out of order), and the windows are checked again until one slot fits
+        both: moving a slot out of a full hour can move it into a full minute."""
         with self._lock:
-            while self._slots and self._slots[0] <= now - 3600.0:
-                self._slots.popleft()
-            at = now
-            for span, limit in self.windows:
-                recent = [t for t in self._slots if t > at - span]
-                if len(recent) >= limit:
-                    at = max(at, recent[-limit] + span)
-            self._slots.append(at)
+            # Kept for two hours: a caller whose clock read lags another's still sees its hour.
+            while self._slots and self._slots[0] <= now - 7200.0:
+                self._slots.pop(0)
+            at, moved, slots = now, True, self._slots
+            while moved:
+                moved = False
+                for span, limit in self.windows:
+                    # A window of `span` holding `at` must hold fewer than `limit` others: any
+                    # `limit` consecutive slots lying, with `at`, within less than `span` would
+                    # overflow it, and the earliest way out is the first of them + span. One pass:
+                    # `at` only grows, so groups left behind never matter again.
+                    i = bisect.bisect_right(slots, at - span)
+                    while i + limit - 1 < len(slots) and slots[i] < at + span:
+                        # (not `max - min < span`: after a move, float rounding keeps it true)
+                        if max(slots[i + limit - 1], at) < min(slots[i], at) + span:
+                            at, moved = slots[i] + span, True
+                        i += 1
+            bisect.insort(self._slots, at)
             return at - now
 
 
@@ -96,16 +111,21 @@ def pacer_for(token: str) -> Pacer:
         return _PACERS.setdefault(key, Pacer())
 
 
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+"""Digits only: float() also takes "nan", "inf" and "1_0", and a NaN wait fails time.sleep."""
+
+
 def _seconds_until(value: str, now: float, *, epoch: bool) -> float | None:
-    """A header's wait in seconds: delta-seconds (Retry-After), epoch seconds (x-ratelimit-reset)
-    or an HTTP-date (RFC 9110 §10.2.3 allows it for Retry-After); None when unparsable."""
+    """A header's wait in seconds: delta-seconds (Retry-After), epoch seconds (x-ratelimit-reset;
+    PyGithub notes GitHub sometimes sends a float, Requester.py:1241) or an HTTP-date (RFC 9110
+    §10.2.3 allows it for Retry-After); None when unparsable."""
     value = value.strip()
-    try:
+    if _NUMBER.fullmatch(value):
         number = float(value)
-    except ValueError:
+    else:
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, IndexError):
             return None
         if when.tzinfo is None:
             return None
@@ -213,6 +233,10 @@ class GitHub:
                 raise GitHubError(0, method, path, f"redirect not followed: {err}") from None
             except requests.RequestException as err:
                 status, headers, raw = 0, {}, f"connection failed: {type(err).__name__}"
+            except ValueError:
+                # PyGithub reads x-ratelimit-* as numbers before returning (Requester.py:1240-1248,
+                # `int(float(...))`): an HTTP-date or "NaN" there raises, and the answer is lost.
+                status, headers, raw = 0, {}, "answer with unreadable x-ratelimit headers"
             if 300 <= status < 400:
                 raise GitHubError(
                     status,
@@ -302,9 +326,17 @@ def _find_marked(gh: GitHub, r: str, head: str, key: str) -> str | None:
 
 
 def _open_pull(gh: GitHub, owner: str, r: str, branch: str) -> dict[str, Any] | None:
+    """Our open pull request from `branch`. The answer is checked, not trusted to be filtered:
+    PyGithub follows a same-origin 301 (a renamed repository) to the Location's path alone,
+    dropping the query (Requester.py:1312, `o.path`), and GitHub then lists every open pull
+    request, a fork's from a branch of the same name included. GitHub's label is
+    "owner:branch" with the owner as GitHub spells it (logins are case-insensitive)."""
     head = f"{urllib.parse.quote(owner)}:{urllib.parse.quote(branch, safe='')}"
-    pulls = gh.call("GET", f"{r}/pulls?state=open&head={head}") or []
-    return pulls[0] if pulls else None
+    for pr in gh.call("GET", f"{r}/pulls?state=open&head={head}&per_page={HISTORY}") or []:
+        pr_owner, _, ref = str((pr.get("head") or {}).get("label") or "").partition(":")
+        if pr.get("state") == "open" and pr_owner.lower() == owner.lower() and ref == branch:
+            return dict(pr)
+    return None
 
 
 @dataclass(frozen=True)

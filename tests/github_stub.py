@@ -101,6 +101,23 @@ class GitHubState:
         self.refs[branch] = self.commit(tree, [head], message)
         return self.refs[branch]
 
+    def pull(self, label: str, base: str, title: str = "", body: str = "", repo: str = "r") -> dict[str, Any]:
+        """Open a pull request from `label` ("owner:branch"; another owner is a fork) into `base`,
+        shaped as GitHub answers one (head.ref, head.label, head.repo.full_name)."""
+        owner, ref = label.split(":", 1)
+        number = len(self.pulls) + 1
+        pr = {
+            "number": number,
+            "html_url": f"https://github.test/pull/{number}",
+            "state": "open",
+            "title": title,
+            "body": body,
+            "base": {"ref": base},
+            "head": {"ref": ref, "label": label, "repo": {"full_name": f"{owner}/{repo}"}},
+        }
+        self.pulls.append(pr)
+        return pr
+
     def is_ancestor(self, old: str, new: str) -> bool:
         todo = [new]
         while todo:
@@ -236,15 +253,18 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
                 state.refs[name] = body["sha"]
                 return 201, {"object": {"sha": body["sha"]}}
             if method == "GET" and rest == "pulls":
-                head = query["head"][0].split(":", 1)[1]
-                return 200, [p for p in state.pulls if p["head"] == head and p["state"] == "open"]
+                # GitHub's `head` filter is "owner:branch" (the head's label); without it, every
+                # open pull request of the repository is listed (pulls/pulls#list-pull-requests).
+                pulls = [p for p in state.pulls if p["state"] == query.get("state", ["open"])[0]]
+                if "head" in query:
+                    pulls = [p for p in pulls if p["head"]["label"] == query["head"][0]]
+                return 200, pulls
             if method == "POST" and rest == "pulls":
-                if any(p["head"] == body["head"] and p["state"] == "open" for p in state.pulls):
-                    return 422, {"message": f"A pull request already exists for o:{body['head']}."}
-                number = len(state.pulls) + 1
-                pr = {"number": number, "html_url": f"https://github.test/pull/{number}", "state": "open", **body}
-                state.pulls.append(pr)
-                return 201, pr
+                # A head without "owner:" names a branch of this repository.
+                label = body["head"] if ":" in body["head"] else f"{parts[2]}:{body['head']}"
+                if any(p["head"]["label"] == label and p["state"] == "open" for p in state.pulls):
+                    return 422, {"message": f"A pull request already exists for {label}."}
+                return 201, state.pull(label, body["base"], body.get("title", ""), body.get("body", ""), parts[3])
             return 404, {"message": f"stub has no route {method} {url.path}"}
 
         do_GET = do_POST = do_PATCH = _handle

@@ -5,7 +5,9 @@ for byte, rate limits and redirects as GitHub answers them."""
 from __future__ import annotations
 
 import base64
+import bisect
 import email.utils
+import random
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -81,7 +83,7 @@ def test_import_is_one_branch_and_one_pull_request(stub: Stub) -> None:
     ]
     assert gh.writes == 4
     assert result.pull_request == 1 and state.history("main") == [state.refs["main"]], "main is untouched"
-    assert state.pulls[0]["head"] == "scoutflo/import-x-1.2.3"
+    assert state.pulls[0]["head"]["label"] == "o:scoutflo/import-x-1.2.3"
     assert state.pulls[0]["body"] == f"body\n\n{marker_line('scoutflo/import-x-1.2.3')}\n"
 
     # Running the same import again finds the open PR: no writes, nothing duplicated.
@@ -217,7 +219,7 @@ def test_every_import_write_failing_once_in_turn_ends_in_one_commit_and_one_pr()
         return commit_files(gh, owner="o", repo="r", files=files, message="Import", branch="imp", pr_title="t")
 
     def check(state: GitHubState) -> None:
-        assert [p["head"] for p in state.pulls] == ["imp"], state.pulls
+        assert [p["head"]["label"] for p in state.pulls] == ["o:imp"], state.pulls
         marked = [s for s in state.history("imp") if marker_line("imp") in state.objects[s]["message"]]
         assert marked == [state.refs["imp"]]
         assert state.files("imp") == {"README.md": AUTO_INIT_README, **as_bytes(files)}
@@ -300,6 +302,10 @@ def http_date(offset: float) -> str:
         (429, {"Retry-After": http_date(-100)}, "", 1.0),  # a date in the past
         (429, {"Retry-After": "999999"}, "", MAX_WAIT),  # clamped down
         (429, {"Retry-After": "soon"}, "", 60.0),  # unparsable: GitHub's "at least a minute"
+        # float() takes these; RFC 9110 §10.2.3 delta-seconds is 1*DIGIT (NaN slept = ValueError)
+        (429, {"Retry-After": "nan"}, "", 60.0),
+        (429, {"Retry-After": "1_0"}, "", 60.0),
+        (403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "NaN"}, "API rate limit exceeded", 60.0),
         (403, {}, "Resource not accessible by integration", None),
         (403, {"x-ratelimit-remaining": "12"}, "Must have admin rights", None),
         (502, {"Retry-After": "3"}, "", None),
@@ -330,6 +336,17 @@ def test_waits_are_bounded_by_a_total_budget_per_operation(stub: Stub) -> None:
     assert len(state.history("main")) == 1
 
 
+def test_rate_limit_headers_pygithub_cannot_read_are_a_failed_answer_not_a_crash(stub: Stub) -> None:
+    """PyGithub parses x-ratelimit-reset with int(float(...)) inside requestJson
+    (Requester.py:1246-1248): an HTTP-date there raises ValueError before we see the answer."""
+    state, url, sleeps = stub
+    limited = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": http_date(10)}
+    state.failures[("GET", "/repos/o/r/git/ref/heads/main")] = [Fault("status", 403, limited, "rate limit")]
+    state.failures[("POST", "/repos/o/r/git/trees")] = [Fault("status", 403, limited, "rate limit")]
+    commit_files(client(url, sleeps), owner="o", repo="r", files={"a": "b"}, message="m")
+    assert sleeps == [1.0, 1.0] and len(state.history("main")) == 2
+
+
 def test_plain_403_fails_at_once(stub: Stub) -> None:
     state, url, sleeps = stub
     state.failures[("POST", "/repos/o/r/git/trees")] = [Fault("status", 403, message="Resource not accessible")]
@@ -346,6 +363,39 @@ def test_pacer_keeps_writes_within_secondary_limits() -> None:
     hourly = Pacer(per_minute=10**6)
     assert [hourly.reserve(0.0) for _ in range(500)] == [0.0] * 500
     assert hourly.reserve(1.0) == 3599.0
+
+
+def window_overflows(slots: list[float], span: float, limit: int) -> list[float]:
+    """Slots t with more than `limit` slots in (t - span, t]: what GitHub would refuse (a slot at
+    t - span, within float rounding, has left the window)."""
+    ordered = sorted(slots)
+    return [t for i, t in enumerate(ordered) if i - bisect.bisect_right(ordered, t - span + 1e-6) + 1 > limit]
+
+
+def test_pacer_never_overbooks_when_callers_clocks_interleave() -> None:
+    """Threads read the clock before taking the pacer's lock, so reservations arrive slightly out
+    of order; a window must still never hold more than its limit (found by a randomized search)."""
+    pacer = Pacer(per_minute=2, per_hour=6)
+    slots = [t + pacer.reserve(t) for t in (30.0, 29.0, 89.0, 84.0, 90.0, 148.0)]
+    assert window_overflows(slots, 60, 2) == [] and window_overflows(slots, 3600, 6) == []
+    rng = random.Random(1)
+    for _ in range(300):
+        pacer = Pacer(per_minute=rng.randint(2, 5), per_hour=rng.randint(3, 12))
+        (_, per_minute), (_, per_hour) = pacer.windows
+        now, slots = 0.0, []
+        for _ in range(rng.randint(3, 20)):
+            now += rng.choice([0.0, 1.0, 10.0, 30.0, 59.0, 61.0, 600.0, 3000.0])
+            t = now - rng.choice([0.0, 0.0, 1.0, 5.0])
+            slots.append(t + pacer.reserve(t))
+        assert window_overflows(slots, 60, per_minute) == [] and window_overflows(slots, 3600, per_hour) == []
+    # Four callers that sleep their waits, clocks in 50 ms steps (float sums like 11.1 + 60).
+    pacer, clocks, slots = Pacer(), [0.0] * 4, []
+    for _ in range(400):
+        k = rng.randrange(4)
+        clocks[k] += rng.choice([0.05, 0.5, 2.0])
+        clocks[k] += pacer.reserve(clocks[k])
+        slots.append(clocks[k])
+    assert window_overflows(slots, 60, 80) == [] and max(clocks) > 60
 
 
 def test_concurrent_creates_share_one_pacer() -> None:
@@ -416,6 +466,25 @@ def test_a_same_origin_301_is_followed(stub: Stub) -> None:
     assert gh.call("GET", "/repos/o/old/git/ref/heads/main")["object"]["sha"] == state.refs["main"]
 
 
+def test_a_301_that_drops_the_query_never_takes_someone_elses_pull_request(stub: Stub) -> None:
+    """PyGithub follows a same-origin 301 to the Location's path alone (Requester.py:1312,
+    `o.path`): the query is lost, so `GET /pulls?state=open&head=o:b` after a repository rename
+    lists every open pull request. A fork's PR from a branch of the same name is not ours either
+    (GitHub's `head` filter is the label "owner:branch", pulls#list-pull-requests)."""
+    state, url, sleeps = stub
+    kwargs: dict[str, Any] = dict(owner="o", repo="r", files=FILES, message="Import", branch="b", pr_title="t")
+    commit_files(client(url, sleeps), **kwargs)
+    state.pulls[0]["state"] = "closed"
+    state.pull("someone:b", "main")  # a fork's pull request from its own branch `b`
+    state.pull("o:feature", "main")  # the user's
+    state.failures[("GET", "/repos/o/r/pulls")] = [
+        Fault("redirect", 301, location=f"{url}/repos/o/renamed/pulls?state=open&head=o:b")
+    ]
+    result = commit_files(client(url, sleeps), **kwargs)
+    assert result.pull_request == 4 and state.pulls[3]["head"]["label"] == "o:b"
+    assert [p["state"] for p in state.pulls[1:3]] == ["open", "open"]
+
+
 def test_unreachable_api_is_one_clear_error() -> None:
     sleeps: list[float] = []
     gh = client("http://127.0.0.1:9", sleeps, max_attempts=3)
@@ -448,7 +517,14 @@ def test_a_missing_base_branch_is_an_error(stub: Stub) -> None:
 
 def test_provider_check_rejects_bad_paths_and_bad_binary() -> None:
     provider = RepoCommitProvider()
-    news = {"owner": "o", "repo": "r", "base": "main", "message": "m", "files": {"../x": "", "/abs": "", ".git/c": ""}}
+    news = {
+        "owner": "o",
+        "repo": "r",
+        "base": "main",
+        "message": "m",
+        "token": "t",
+        "files": {"../x": "", "/abs": "", ".git/c": ""},
+    }
     assert len(provider.check({}, news).failures) == 3
     assert not provider.check({}, {**news, "files": {"chart/Chart.yaml": "x"}}).failures
     assert provider.check({}, {**news, "files": {}}).failures
@@ -456,6 +532,14 @@ def test_provider_check_rejects_bad_paths_and_bad_binary() -> None:
     assert not provider.check({}, binary).failures
     bad = provider.check({}, {**binary, "binary_files": {"a.bin": "not base64!", "../b": "AA=="}}).failures
     assert [f.property for f in bad] == ["binary_files", "binary_files"]
+
+
+def test_provider_check_requires_the_token() -> None:
+    """Without it create would fail inside PyGithub (Auth.Token asserts a str) after the plan was
+    approved; check runs at preview and names the field."""
+    news = {"owner": "o", "repo": "r", "base": "main", "message": "m", "files": {"a": "b"}}
+    assert [f.property for f in RepoCommitProvider().check({}, news).failures] == ["token"]
+    assert not RepoCommitProvider().check({}, {**news, "token": "t"}).failures
 
 
 def test_provider_diff_never_rewrites_user_content() -> None:
@@ -509,7 +593,8 @@ def test_a_provider_pickled_by_an_existing_stack_loads_in_a_fresh_process() -> N
     code = (
         "import base64, sys, dill\n"
         "p = dill.loads(base64.b64decode(sys.stdin.read()))\n"
-        "bad = p.check({}, {'owner': 'o', 'repo': 'r', 'base': 'main', 'message': 'm', 'files': {'../x': ''}})\n"
+        "news = {'owner': 'o', 'repo': 'r', 'base': 'main', 'message': 'm', 'token': 't'}\n"
+        "bad = p.check({}, {**news, 'files': {'../x': ''}})\n"
         "print(type(p).__module__, type(p).__name__, len(bad.failures))\n"
     )
     result = subprocess.run(
