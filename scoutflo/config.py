@@ -154,6 +154,18 @@ def _as_bool(key: str, value: Any) -> bool:
     raise ConfigError(f"config '{key}' must be true or false, e.g. `pulumi config set {key.split(':')[1]} false`")
 
 
+def _refuse_other_github_api(base_url: object) -> None:
+    """pulumi-github talks to `github:baseUrl` (or $GITHUB_BASE_URL, terraform-provider-github
+    github/provider.go:40 `base_url`), but the commit resource talks to api.github.com: with GitHub
+    Enterprise Server the token would go to the wrong host. Until the commits follow it, refuse."""
+    if base_url in (None, "") or str(base_url).rstrip("/") == "https://api.github.com":
+        return
+    raise ConfigError(
+        "config 'github:baseUrl' (or $GITHUB_BASE_URL) points at another GitHub API than api.github.com; "
+        "GitHub Enterprise Server is not supported yet: remove it with `pulumi config rm github:baseUrl`"
+    )
+
+
 def parse_config(raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry]) -> StackConfig:
     """Validate raw config values (keys as in the stack file) against the catalog."""
     tenant = _need(raw, "scoutflo:tenant", "set it with `pulumi config set tenant <id>`")
@@ -216,6 +228,7 @@ def parse_config(raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry]) ->
             "missing config 'github:token': `pulumi config set --secret github:token <token>` "
             "or export GITHUB_TOKEN (repo and workflow scopes)"
         )
+    _refuse_other_github_api(raw.get("github:baseUrl"))
     credentials = _parse_credentials(raw.get(f"scoutflo:{CREDENTIALS_KEY}"))
     apps = _parse_apps(_as_object("scoutflo:apps", _need(raw, "scoutflo:apps", "list the apps to deploy")), catalog)
     return StackConfig(
@@ -337,6 +350,7 @@ def load_config() -> StackConfig:
         raw[f"scoutflo:{key}"] = pulumi.Config(PROJECT).get_secret(key)
     # Needed as plain text to fetch charts while the program runs; never exported or logged.
     raw[f"scoutflo:{CREDENTIALS_KEY}"] = pulumi.Config(PROJECT).get(CREDENTIALS_KEY)
+    raw["github:baseUrl"] = pulumi.Config("github").get("baseUrl") or os.environ.get("GITHUB_BASE_URL")
     # The GitHub provider falls back to $GITHUB_TOKEN as well; the commits follow the same rule.
     env_token = os.environ.get("GITHUB_TOKEN")
     raw["github:token"] = pulumi.Config("github").get_secret("token") or (

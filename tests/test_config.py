@@ -106,6 +106,7 @@ def test_deep_merge_replaces_lists_and_copies() -> None:
         ({"scoutflo__refreshSchedule": "hourly"}, ["'scoutflo:refreshSchedule'", "cron"]),
         ({"scoutflo__revisionHistoryLimit": "ten"}, ["'scoutflo:revisionHistoryLimit'", "integer"]),
         ({"scoutflo__revisionHistoryLimit": "0"}, ["'scoutflo:revisionHistoryLimit'", "at least 1"]),
+        ({"github__baseUrl": "https://ghe.example.com/api/v3/"}, ["'github:baseUrl'", "config rm github:baseUrl"]),
     ],
 )
 def test_bad_input_is_named(changes: dict[str, Any], expected: list[str]) -> None:
