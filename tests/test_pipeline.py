@@ -246,3 +246,29 @@ def test_app_repo_readme_explains_release_race_and_rollback(rendered: Path) -> N
         "re-run",
     ):
         assert needle in readme, needle
+
+
+def test_a_chart_rename_is_refused_before_merge_and_before_release(app_repo: tuple[Path, dict[str, str]]) -> None:
+    """ci/release pushes to <registry>/<Chart.yaml name>, and the CI role may push to the app's one
+    ECR repository only (components/ci_role.py), which Argo CD's Application also names: a renamed
+    chart would fail at the push with AccessDenied, after merge. The PR check and the release
+    refuse it first, saying which name to keep."""
+    repo, env = app_repo
+    chart = repo / "chart" / "Chart.yaml"
+    git(repo, env, "tag", "v0.1.0")
+    git(repo, env, "checkout", "-q", "-b", "rename")
+    text = chart.read_text()
+    assert "\nname: storefront\n" in text
+    chart.write_text(text.replace("\nname: storefront\n", "\nname: 'shop'  # new\n"))
+    git(repo, env, "commit", "-qam", "rename")
+    check = run(["ci/version", "check", "main"], repo, env, check=False)
+    assert check.returncode == 1, check.stdout
+    assert "name 'shop'" in check.stderr and "'storefront'" in check.stderr
+    release = run(["ci/version", "next"], repo, env, check=False)
+    assert release.returncode == 1, release.stdout
+    assert "name 'shop'" in release.stderr and "v0.1.0" in release.stderr
+    # The same name written differently (quoted, CRLF) is no rename.
+    chart.write_bytes(text.replace("\nname: storefront\n", '\nname: "storefront"\n').replace("\n", "\r\n").encode())
+    git(repo, env, "commit", "-qam", "quoted")
+    assert run(["ci/version", "check", "main"], repo, env).returncode == 0
+    assert run(["ci/version", "next"], repo, env).stdout.strip() == "0.1.1"
