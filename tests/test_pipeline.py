@@ -272,3 +272,35 @@ def test_a_chart_rename_is_refused_before_merge_and_before_release(app_repo: tup
     git(repo, env, "commit", "-qam", "quoted")
     assert run(["ci/version", "check", "main"], repo, env).returncode == 0
     assert run(["ci/version", "next"], repo, env).stdout.strip() == "0.1.1"
+
+
+def test_the_release_token_is_offered_to_github_only(rendered: Path, tmp_path: Path) -> None:
+    """The Release step lets `git push` authenticate through a credential helper in its env (no
+    token in .git/config). An unscoped `credential.helper` answers every host git asks about, so
+    anything in that step reaching another HTTPS git host would be handed the contents: write token;
+    `credential.<url>.helper` applies to that URL only (git-config(1), credential.<url>.*)."""
+    from tests.actions import load, render
+
+    workflow = load(rendered / "repos" / "storefront" / ".github" / "workflows" / "release.yaml")
+    step = next(s for s in workflow["jobs"]["release"]["steps"] if s.get("name") == "Release")
+    ctx = {"github": {"token": "ghs_secret", "server_url": "https://github.com"}, "steps": {}}
+    step_env = {k: render(str(v), ctx) for k, v in step["env"].items()}
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ASKPASS": "",
+        "SSH_ASKPASS": "",
+        **step_env,
+    }
+
+    def fill(host: str) -> str:
+        asked = f"protocol=https\nhost={host}\npath=acme/storefront.git\n\n"
+        result = subprocess.run(
+            ["git", "credential", "fill"], input=asked, env=env, capture_output=True, text=True, timeout=30
+        )
+        return result.stdout
+
+    assert "password=ghs_secret" in fill("github.com")
+    assert "ghs_secret" not in fill("charts.example.com")
