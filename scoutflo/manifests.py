@@ -236,7 +236,9 @@ def refresher_pod_template(
         raise ValueError(f"credentials must be 'irsa' or 'static', not {credentials!r}")
     env: list[dict[str, Any]] = [
         {"name": "AWS_REGION", "value": region},
-        {"name": "AWS_PAGER", "value": ""},
+        # Set and empty (no pager). Written without `value`: the API server drops an empty one
+        # (EnvVar `value,omitempty`), and an input the live object lacks is a diff on every up.
+        {"name": "AWS_PAGER"},
         {"name": "AWS_EC2_METADATA_DISABLED", "value": "true"},
         {"name": "SCOUTFLO_CREDENTIALS", "value": credentials},
         {"name": "PATCH_FILE", "value": "/work/patch.json"},
