@@ -166,17 +166,6 @@ def fake_invoke(token: str, args: Mapping[str, Any], region: str) -> dict[str, A
             "userId": "AIDARENDER",
             "id": FAKE_ACCOUNT,
         }
-    if token == "aws:index/getRegion:getRegion":
-        return {"name": region, "region": region, "id": region}
-    if token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
-        return {
-            "authorizationToken": "QVdTOnJlbmRlcg==",
-            "password": "render-fake-ecr-token",
-            "userName": "AWS",
-            "proxyEndpoint": f"https://{FAKE_ACCOUNT}.dkr.ecr.{region}.amazonaws.com",
-            "expiresAt": "2000-01-01T00:00:00Z",
-            "id": region,
-        }
     if token == "github:index/getUser:getUser":
         # The provider sets the numeric account id as the data source's id (a string) and `login`
         # as GitHub spells it: terraform-provider-github github/data_source_github_user.go:135-136.

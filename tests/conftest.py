@@ -82,8 +82,9 @@ def _unwrap_secrets(value: Any) -> Any:
 
 
 def run_main_volatile(overrides: dict[str, Any] | None = None) -> tuple[render.Recording, list[str]]:
-    """Run the program with secrets unmasked and cloud look-ups that change on every call, as
-    STS (a new session each run) and ECR (a new token each call) do; returns the invokes made."""
+    """Run the program with secrets unmasked and cloud look-ups that change on every call, as STS
+    does (a new session each run); returns the invokes made. An ECR token look-up has no answer
+    at all (render.fake_invoke refuses it): the program must never ask for one."""
     invoked: list[str] = []
     steady = render.fake_invoke
 
@@ -94,8 +95,6 @@ def run_main_volatile(overrides: dict[str, Any] | None = None) -> tuple[render.R
         if token == "aws:index/getCallerIdentity:getCallerIdentity":
             answer["arn"] = f"arn:aws:sts::{answer['accountId']}:assumed-role/deployer/{run}"
             answer["userId"] = f"AROADEPLOYER:{run}"
-        elif token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
-            answer.update(password=f"ecr-token-{run}", authorizationToken=run, expiresAt=f"2030-01-01T{run[:2]}")
         return answer
 
     with pytest.MonkeyPatch.context() as patch:

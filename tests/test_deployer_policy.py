@@ -86,7 +86,6 @@ RESOURCE_ACTIONS: dict[str, dict[str, str]] = {
 INVOKE_ACTIONS: dict[str, dict[str, str]] = {
     # sts:GetCallerIdentity needs no permission (AWS STS API reference, GetCallerIdentity).
     "aws:index/getCallerIdentity:getCallerIdentity": {},
-    "aws:index/getRegion:getRegion": {},  # no API call: the provider's configured region
     # internal/service/iam/openid_connect_provider_data_source.go: ListOpenIDConnectProviders
     # (findOpenIDConnectProviderByURL), then GetOpenIDConnectProvider.
     render.OIDC_LOOKUP: {"iam:ListOpenIDConnectProviders": "*", "iam:GetOpenIDConnectProvider": "oidc"},
@@ -100,8 +99,6 @@ INVOKE_ACTIONS: dict[str, dict[str, str]] = {
         "ecr:DescribeImages": "repository",
         "ecr:ListTagsForResource": "repository",
     },
-    # internal/service/ecr/authorization_token_data_source.go: GetAuthorizationToken (account-wide).
-    "aws:ecr/getAuthorizationToken:getAuthorizationToken": {"ecr:GetAuthorizationToken": "*"},
 }
 STATIC = {
     "scoutflo:tokenRefreshMode": "static",
@@ -195,6 +192,12 @@ def test_policy_grants_nothing_the_program_does_not_need(recordings: list[render
     # Nothing that destroys what a user keeps: chart history and the shared OIDC provider.
     assert not {a for a in granted if a.startswith(("ecr:Delete", "ecr:BatchDelete"))}
     assert "iam:DeleteOpenIDConnectProvider" not in granted
+
+
+def test_every_mapped_invoke_is_one_the_program_makes(recordings: list[render.Recording]) -> None:
+    """A look-up the program stopped making (the ECR token) must not keep its rights here."""
+    made = {token for rec in recordings for token, _args in rec.invokes}
+    assert sorted(set(INVOKE_ACTIONS) - made) == []
 
 
 def test_policy_is_scoped_to_scoutflo_roles() -> None:

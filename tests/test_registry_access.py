@@ -76,6 +76,12 @@ def test_no_ecr_token_is_ever_requested_or_registered(mode: str) -> None:
         assert "password" not in (secret.inputs.get("data") or {}), secret.name
 
 
+def test_the_render_has_no_ecr_token_to_give() -> None:
+    """The render answers only look-ups the program makes: an ECR token look-up fails loudly."""
+    with pytest.raises(render.RenderError, match="getAuthorizationToken"):
+        render.fake_invoke(TOKEN_INVOKE, {}, "eu-west-1")
+
+
 def test_the_secret_registers_no_password_key_so_in_cluster_patches_never_diff(by_mode: dict[str, Any]) -> None:
     """pulumi-kubernetes diffs against the live object pruned to the old inputs' shape
     (provider.go Diff `pruneLiveState(oldLive, oldInputs)`, util.go pruneMap): with no password
