@@ -3,8 +3,12 @@
 One `repo-creds` template serves every app (Argo CD matches by URL prefix), so there is one
 Secret and one refresher per stack, not per app: an ECR token is per registry and dies after
 12 h. Pulumi owns the Secret's identity (url, type, enableOCI, username, labels) in every mode
-and never sees a token: no GetAuthorizationToken look-up runs in the program, so no token lands
-in the state, a saved plan or a diff, and nothing in the inputs changes from one run to the next.
+and never asks for a token: no GetAuthorizationToken look-up runs in the program, so no token is
+in its inputs, a saved plan or a diff, and nothing in the inputs changes from one run to the next.
+The provider's outputs are the live object, though (pulumi-kubernetes@94977969d
+provider/pkg/provider/provider.go:2123 Read `checkpointObject(liveInputs, liveObj, ...)`, the
+same after an update): after a refresh or an update of the Secret the state holds the token the
+cluster had then, encrypted (the SDK marks a Secret's data secret), and expiring in 12 h.
 The password is written in the cluster: in `irsa` and `static` modes by a seed Job at deploy time
 and then by the refresher CronJob (one pod template for both), in `eso` mode by External Secrets
 Operator merging it into the same Secret. The Secret is the same resource in every mode, so a
