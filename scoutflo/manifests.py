@@ -281,7 +281,10 @@ def refresher_pod_template(
         "metadata": {"labels": dict(MANAGED_BY)},
         "spec": {
             "serviceAccountName": REFRESHER,
-            "restartPolicy": "OnFailure",
+            # Never: a retry is a new pod. The EKS pod identity webhook mutates pods only at
+            # CREATE and fails open (deploy/mutatingwebhook.yaml:9,21 at 3bf80a3), so restarting
+            # a pod it missed would refuse again on every try until backoffLimit.
+            "restartPolicy": "Never",
             "securityContext": {
                 "runAsNonRoot": True,
                 "runAsUser": 65532,

@@ -252,6 +252,18 @@ def test_irsa_fetch_refuses_without_the_injected_role(tmp_path: Path, injected: 
     assert not (tmp_path / "patch.json").exists()
 
 
+def test_a_refused_fetch_is_retried_in_a_new_pod(by_mode: dict[str, Any]) -> None:
+    """The webhook injects the role only when a pod is created (aws/amazon-eks-pod-identity-webhook
+    @3bf80a3 deploy/mutatingwebhook.yaml:21 `operations: ["CREATE"]` on pods, :9 failurePolicy
+    Ignore). With restartPolicy OnFailure the Job's retries restart the same uninjected pod and
+    every one refuses; with Never each retry is a new pod the webhook gets another chance at."""
+    for mode in ("irsa", "static"):
+        (seed,) = of_type(by_mode[mode], "kubernetes:batch/v1:Job")
+        (cron,) = of_type(by_mode[mode], "kubernetes:batch/v1:CronJob")
+        for pod in (seed.inputs["spec"]["template"], cron.inputs["spec"]["jobTemplate"]["spec"]["template"]):
+            assert pod["spec"]["restartPolicy"] == "Never", mode
+
+
 def test_irsa_fetch_runs_with_the_injected_role(tmp_path: Path) -> None:
     env, calls = fake_aws(tmp_path)
     token_file = tmp_path / "token"
