@@ -73,12 +73,12 @@ def goals(stack: str, config: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "noDetailedDiff": True,  # a dynamic provider's diff has no detailed form
             },
             {
-                "urn": f"{base}scoutflo:index:ChartRepo$github:index/actionsVariable:ActionsVariable::"
-                f"{name}-var-aws-role-arn",
-                "type": "github:index/actionsVariable:ActionsVariable",
+                "urn": f"{base}scoutflo:index:ChartRepo$github:index/branchProtection:BranchProtection::{name}-main",
+                "type": "github:index/branchProtection:BranchProtection",
                 "custom": True,
                 "parent": comp,
-                "inputs": {"repository": name, "variableName": "AWS_ROLE_ARN", "value": UNKNOWN},
+                # The repository's node id is known only once it exists (components/chart_repo.py).
+                "inputs": {"pattern": "main", "repositoryId": UNKNOWN},
             },
             {
                 "urn": f"{base}scoutflo:index:ChartRegistry::{name}",
