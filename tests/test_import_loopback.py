@@ -21,6 +21,7 @@ from scoutflo.charts.archive import ArchiveError, read_chart
 from scoutflo.charts.fetch import ChartFetcher, FetchError, Http, sha256
 from scoutflo.charts.plan import helm_lock_digest, plan_import
 from tests.conftest import of_type, run_main
+from tests.hostile import reply as send_reply
 from tests.loopback import oci_registry, serve, static_http
 
 VERSIONS = ["1.2.0", "1.10.0", "2.0.0-rc.1"]
@@ -373,12 +374,7 @@ class _AuthRegistry:
                 pass
 
             def reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_reply(self, status, body, headers)
 
             def do_GET(self) -> None:
                 import json as _json
