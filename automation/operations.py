@@ -617,6 +617,11 @@ class DestroyView:
         }
 
 
+# components/app_repository.py's type, and the pulumi-github type of stacks from before it.
+REPOSITORY_TYPE = "pulumi-python:dynamic/scoutflo:AppRepository"
+LEGACY_REPOSITORY = "github:index/repository:Repository"
+
+
 def destroy_view(deployment: Mapping[str, Any], stack: str) -> DestroyView:
     goes, kept = [], []
     for res in deployment.get("resources") or []:
@@ -629,7 +634,9 @@ def destroy_view(deployment: Mapping[str, Any], stack: str) -> DestroyView:
             kept.append((type_, name, "retained"))
         elif res.get("protect"):
             kept.append((type_, name, "protected: destroy refuses until it is unprotected"))
-        elif type_ == "github:index/repository:Repository" and inputs.get("archiveOnDestroy") is True:
+        elif type_ == REPOSITORY_TYPE or (type_ == LEGACY_REPOSITORY and inputs.get("archiveOnDestroy") is True):
+            # AppRepositoryProvider.delete archives (components/app_repository.py); so does the
+            # github.Repository of stacks from before it, with archive_on_destroy.
             kept.append((type_, name, "archived on GitHub, not deleted"))
         else:
             goes.append((type_, name))

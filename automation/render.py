@@ -29,6 +29,9 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 FAKE_ACCOUNT = "123456789012"
 SECRET = "[secret]"
 DYNAMIC_TYPE = "pulumi-python:dynamic:Resource"
+"""RepoCommit's type (components/repo_commit.py)."""
+REPOSITORY_TYPE = "pulumi-python:dynamic/scoutflo:AppRepository"
+"""AppRepository's type (components/app_repository.py)."""
 # Markers of Pulumi's wire format (sdk/go/common/resource/properties.go).
 _SIG = "4dabf18193072939515e22adb298388d"
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
@@ -107,13 +110,16 @@ def fake_outputs(type_: str, name: str, inputs: Mapping[str, Any], region: str) 
         out.update(arn=f"arn:aws:iam::{acct}:role/{inputs.get('name', name)}", uniqueId=f"AROA{_stable_int(name, 12)}")
     elif type_ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
         out["arn"] = f"arn:aws:iam::{acct}:oidc-provider/{str(inputs.get('url', '')).removeprefix('https://')}"
-    elif type_ == "github:index/repository:Repository":
-        repo = inputs.get("name", name)
+    elif type_ == REPOSITORY_TYPE:
+        repo, owner = inputs.get("name", name), inputs.get("owner", "OWNER")
         out.update(
-            repoId=_stable_int(repo),
-            nodeId=f"R_kgDO{_stable_int(repo, 8)}",
-            fullName=f"OWNER/{repo}",
-            htmlUrl=f"https://github.com/OWNER/{repo}",
+            repo_id=_stable_int(repo),
+            node_id=f"R_kgDO{_stable_int(repo, 8)}",
+            full_name=f"{owner}/{repo}",
+            html_url=f"https://github.com/{owner}/{repo}",
+            default_branch="main",
+            adopted=False,
+            github_writes=0,
         )
     elif type_ == DYNAMIC_TYPE:
         out.update(commit_sha=hashlib.sha1(name.encode()).hexdigest(), pull_request_url="", github_writes=0)
@@ -137,8 +143,8 @@ def fake_id(type_: str, name: str, inputs: Mapping[str, Any], outputs: Mapping[s
     compares it with the import id (pulumi/pulumi pkg/resource/deploy/step_generator.go:1113)."""
     if type_ == "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
         return str(outputs["arn"])  # terraform-provider-aws openid_connect_provider.go: SetId(ARN)
-    if type_ in ("aws:ecr/repository:Repository", "github:index/repository:Repository"):
-        # ecr/repository.go SetId(RepositoryName); resource_github_repository.go SetId(repo.GetName())
+    if type_ in ("aws:ecr/repository:Repository", REPOSITORY_TYPE):
+        # ecr/repository.go SetId(RepositoryName); AppRepositoryProvider.create: the repository's name
         return str(inputs.get("name", name))
     return f"{name}-id"
 
@@ -191,6 +197,8 @@ class Registered:
     inputs: dict[str, Any]
     import_id: str = ""
     """The `import_` resource option: the cloud object this resource adopts."""
+    aliases: list[str] = field(default_factory=list)
+    """Types or names this resource was registered under before (Pulumi's `aliases` option)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -298,7 +306,7 @@ def _make_engine(recording: Recording) -> Any:
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
                 inputs = mask_secrets(json_format.MessageToDict(request.object))
-                if request.type == DYNAMIC_TYPE:
+                if request.type.startswith("pulumi-python:dynamic"):
                     inputs["__provider"] = "[dynamic provider]"
                 recording.resources.append(
                     Registered(
@@ -313,6 +321,9 @@ def _make_engine(recording: Recording) -> Any:
                         depends_on=sorted(request.dependencies),
                         inputs=inputs,
                         import_id=request.importId,
+                        # Alias specs (sdk/proto/pulumi/alias.proto): a URN or a spec naming
+                        # what differs (here, the type).
+                        aliases=sorted(a.urn or a.spec.type or a.spec.name for a in request.aliases),
                     )
                 )
             return response

@@ -2,8 +2,9 @@
 content-generating requests a minute, 500 an hour per token). Asserts nothing; prints figures.
 
 The program runs under mocks with one template app and one public-chart app (served by a loopback
-Helm repository). Each RepoCommit's writes are MEASURED: its recorded inputs are replayed through
-RepoCommitProvider.create against the GitHub stand-in. pulumi-github resources are bridged from
+Helm repository). Our dynamic resources' writes are MEASURED: per app, the recorded inputs of its
+AppRepository and then of its RepoCommits are replayed through their providers' create against
+one GitHub stand-in that starts without the repository. pulumi-github resources are bridged from
 terraform-provider-github; their writes on create are read in its source
 (integrations/terraform-provider-github at v6.13.0, commit 20728bb: the `upstream` submodule of
 pulumi/pulumi-github v6.15.0, the version pinned; github/…, file:line below) and tabulated.
@@ -27,25 +28,18 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from automation import render
+from components.app_repository import AppRepositoryProvider
 from components.repo_commit import RepoCommitProvider
 from tests.conftest import run_main
 from tests.github_stub import GitHubState, github_stub
 from tests.loopback import static_http
 
-REPOSITORY = "github:index/repository:Repository"
-REPOSITORY_WHERE = (
-    "resource_github_repository.go:758/761 create; :770-771 topics PUT (topics set); :785 -> Update: "
-    ":961 Edit (always), :991-994 topics PUT again (new resource), :1003 vulnerability-alerts PUT "
-    "(vulnerability_alerts set), :1011 visibility Edit (new resource, visibility set)"
+REPOSITORY = render.REPOSITORY_TYPE
+LEGACY_REPOSITORY_WRITES = (
+    "pulumi-github's Repository, which AppRepository replaces, made 5 for the same repository: "
+    "resource_github_repository.go:758 create; :771 topics PUT; :785 -> Update: :961 Edit (always), "
+    ":994 topics PUT again, :1011 visibility Edit (new resource)"
 )
-
-
-def repository_writes(inputs: dict[str, Any]) -> int:
-    """On create the SDK's HasChange is true for every attribute set in the program."""
-    topics = 2 if inputs.get("topics") else 0
-    alerts = 1 if "vulnerabilityAlerts" in inputs else 0
-    visibility = 1 if "visibility" in inputs or "private" in inputs else 0
-    return 1 + topics + 1 + alerts + visibility
 
 
 # type -> (writes on create, where the provider makes them)
@@ -54,7 +48,6 @@ PROVIDER_WRITES: dict[str, tuple[int, str]] = {
         0,
         "resource_github_branch_default.go:138-165 writes only when the owner's default is not `main` (+1 rename)",
     ),
-    "github:index/actionsVariable:ActionsVariable": (1, "resource_github_actions_variable.go:86 CreateRepoVariable"),
     "github:index/branchProtection:BranchProtection": (
         1,
         "resource_github_branch_protection.go:263 createBranchProtectionRule mutation",
@@ -105,19 +98,24 @@ def record(tmp: Path) -> render.Recording:
         )
 
 
-def commit_writes(recording: render.Recording) -> dict[str, int]:
-    """URN -> writes, replaying every RepoCommit's inputs (one repository per stand-in)."""
+def measured_writes(recording: render.Recording) -> dict[str, int]:
+    """URN -> writes of each AppRepository and RepoCommit, replayed per app in the engine's order
+    (repository, scaffold on main, import) against a stand-in that starts without the repository."""
     out: dict[str, int] = {}
     by_repo: dict[str, list[render.Registered]] = defaultdict(list)
     for res in recording.resources:
-        if res.type == COMMIT_TYPE:
+        if res.type == REPOSITORY:
+            by_repo[res.inputs["name"]].append(res)
+        elif res.type == COMMIT_TYPE:
             by_repo[res.inputs["repo"]].append(res)
-    for commits in by_repo.values():
-        state = GitHubState()
+    for resources in by_repo.values():
+        owner = next(r.inputs["owner"] for r in resources if r.type == REPOSITORY)
+        state = GitHubState(repo=None, accounts={owner: "Organization"})
         with github_stub(state) as api:
-            for res in sorted(commits, key=lambda r: bool(r.inputs.get("branch"))):  # scaffold first
+            for res in sorted(resources, key=lambda r: (r.type != REPOSITORY, bool(r.inputs.get("branch")))):
                 props: dict[str, Any] = {**res.inputs, "token": "t0ken", "api_url": api}
-                out[res.urn] = RepoCommitProvider().create(props).outs["github_writes"]
+                provider = AppRepositoryProvider() if res.type == REPOSITORY else RepoCommitProvider()
+                out[res.urn] = provider.create(props).outs["github_writes"]
     return out
 
 
@@ -128,14 +126,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         recording = record(Path(tmp))
     owner = render.app_of(recording, {"template-app", "public-app"})
-    measured = commit_writes(recording)
+    measured = measured_writes(recording)
     per_app: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for res in recording.resources:
         app = owner[res.urn]
         if res.type == COMMIT_TYPE:
             per_app[app][f"RepoCommit {res.name.removeprefix(app + '-')}"] += measured[res.urn]
         elif res.type == REPOSITORY:
-            per_app[app]["Repository"] += repository_writes(res.inputs)
+            per_app[app]["AppRepository"] += measured[res.urn]
         elif res.type in PROVIDER_WRITES:
             per_app[app][res.type.split(":")[-1]] += PROVIDER_WRITES[res.type][0]
         elif res.type.startswith("github:"):
@@ -149,10 +147,10 @@ def main() -> None:
         print(f"  {app:<13} {totals[app]:>3}  ({detail})")
     print("  owner's default branch not `main`: +1 per app (BranchDefault renames it)")
     print("  where the provider writes:")
-    print(f"    Repository: {REPOSITORY_WHERE}")
     for type_, (n, where) in PROVIDER_WRITES.items():
         print(f"    {type_.split(':')[-1]}: {n}  {where}")
-    print("  RepoCommit: measured against the stand-in (+1 per distinct binary file)")
+    print("  AppRepository, RepoCommit: measured against the stand-in (+1 per distinct binary file)")
+    print(f"    ({LEGACY_REPOSITORY_WRITES})")
     n = args.tenant_apps
     for label, share in (("all template", 0), ("half public", n // 2), ("all public", n)):
         total = (n - share) * totals["template-app"] + share * totals["public-app"]

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_github as github
 
+from components.app_repository import AppRepository, AppRepositoryArgs
 from components.ci_role import CiRole, CiRoleArgs
 from components.repo_commit import RepoCommit, RepoCommitArgs
-from scoutflo.adoption import READOPTED_FILES, READOPTED_MESSAGE, FoundRepo, tenant_topic
+from scoutflo.adoption import READOPTED_FILES, READOPTED_MESSAGE, FoundRepo, repo_description
 from scoutflo.repo_files import SETTINGS_PATH, settings_file
 
 
@@ -38,9 +39,9 @@ class ChartRepoArgs:
     branch_protection: bool = True
     """False on GitHub Free (private repos get no protection there): nothing is registered."""
     existing: FoundRepo | None = None
-    """The repository exists (archived by an earlier removal, or ours): import (and unarchive) it."""
+    """The repository exists (archived by an earlier removal, or ours): AppRepository adopts it."""
     tenant: str
-    """Marks the repository as this tenant's (topic `scoutflo-<tenant>`)."""
+    """Marks the repository as this tenant's (the end of its description)."""
     import_files: Mapping[str, str | bytes] = field(default_factory=dict)
     """An imported chart, proposed as one pull request ({} for templates); bytes = a binary file."""
     import_branch: str = ""
@@ -90,35 +91,22 @@ class ChartRepo(pulumi.ComponentResource):
         self.ci_role_arn = ci.arn
         self.register_outputs({"html_url": self.html_url, "full_name": self.full_name, "ci_role_arn": self.ci_role_arn})
 
-    def _create_repository(self) -> tuple[github.Repository, github.BranchDefault]:
+    def _create_repository(self) -> tuple[AppRepository, github.BranchDefault]:
         name, args = self._name, self._args
         child = pulumi.ResourceOptions(parent=self)
-        repo = github.Repository(
+        # Private, issues on, wiki and projects off, squash merges only, branches deleted on merge
+        # (scoutflo/github_repo.py SETTINGS), created with auto_init in one write. Removing the
+        # app archives it; adding the app again adopts the archive and unarchives it.
+        repo = AppRepository(
             f"{name}-repo",
-            name=args.name,
-            description=args.description,
-            visibility="private",
-            auto_init=True,
-            delete_branch_on_merge=True,
-            # Removing the app archives the repository; the user's code is never deleted.
-            archive_on_destroy=True,
-            has_issues=True,
-            has_wiki=False,
-            has_projects=False,
-            allow_merge_commit=False,
-            allow_rebase_merge=False,
-            allow_squash_merge=True,
-            # `vulnerability_alerts` is deprecated (terraform-provider-github
-            # github/resource_github_repository.go:398-405; pulumi_github 6.15 Repository warns "Use
-            # the RepositoryVulnerabilityAlerts resource instead"): Dependabot alerts follow the
-            # owner's "enable for new repositories" setting, one write less per app.
-            # Adding an app again adopts its archived repository; `archived=False` unarchives it.
-            archived=False,
-            # Tells this repository from someone else's of the same name (scoutflo/adoption.py).
-            # The topics the look-up found are kept, so the user's own are never fought over, and
-            # an adopted archive gets ours (else the next run would take it for someone else's).
-            topics=sorted({tenant_topic(args.tenant), *(args.existing.topics if args.existing else ())}),
-            opts=pulumi.ResourceOptions(parent=self, import_=args.name if args.existing else None),
+            AppRepositoryArgs(
+                owner=args.owner,
+                name=args.name,
+                tenant=args.tenant,
+                description=repo_description(args.description, args.tenant),
+                token=args.token,
+            ),
+            opts=child,
         )
         # auto_init creates the owner's default branch, which is not always `main`; the pipeline,
         # the CI role's trust and the protection all name `main`, so rename it when it differs.
@@ -134,7 +122,7 @@ class ChartRepo(pulumi.ComponentResource):
 
     def _create_commits(
         self,
-        repo: github.Repository,
+        repo: AppRepository,
         files: Mapping[str, str | bytes | pulumi.Output[str]],
         depends_on: list[pulumi.Resource],
     ) -> None:

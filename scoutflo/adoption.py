@@ -1,10 +1,14 @@
 """What already exists: the look-ups that decide, before any resource is registered, whether a
-shared or retained thing is adopted (Pulumi's `import_` option) or created.
+shared or retained thing is adopted or created.
 
 Three things outlive a stack or an app, or are shared by stacks:
 - the account's GitHub OIDC provider (one per URL per AWS account);
 - an app's GitHub repository (archived, never deleted, when the app is removed);
 - an app's ECR repository (retained with every chart version when the app is removed).
+
+The OIDC provider and ECR repositories are adopted with Pulumi's `import_` option; an app's
+GitHub repository is created and adopted by our own provider (components/app_repository.py),
+which checks the same mark again at create time.
 
 Why `import_` is set on *every* run where the thing exists, also once this stack owns it: the
 engine imports only when the resource is not in the stack's state or its stored id differs from
@@ -12,18 +16,16 @@ the import id (pulumi/pulumi pkg/resource/deploy/step_generator.go:1102-1113, `i
 goal.Custom && goal.ID != "" && (old == nil || old.External || oldImportID != goal.ID)`). Each
 id used here is the provider's own resource id (OIDC provider: its ARN, terraform-provider-aws
 internal/service/iam/openid_connect_provider.go `d.SetId(...Arn)`; ECR repository: its name,
-internal/service/ecr/repository.go `d.SetId(RepositoryName)`; GitHub repository: its name,
-terraform-provider-github github/resource_github_repository.go:766), so for a resource this
-stack created the option is inert and nothing flips between create and adopt. After an import
-the engine diffs the imported state against the program's inputs like any update
-(step_generator.go:1241-1270 `continueStepsFromImport`): the archived repository gets
-`archived: false` and is unarchived by the provider's update (resource_github_repository.go:925
-skips updates of archived repos only when `archived` itself does not change). A diff that needs
-a replacement is refused for an imported resource (step_generator.go:1975-1996).
+internal/service/ecr/repository.go `d.SetId(RepositoryName)`), so for a resource this stack
+created the option is inert and nothing flips between create and adopt. After an import the
+engine diffs the imported state against the program's inputs like any update
+(step_generator.go:1241-1270 `continueStepsFromImport`). A diff that needs a replacement is
+refused for an imported resource (step_generator.go:1975-1996).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -34,8 +36,9 @@ from scoutflo.policies import GITHUB_OIDC_HOST
 OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
 TOPIC_PREFIX = "scoutflo-"
 TENANT_TAG = "scoutflo:tenant"
-"""ECR repositories carry it; GitHub repositories carry the topic `scoutflo-<tenant>`. Both tell
-a tenant's own kept repository from someone else's, or another tenant's, of the same name."""
+"""ECR repositories carry it; GitHub repositories carry `tenant_mark` at the end of their
+description. Both tell a tenant's own kept repository from someone else's, or another tenant's, of
+the same name."""
 # terraform-provider-aws internal/retry/error.go NotFoundError.Error(): the text the OIDC data
 # source fails with when no provider has the URL (openid_connect_provider_data_source.go
 # findOpenIDConnectProviderByURL returns &retry.NotFoundError{}).
@@ -46,6 +49,36 @@ def tenant_topic(tenant: str) -> str:
     # Topics: lower-case letters, digits, hyphens, at most 50 characters (terraform-provider-github
     # resource_github_repository.go "topics" validation); a tenant id is a DNS label of <= 40.
     return f"{TOPIC_PREFIX}{tenant}"
+
+
+def tenant_mark(tenant: str) -> str:
+    """The end of every app repository's description: set by the one request that creates it
+    (scoutflo/github_repo.py), so even a repository whose creation answer was lost is known."""
+    return f"(Scoutflo tenant {tenant})"
+
+
+_MARK = re.compile(r"\(Scoutflo tenant ([a-z0-9-]+)\)$")
+
+
+def marked_tenant(repo: Any) -> str | None:
+    """The tenant a repository's description (or older topic) names, if any."""
+    get = repo.get if isinstance(repo, Mapping) else partial(getattr, repo)
+    if found := _MARK.search(str(get("description", "") or "").rstrip()):
+        return found.group(1)
+    return next((t.removeprefix(TOPIC_PREFIX) for t in get("topics", None) or () if t.startswith(TOPIC_PREFIX)), None)
+
+
+def repo_description(text: str, tenant: str) -> str:
+    return f"{text} {tenant_mark(tenant)}"
+
+
+def is_tenants_repo(tenant: str, repo: Any) -> bool:
+    """A GitHub repository (a REST answer, or the get_repository data source's result) that is
+    this tenant's: its description ends with the mark, or it has the tenant's topic
+    (repositories of earlier versions)."""
+    get = repo.get if isinstance(repo, Mapping) else partial(getattr, repo)
+    description = str(get("description", "") or "")
+    return description.rstrip().endswith(tenant_mark(tenant)) or tenant_topic(tenant) in (get("topics", None) or ())
 
 
 class AdoptionError(ValueError):
@@ -61,8 +94,6 @@ class OidcProvider:
 
 @dataclass(frozen=True, kw_only=True)
 class FoundRepo:
-    topics: tuple[str, ...]
-    """Kept when adopted (ours is added)."""
     archived: bool
     """A removed app's repository, adopted again: its content is the user's."""
 
@@ -106,13 +137,13 @@ def repo_to_adopt(tenant: str, owner: str, name: str, found: Any) -> FoundRepo |
 
     The data source answers a 404 with an empty id and no error (terraform-provider-github
     github/data_source_github_repository.go:369-377), so "absent" is an answer without repo_id.
-    Ours: it carries this tenant's topic, archived or not. Every repository Scoutflo creates has
-    it, and archiving (what removing an app does) keeps topics, so an archive without it is
-    someone's old project: adopting it would unarchive it, make it private and rename its
-    default branch. GitHub redirects a renamed or transferred repository's old name; net/http
+    Ours: it carries this tenant's mark (`is_tenants_repo`), archived or not. Every repository
+    Scoutflo creates has it, and archiving (what removing an app does) keeps the description, so
+    an archive without it is someone's old project: adopting it would unarchive it, make it
+    private and rename its default branch. GitHub redirects a renamed or transferred repository's old name; net/http
     follows the 301 and the data source sets full_name from the answer
-    (data_source_github_repository.go:404): a different full name means the import of `name`
-    would act on the moved repository.
+    (data_source_github_repository.go:404): a different full name means adopting `name` would
+    act on the moved repository.
     """
     if not getattr(found, "repo_id", None):
         return None
@@ -123,20 +154,16 @@ def repo_to_adopt(tenant: str, owner: str, name: str, found: Any) -> FoundRepo |
             f"GitHub repository {wanted} now redirects to {actual} (renamed or transferred): rename "
             f"the app in scoutflo:apps, or rename {actual} back to {name} if it is this app's repository"
         )
-    topics = tuple(getattr(found, "topics", None) or ())
-    if tenant_topic(tenant) in topics:
-        return FoundRepo(topics=topics, archived=bool(getattr(found, "archived", False)))
-    others = [t for t in topics if t.startswith(TOPIC_PREFIX)]
-    if getattr(found, "archived", False):
-        # An archived repository's topics are read-only: it has to be unarchived to get ours.
-        how = f"unarchive it and add the topic '{tenant_topic(tenant)}'"
-    else:
-        how = f"add the topic '{tenant_topic(tenant)}' to the repository"
+    archived = bool(getattr(found, "archived", False))
+    if is_tenants_repo(tenant, found):
+        return FoundRepo(archived=archived)
+    other = marked_tenant(found)
+    whose = f"it is tenant {other}'s" if other else f"its description does not end with '{tenant_mark(tenant)}'"
     raise AdoptionError(
-        f"GitHub repository {wanted} already exists and is not tenant {tenant!r}'s "
-        f"({'topic ' + others[0] if others else 'no topic ' + tenant_topic(tenant)}"
-        f"{', archived' if getattr(found, 'archived', False) else ''}): rename the app in "
-        f"scoutflo:apps, or, if it is this tenant's, {how} so Scoutflo adopts it"
+        f"GitHub repository {wanted} already exists and is not tenant {tenant}'s ({whose}"
+        f"{', archived' if archived else ''}): rename the app in scoutflo:apps, or, if it is this "
+        f"tenant's, {'unarchive it and ' if archived else ''}end its description with "
+        f"'{tenant_mark(tenant)}' so Scoutflo adopts it"
     )
 
 

@@ -1,8 +1,15 @@
 """A stand-in for GitHub's REST API on 127.0.0.1, strict where GitHub is: a Git object store
 (blobs, trees, commits with messages and parents, content-addressed like git), refs with
-fast-forward checks, pull requests (one open per head), and the answers real traffic brings:
-redirects, rate limits in each header form, 5xx, dropped connections before or after a write
-took effect, and per-write failures. Every request is recorded with its Authorization header."""
+fast-forward checks, pull requests (one open per head), one repository with its metadata
+(created, read, updated, archived; the accounts that may own it), and the answers real traffic
+brings: redirects, rate limits in each header form, 5xx, dropped connections before or after a
+write took effect, and per-write failures. Every request is recorded with its Authorization header.
+
+The state holds ONE repository (`repo`, None until a create when the state starts without one).
+The Git Data and pull-request routes serve it whatever owner and name their path carries (as
+they always did: bench/ replays commits of repositories of any name against one state); the
+repository-level routes (`/repos/{owner}/{repo}`, `/repositories/{id}`) answer only its own name.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +28,40 @@ from tests.loopback import serve
 
 TOKEN = "t0ken"
 AUTO_INIT_README = b"# r\n"
+LOGIN = "me"
+"""The token's own (user) account: GET /user."""
+READ_ONLY = "Repository was archived so is read-only."
+"""GitHub's 403 for a write to an archived repository (the wording clients match on, e.g.
+conda-forge's bot and hub4j/github-api's GHRepository.doArchive javadoc quote it)."""
+
+# GitHub's values for what a create request leaves out (docs.github.com/en/rest/repos/repos
+# "Create an organization repository": private false, has_issues/has_projects/has_wiki true,
+# allow_squash_merge/allow_merge_commit/allow_rebase_merge true, delete_branch_on_merge false).
+REPO_DEFAULTS: dict[str, Any] = {
+    "description": None,
+    "private": False,
+    "has_issues": True,
+    "has_wiki": True,
+    "has_projects": True,
+    "allow_merge_commit": True,
+    "allow_rebase_merge": True,
+    "allow_squash_merge": True,
+    "delete_branch_on_merge": False,
+    "archived": False,
+    "topics": [],
+}
+# Left out of an archived repository's answer: terraform-provider-github reads them only when
+# the repository is not archived ("GitHub API doesn't respond following parameters when
+# repository is archived", github/resource_github_repository.go:846-863). Modelled so, the
+# stricter of the two possibilities.
+HIDDEN_WHEN_ARCHIVED = ("allow_merge_commit", "allow_rebase_merge", "allow_squash_merge", "delete_branch_on_merge")
+_BOOLEANS = {k for k, v in REPO_DEFAULTS.items() if isinstance(v, bool)}
+# Body parameters the stub accepts, a subset of the documented ones (docs.github.com/en/rest/
+# repos/repos "Create an organization repository", "Create a repository for the authenticated
+# user", "Update a repository"). GitHub ignores a name it does not know; the stub refuses it
+# (stricter): a misspelt setting would otherwise pass unnoticed.
+CREATE_FIELDS = {"name", "description", "auto_init", *_BOOLEANS} - {"archived", "topics"}
+UPDATE_FIELDS = {"description", "archived", "default_branch", *_BOOLEANS} - {"topics"}
 
 
 @dataclass(frozen=True)
@@ -51,13 +92,106 @@ class GitHubState:
     write_faults: dict[int, Fault] = field(default_factory=dict)
     writes: int = 0
     commit_counter: int = 0
+    login: str = LOGIN
+    """The token's account (GET /user); POST /user/repos creates there."""
+    accounts: dict[str, str] = field(default_factory=lambda: {"o": "Organization", LOGIN: "User"})
+    """GitHub accounts by login -> "User" or "Organization" (GET /users/{login})."""
+    repo: dict[str, Any] | None = field(default_factory=lambda: {"full_name": "o/r"})
+    """The repository's metadata (GitHub's answer to GET /repos/{owner}/{repo}); fields left
+    out take GitHub's defaults. None: no repository, and no refs, until a create."""
+    default_branch: str = "main"
+    """The branch auto_init creates (the owner's default branch name setting)."""
+    moved: set[str] = field(default_factory=set)
+    """Former full names of `repo` (renamed or transferred): GitHub redirects them to it."""
 
     def __post_init__(self) -> None:
-        if not self.refs:
-            # What auto_init leaves: one parentless commit holding GitHub's README.md.
-            self.refs["main"] = self.commit(
-                {"README.md": ("100644", self.blob(AUTO_INIT_README))}, [], "Initial commit"
+        if self.repo is not None:
+            given = dict(self.repo)  # the caller's dict is left as it was
+            self.repo = self.new_repo(given.pop("full_name"), **given)
+            if not self.refs:
+                # What auto_init leaves: one parentless commit holding GitHub's README.md.
+                self.refs[self.repo["default_branch"]] = self.commit(
+                    {"README.md": ("100644", self.blob(AUTO_INIT_README))}, [], "Initial commit"
+                )
+
+    def new_repo(self, full_name: str, **fields: Any) -> dict[str, Any]:
+        """A repository's metadata as GitHub answers it (fields not given take GitHub's defaults)."""
+        owner, name = full_name.split("/")
+        number = int(hashlib.sha1(full_name.lower().encode()).hexdigest()[:7], 16)
+        repo: dict[str, Any] = {
+            "id": number,
+            "node_id": f"R_kgDO{number}",
+            "name": name,
+            "full_name": full_name,
+            "owner": {"login": owner, "type": self.accounts.get(owner, "User")},
+            "html_url": f"https://github.test/{full_name}",
+            "default_branch": self.default_branch,
+            **REPO_DEFAULTS,
+            **fields,
+        }
+        repo["visibility"] = "private" if repo["private"] else "public"
+        return repo
+
+    def answer(self) -> dict[str, Any]:
+        assert self.repo is not None
+        if self.repo["archived"]:
+            return {k: v for k, v in self.repo.items() if k not in HIDDEN_WHEN_ARCHIVED}
+        return dict(self.repo)
+
+    def names_repo(self, owner: str, name: str) -> bool:
+        return self.repo is not None and self.repo["full_name"].lower() == f"{owner}/{name}".lower()
+
+    def create(self, owner: str, body: Any) -> tuple[int, Any]:
+        """POST /orgs/{org}/repos or /user/repos, into `owner`'s account."""
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str) or not body["name"]:
+            return 422, {"message": "Repository creation failed.", "errors": [{"field": "name", "code": "missing"}]}
+        if unknown := set(body) - CREATE_FIELDS:
+            return 422, {"message": f"stub: unknown create parameters {sorted(unknown)}"}
+        if bad := [k for k in set(body) & (_BOOLEANS | {"auto_init"}) if not isinstance(body[k], bool)]:
+            return 422, {"message": f"Invalid request. For 'properties/{bad[0]}', {body[bad[0]]!r} is not a boolean."}
+        full_name = f"{owner}/{body['name']}"
+        if self.names_repo(owner, body["name"]):
+            # GitHub's answer (errors[].message), e.g. integrations/terraform-provider-github
+            # issues quoting "Repository creation failed." / "name already exists on this account".
+            return 422, {
+                "message": "Repository creation failed.",
+                "errors": [
+                    {
+                        "resource": "Repository",
+                        "code": "custom",
+                        "field": "name",
+                        "message": "name already exists on this account",
+                    }
+                ],
+            }
+        if self.repo is not None:
+            return 400, {"message": f"stub: holds one repository ({self.repo['full_name']}), asked for {full_name}"}
+        fields = {k: v for k, v in body.items() if k not in ("name", "auto_init")}
+        self.repo = self.new_repo(full_name, **fields)
+        self.moved.discard(full_name.lower())
+        if body.get("auto_init"):
+            readme = f"# {body['name']}\n".encode()
+            self.refs[self.default_branch] = self.commit(
+                {"README.md": ("100644", self.blob(readme))}, [], "Initial commit"
             )
+        return 201, self.answer()
+
+    def update(self, body: Any) -> tuple[int, Any]:
+        """PATCH /repos/{owner}/{repo}. An archived repository takes nothing but being unarchived
+        (alone: the stricter reading; what GitHub does with other fields sent along is not
+        documented)."""
+        assert self.repo is not None
+        if not isinstance(body, dict) or set(body) - UPDATE_FIELDS:
+            return 422, {"message": f"stub: unknown update parameters in {body!r}"}
+        if bad := [k for k in set(body) & _BOOLEANS if not isinstance(body[k], bool)]:
+            return 422, {"message": f"Invalid request. For 'properties/{bad[0]}', {body[bad[0]]!r} is not a boolean."}
+        if self.repo["archived"] and body != {"archived": False}:
+            return 403, {"message": READ_ONLY}
+        if "default_branch" in body and body["default_branch"] not in self.refs:
+            return 422, {"message": "Validation Failed", "errors": [{"field": "default_branch", "code": "invalid"}]}
+        self.repo.update(body)
+        self.repo["visibility"] = "private" if self.repo["private"] else "public"
+        return 200, self.answer()
 
     def put(self, obj: dict[str, Any]) -> str:
         sha = hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()
@@ -131,6 +265,8 @@ class GitHubState:
 def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        _location = ""
+        """The Location of the answer being made (a moved repository's redirect)."""
 
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -183,6 +319,7 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
                 state.writes += 1
             if fault and self._fault(fault):
                 return None
+            self._location = ""
             status, answer = self._route(self.command, url, body)
             if fault and fault.kind == "slow-after":
                 time.sleep(float(fault.message))  # longer than the client's timeout
@@ -191,10 +328,62 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
                 return self._drop()
             if fault and fault.kind == "status-after":
                 return self._send(fault.status, {"message": fault.message}, fault.headers)
-            return self._send(status, answer)
+            return self._send(status, answer, {"Location": self._location} if self._location else None)
+
+        def _accounts(self, method: str, parts: list[str], body: Any) -> tuple[int, Any] | None:
+            """/user, /users/{login}, /orgs/{org}/repos, /user/repos, /repositories/{id}."""
+            path = "/".join(parts)
+            if method == "GET" and path == "/user":
+                return 200, {"login": state.login, "type": "User"}
+            if method == "GET" and len(parts) == 3 and parts[1] == "users":
+                found = [(k, v) for k, v in state.accounts.items() if k.lower() == parts[2].lower()]
+                if not found:
+                    return 404, {"message": "Not Found"}
+                return 200, {"login": found[0][0], "type": found[0][1]}
+            if method == "POST" and path == "/user/repos":
+                return state.create(state.login, body)
+            if method == "POST" and len(parts) == 4 and parts[1] == "orgs" and parts[3] == "repos":
+                org = [k for k, v in state.accounts.items() if k.lower() == parts[2].lower() and v == "Organization"]
+                return state.create(org[0], body) if org else (404, {"message": "Not Found"})
+            if method == "GET" and len(parts) == 3 and parts[1] == "repositories":
+                if state.repo is None or str(state.repo["id"]) != parts[2]:
+                    return 404, {"message": "Not Found"}
+                return 200, state.answer()
+            return None
+
+        def _repository(self, method: str, parts: list[str], body: Any) -> tuple[int, Any] | None:
+            """/repos/{owner}/{repo}[/...]: what exists, where it moved, what an archive refuses."""
+            full_name = f"{parts[2]}/{parts[3]}".lower()
+            if full_name in state.moved and state.repo is not None:
+                # A former name redirects to /repositories/{id}: 301 for a GET, 307 otherwise
+                # (developer.github.com/changes/2015-04-17-preview-repository-redirects).
+                host = self.headers.get("Host", "127.0.0.1")
+                location = f"http://{host}/repositories/{state.repo['id']}{'/'.join(['', *parts[4:]])}"
+                self._location = location
+                return (301 if method == "GET" else 307), {"message": "Moved Permanently", "url": location}
+            if state.repo is None:
+                return 404, {"message": "Not Found"}
+            if len(parts) == 4:
+                if not state.names_repo(parts[2], parts[3]):
+                    return 404, {"message": "Not Found"}
+                if method == "GET":
+                    return 200, state.answer()
+                if method == "PATCH":
+                    return state.update(body)
+                return 404, {"message": f"stub has no route {method} {'/'.join(parts)}"}
+            if method != "GET" and state.repo["archived"]:
+                return 403, {"message": READ_ONLY}
+            return None
 
         def _route(self, method: str, url: urllib.parse.SplitResult, body: Any) -> tuple[int, Any]:
             parts = url.path.split("/")  # ['', 'repos', owner, repo, ...]
+            if parts[1] != "repos" or len(parts) < 4:
+                return self._accounts(method, parts, body) or (
+                    404,
+                    {"message": f"stub has no route {method} {url.path}"},
+                )
+            if answered := self._repository(method, parts, body):
+                return answered
             rest = "/".join(parts[4:])
             query = urllib.parse.parse_qs(url.query)
             objects = state.objects
@@ -267,7 +456,8 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
                 return 201, state.pull(label, body["base"], body.get("title", ""), body.get("body", ""), parts[3])
             return 404, {"message": f"stub has no route {method} {url.path}"}
 
-        do_GET = do_POST = do_PATCH = _handle
+        # DELETE is answered (recorded, then "no route") so that tests can assert none is sent.
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
 
     return Handler
 

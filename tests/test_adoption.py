@@ -12,13 +12,13 @@ import pytest
 
 from automation import render
 from components.repo_commit import RepoCommitProvider
-from scoutflo.adoption import READOPTED_FILES, TENANT_TAG, tenant_topic
+from scoutflo.adoption import READOPTED_FILES, TENANT_TAG, tenant_mark, tenant_topic
 from tests.conftest import of_type, run_main
 
 OIDC_TYPE = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
 ECR_TYPE = "aws:ecr/repository:Repository"
-REPO_TYPE = "github:index/repository:Repository"
-REPO_TOPIC = tenant_topic("acme")  # the dev stack's tenant
+REPO_TYPE = render.REPOSITORY_TYPE
+MARK = tenant_mark("acme")  # the dev stack's tenant
 OIDC_ARN = f"arn:aws:iam::{render.FAKE_ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
 Answer = Callable[[Mapping[str, Any]], dict[str, Any]]
 
@@ -52,9 +52,10 @@ def oidc_fails(message: str) -> Answer:
 
 def repos(**state: str) -> Answer:
     """GitHub repositories by name: 'archived' (ours, as an app's removal leaves it: archiving
-    keeps the topics), 'ours' (our topic), 'foreign' (live, no topic of ours), 'stranger-archive'
-    (archived, no scoutflo topic), 'other-tenant' (archived, another tenant's topic) or 'renamed'
-    (GitHub redirects the old name to a renamed repo); others absent."""
+    keeps the description), 'ours' (our mark), 'topic' (an earlier version's: our topic, no mark),
+    'foreign' (live, no mark of ours), 'stranger-archive' (archived, no mark), 'other-tenant'
+    (archived, another tenant's mark) or 'renamed' (GitHub redirects the old name to a renamed
+    repo); others absent."""
 
     def answer(args: Mapping[str, Any]) -> dict[str, Any]:
         name = args["fullName"].split("/")[1]
@@ -63,6 +64,15 @@ def repos(**state: str) -> Answer:
         # data_source_github_repository.go sets name and full_name from the API's answer, which
         # for a renamed repo is the one GitHub redirected to (go-github follows the 301).
         real = f"{name}-old" if state[name] == "renamed" else name
+        description, topics = {
+            "ours": (f"Shop {MARK}", ["team-web"]),
+            "archived": (f"Shop {MARK}", ["team-web"]),
+            "topic": ("Shop", [tenant_topic("acme")]),
+            "foreign": ("Our website", ["website"]),
+            "stranger-archive": ("Old shop", ["legacy"]),
+            "other-tenant": (f"Shop {tenant_mark('globex')}", []),
+            "renamed": (f"Shop {MARK}", []),
+        }[state[name]]
         return {
             "id": name,
             "name": real,
@@ -70,14 +80,8 @@ def repos(**state: str) -> Answer:
             "repoId": 4242,
             "nodeId": "R_x",
             "archived": state[name] in ("archived", "other-tenant", "stranger-archive"),
-            "topics": {
-                "ours": [REPO_TOPIC, "team-web"],
-                "archived": [REPO_TOPIC, "team-web"],
-                "foreign": ["website"],
-                "stranger-archive": ["legacy"],
-                "other-tenant": [tenant_topic("globex")],
-                "renamed": [REPO_TOPIC],
-            }[state[name]],
+            "description": description,
+            "topics": topics,
         }
 
     return answer
@@ -192,17 +196,16 @@ def test_new_app_creates_its_repositories(dev_recording: render.Recording) -> No
     for type_ in (REPO_TYPE, ECR_TYPE):
         assert all(r.import_id == "" for r in of_type(dev_recording, type_))
     for repo in of_type(dev_recording, REPO_TYPE):
-        assert repo.inputs["archived"] is False
-        assert repo.inputs["topics"] == [REPO_TOPIC]
+        assert repo.inputs["description"].endswith(f" {MARK}")
 
 
 def test_app_added_again_adopts_and_unarchives_its_repo_and_keeps_its_registry() -> None:
     recording = run_main(cloud=cloud(repos=repos(storefront="archived"), ecr=ecr("scoutflo/storefront", "other")))
     gh, registries = by_name(recording, REPO_TYPE), by_name(recording, ECR_TYPE)
-    assert gh["storefront-repo"].import_id == "storefront"
-    assert gh["storefront-repo"].inputs["archived"] is False  # the update after the import unarchives
-    # Its topics are kept and ours added, so the next run sees a repo of ours, not a stranger's.
-    assert gh["storefront-repo"].inputs["topics"] == sorted(["team-web", REPO_TOPIC])
+    # AppRepository's create finds it, checks the mark again and unarchives it with one write
+    # (tests/test_github_repo.py); its goal is the one a new app's repository has.
+    new = by_name(run_main(), REPO_TYPE)["storefront-repo"]
+    assert gh["storefront-repo"].inputs == new.inputs and gh["storefront-repo"].import_id == ""
     assert registries["storefront-ecr"].import_id == "scoutflo/storefront"
     assert registries["storefront-ecr"].retain_on_delete
     assert registries["storefront-ecr"].inputs["tags"] == {TENANT_TAG: "acme", "team": "web"}
@@ -215,6 +218,13 @@ def test_app_added_again_adopts_and_unarchives_its_repo_and_keeps_its_registry()
     assert gh["admin-repo"].import_id == "" and registries["admin-ecr"].import_id == ""
 
 
+def test_a_repository_of_an_earlier_version_is_recognised_by_its_topic() -> None:
+    # Stacks from before AppRepository marked their repositories with the topic only.
+    recording = run_main(cloud=cloud(repos=repos(storefront="topic")))
+    assert "storefront-repo" in by_name(recording, REPO_TYPE)
+    assert "chart/Chart.yaml" in render.repo_trees(recording)["storefront"]  # live: not re-adopted
+
+
 def test_destroyed_stack_deployed_again_converges() -> None:
     everything = cloud(
         oidc=oidc_present(),
@@ -222,7 +232,7 @@ def test_destroyed_stack_deployed_again_converges() -> None:
         ecr=ecr("scoutflo/storefront", "scoutflo/admin"),
     )
     first = run_main(cloud=everything)
-    assert all(r.import_id for t in (OIDC_TYPE, REPO_TYPE, ECR_TYPE) for r in of_type(first, t))
+    assert all(r.import_id for t in (OIDC_TYPE, ECR_TYPE) for r in of_type(first, t))
     # The next run's look-up sees each repo as the first run left it (its inputs applied): it
     # must recognise them as ours, give the same goals, and the engine must not import again.
     settled = run_main(cloud={**everything, render.REPO_LOOKUP: as_left_by(first)})
@@ -260,11 +270,11 @@ def test_adopted_registry_keeps_its_encryption() -> None:
 @pytest.mark.parametrize(
     ("world", "message"),
     [
-        (cloud(repos=repos(admin="foreign")), r"acme-gitops/admin already exists and is not tenant 'acme'"),
-        (cloud(repos=repos(admin="other-tenant")), r"acme-gitops/admin .*topic scoutflo-globex"),
-        # An archive without our topic is not what removing an app leaves (archiving keeps the
-        # topics): someone's old project. Adopting it would unarchive it, make it private and
-        # rename its default branch. Topics of an archived repo cannot be edited: unarchive first.
+        (cloud(repos=repos(admin="foreign")), r"acme-gitops/admin already exists and is not tenant acme's"),
+        (cloud(repos=repos(admin="other-tenant")), r"acme-gitops/admin .*it is tenant globex's"),
+        # An archive without our mark is not what removing an app leaves (archiving keeps the
+        # description): someone's old project. Adopting it would unarchive it, make it private
+        # and rename its default branch. An archived repo is read-only: unarchive it first.
         (cloud(repos=repos(admin="stranger-archive")), r"acme-gitops/admin .*archived.*unarchive it"),
         # GitHub redirects a renamed repo's old name (the data source follows it): that repo is
         # not `admin` any more, and importing `admin` would act on it under its old name.
@@ -334,7 +344,8 @@ def test_second_run_of_a_new_stack_changes_nothing() -> None:
         if res.import_id:  # present now, and already in state under the provider's own id
             created_id = render.fake_id(res.type, res.name, res.inputs, {"arn": OIDC_ARN})
             assert not engine_imports(old_id=created_id, old_import_id="", goal_id=res.import_id), res.urn
-    assert sum(bool(r.import_id) for r in second.resources) == 5  # provider, 2 repos, 2 registries
+    # The provider and 2 registries; GitHub repositories are adopted by AppRepository itself.
+    assert sum(bool(r.import_id) for r in second.resources) == 3
 
 
 def test_a_failing_github_lookup_names_the_token_and_registers_nothing() -> None:
@@ -345,3 +356,17 @@ def test_a_failing_github_lookup_names_the_token_and_registers_nothing() -> None
     with pytest.raises(Exception, match=r"looking up GitHub repository acme-gitops/storefront failed.*github:token"):
         run_main(recording=recording, cloud=cloud(repos=unauthorized))
     assert not recording.resources
+
+
+def test_a_stack_of_pulumi_githubs_repository_takes_it_over_instead_of_archiving_it(
+    dev_recording: render.Recording,
+) -> None:
+    # Before AppRepository, ChartRepo registered github.Repository(f"{app}-repo", parent=self)
+    # with archive_on_destroy: without the alias the engine would delete (archive) it after
+    # creating AppRepository. Same name and parent, the old type: the engine finds the old state
+    # under the alias (pulumi/pulumi step_generator.go:655-693 getOldResource) and, the dynamic
+    # provider having no DiffConfig, diffs it as an update (components/app_repository.py).
+    for repo in of_type(dev_recording, REPO_TYPE):
+        assert repo.aliases == ["github:index/repository:Repository"], repo.name
+        assert repo.name == f"{repo.inputs['name']}-repo"
+        assert repo.parent.endswith(f"scoutflo:index:ChartRepo::{repo.inputs['name']}")

@@ -373,6 +373,7 @@ def test_destroy_view_lists_what_goes_and_what_is_kept() -> None:
         "resources": [
             {"urn": "u::scoutflo/a", "type": "aws:ecr/repository:Repository", "retainOnDelete": True},
             {"urn": "u::a", "type": "github:index/repository:Repository", "inputs": {"archiveOnDestroy": True}},
+            {"urn": "u::b", "type": "pulumi-python:dynamic/scoutflo:AppRepository", "inputs": {"name": "b"}},
             {"urn": "u::p", "type": "aws:iam/role:Role", "protect": True},
             {"urn": "u::r", "type": "aws:iam/role:Role"},
             {"urn": "u::c", "type": "scoutflo:index:ChartRepo", "custom": False},
@@ -385,8 +386,9 @@ def test_destroy_view_lists_what_goes_and_what_is_kept() -> None:
         ("aws:ecr/repository:Repository", "scoutflo/a", "retained"),
         ("aws:iam/role:Role", "p", "protected"),
         ("github:index/repository:Repository", "a", "archived on GitHub, not deleted"),
+        ("pulumi-python:dynamic/scoutflo:AppRepository", "b", "archived on GitHub, not deleted"),
     ]
-    assert "1 resources go, 3 are kept" in view.to_text()
+    assert "1 resources go, 4 are kept" in view.to_text()
 
 
 def test_render_reports_an_unwritable_output_without_a_traceback(

@@ -375,7 +375,7 @@ def test_destroy_shows_what_goes_and_what_is_kept_before_confirmation(h: Harness
         ops.destroy(tenant(), None, h.stacks)
     text = str(err.value)
     assert "aws:ecr/repository:Repository  storefront  (retained)" in text
-    assert "github:index/repository:Repository  admin  (archived on GitHub, not deleted)" in text
+    assert "pulumi-python:dynamic/scoutflo:AppRepository  admin-repo  (archived on GitHub, not deleted)" in text
     assert "- kubernetes:argoproj.io/v1alpha1:Application  admin-application" in text
     assert h.resources("acme"), "nothing destroyed yet"
     result = ops.destroy(tenant(), "acme", h.stacks)

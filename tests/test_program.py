@@ -39,7 +39,7 @@ def test_every_app_gets_repo_registry_role_and_application(dev_recording: render
     counts = per_app_custom(dev_recording)
     expected = Counter(
         {
-            "github:index/repository:Repository": 1,
+            render.REPOSITORY_TYPE: 1,
             "github:index/branchProtection:BranchProtection": 1,
             "github:index/branchDefault:BranchDefault": 1,
             "pulumi-python:dynamic:Resource": 1,
@@ -71,18 +71,20 @@ def test_user_data_is_never_deleted(dev_recording: render.Recording) -> None:
         assert ecr.inputs["imageTagMutability"] == "IMMUTABLE"
         assert ecr.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
         assert ecr.inputs["forceDelete"] is False
-    for repo in of_type(dev_recording, "github:index/repository:Repository"):
-        assert repo.inputs["archiveOnDestroy"] is True
-        assert repo.inputs["visibility"] == "private"
-        assert repo.inputs["autoInit"] is True
-        assert repo.inputs["deleteBranchOnMerge"] is True
+    # AppRepository archives on delete and creates private, auto_init'ed repositories: its
+    # provider's behaviour, tested against the GitHub stand-in in tests/test_github_repo.py.
+    repos = of_type(dev_recording, render.REPOSITORY_TYPE)
+    assert {r.inputs["tenant"] for r in repos} == {"acme"}
+    for repo in repos:
+        assert repo.inputs["description"].endswith("(Scoutflo tenant acme)")
+        assert repo.inputs["token"] == render.SECRET
     (oidc,) = of_type(dev_recording, "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
     assert oidc.retain_on_delete
 
 
 def test_names_line_up(dev_recording: render.Recording) -> None:
     ecr = {r.inputs["name"] for r in of_type(dev_recording, "aws:ecr/repository:Repository")}
-    repos = {r.inputs["name"] for r in of_type(dev_recording, "github:index/repository:Repository")}
+    repos = {r.inputs["name"] for r in of_type(dev_recording, render.REPOSITORY_TYPE)}
     assert repos == {"storefront", "admin"}
     assert ecr == {f"scoutflo/{name}" for name in repos}
 
@@ -121,7 +123,7 @@ def test_ci_role_trusts_only_main_of_its_repo(dev_recording: render.Recording) -
     trust = json.loads(roles["scoutflo-acme-admin-ci"].inputs["assumeRolePolicy"])
     (stmt,) = trust["Statement"]
     assert stmt["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com")
-    repo_id = render.fake_outputs("github:index/repository:Repository", "admin-repo", {"name": "admin"}, "x")["repoId"]
+    repo_id = render.fake_outputs(render.REPOSITORY_TYPE, "admin-repo", {"name": "admin"}, "x")["repo_id"]
     owner_id = render.fake_invoke("github:index/getUser:getUser", {"username": "acme-gitops"}, "x")["id"]
     # Only the id-based subject, exactly: no name-only form, no wildcard (name recycling).
     subject = f"repo:acme-gitops@{owner_id}/admin@{repo_id}:ref:refs/heads/main"
@@ -152,7 +154,7 @@ def test_adopting_an_existing_github_oidc_provider() -> None:
 def test_exports(dev_recording: render.Recording) -> None:
     assert dev_recording.outputs["tenant"] == "acme"
     assert dev_recording.outputs["apps"]["admin"] == {
-        "repoUrl": "https://github.com/OWNER/admin",
+        "repoUrl": "https://github.com/acme-gitops/admin",
         "ecrRepositoryUrl": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/scoutflo/admin",
         "argocdApp": "admin",
     }

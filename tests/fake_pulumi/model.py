@@ -15,6 +15,7 @@ SIG = "4dabf18193072939515e22adb298388d"
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 DYNAMIC = "pulumi-python:dynamic:Resource"
+REPOSITORY = "pulumi-python:dynamic/scoutflo:AppRepository"
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,19 @@ def goals(stack: str, config: Mapping[str, Any]) -> list[dict[str, Any]]:
         out += [
             {"urn": comp, "type": "scoutflo:index:ChartRepo", "custom": False, "parent": root, "inputs": {}},
             {
-                "urn": f"{base}scoutflo:index:ChartRepo$github:index/repository:Repository::{name}",
-                "type": "github:index/repository:Repository",
+                "urn": f"{base}scoutflo:index:ChartRepo${REPOSITORY}::{name}-repo",
+                "type": REPOSITORY,
                 "custom": True,
                 "parent": comp,
-                "inputs": {"name": name, "visibility": "private", "archiveOnDestroy": True},
-                "replaceOn": ["name"],
+                "inputs": {
+                    "owner": f"{stack}-gitops",
+                    "name": name,
+                    "tenant": stack,
+                    "description": f"{name} - Helm chart deployed by Argo CD (Scoutflo tenant {stack})",
+                    "token": _secret(token_value),
+                },
+                "replaceOn": ["owner", "name"],
+                "noDetailedDiff": True,
             },
             {
                 "urn": f"urn:pulumi:{stack}::scoutflo::scoutflo:index:ChartRepo${DYNAMIC}::{name}-initial",

@@ -1,0 +1,155 @@
+"""AppRepository: the app's private GitHub repository, through a dynamic provider, in one write.
+
+Why not pulumi-github's Repository: it makes 5 writes for what one request does
+(scoutflo/github_repo.py), and GitHub allows 500 content-creating writes an hour per token.
+Removing the app archives the repository (never deletes it). Adding it again adopts the archive:
+create finds it, checks the tenant's mark, and unarchives it.
+
+THIS MODULE'S PATH AND `AppRepositoryProvider`'S NAME ARE PERMANENT: Pulumi pickles the provider
+into every AppRepository's state and loads it by that path in a fresh process (see
+components/repo_commit.py's docstring, and tests/test_github_api.py, which loads a pickled one).
+
+Stacks created before this resource existed hold a `github:index/repository:Repository` under the
+same name; the alias below makes the engine take that state for this resource instead of deleting
+it, which would archive the repository (archive_on_destroy). Changing the provider of a resource
+is not a replacement when the new provider has no DiffConfig: pulumi/pulumi
+pkg/resource/deploy/step_generator.go:2800-2879 `providerChanged` asks the new provider's
+DiffConfig, which the Python dynamic provider leaves unimplemented (sdk/python/lib/pulumi/dynamic/
+__main__.py DiffConfig: UNIMPLEMENTED), and pkg/resource/plugin/provider_plugin.go:842-857 turns
+that into "no replacement". `diff` then sees the old provider's outputs (no `tenant`) and asks for
+an update, which reads the repository and records this resource's state (0 writes when it is
+already set as ours). The old state's id is the repository's name (resource_github_repository.go
+:766 `d.SetId(repo.GetName())`), the id this resource uses too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+
+LEGACY_TYPE = "github:index/repository:Repository"
+# Inputs whose change is another repository (new owner, new name): create it, archive the old one.
+_IDENTITY = ("owner", "name")
+_REQUIRED = ("owner", "name", "tenant", "description", "token")
+
+
+def _client(props: dict[str, Any]) -> Any:
+    from scoutflo.github_api import API, GitHub
+
+    return GitHub(props["token"], api=props.get("api_url") or API)
+
+
+# Permanent: see the module docstring.
+class AppRepositoryProvider(ResourceProvider):
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures = [CheckFailure(key, f"{key} is required") for key in _REQUIRED if not news.get(key)]
+        return CheckResult(news, failures)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        from scoutflo.github_repo import ensure_repository
+
+        gh = _client(props)
+        facts = ensure_repository(
+            gh, owner=props["owner"], name=props["name"], tenant=props["tenant"], description=props["description"]
+        )
+        outs = {**props, **facts.outputs(), "adopted": facts.adopted, "github_writes": gh.writes}
+        return CreateResult(props["name"], outs)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        if "tenant" not in olds:
+            # A github.Repository's state taken over through the alias (module docstring).
+            return DiffResult(changes=True, replaces=[], delete_before_replace=False)
+        replaces = [key for key in _IDENTITY if olds.get(key) != news.get(key)]
+        # A new token is recorded too (an update with no write): removing the app later archives
+        # with the token in the state, and a rotated-out one would fail.
+        changed = replaces or [k for k in ("description", "tenant", "token", "api_url") if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        from scoutflo.github_repo import ensure_repository, update_repository
+
+        gh = _client(news)
+        if "tenant" not in olds:
+            # Taken over from github.Repository: the repository is ours already (it carries the
+            # topic that version set); settings it lacks are set, its description is left as is.
+            facts = ensure_repository(
+                gh, owner=news["owner"], name=news["name"], tenant=news["tenant"], description=news["description"]
+            )
+        else:
+            # Only what the program changed is written: the user's own edits of the repository's
+            # description on GitHub are left alone otherwise.
+            fields = {"description": news["description"]} if olds.get("description") != news["description"] else {}
+            facts = update_repository(gh, owner=news["owner"], name=news["name"], fields=fields)
+        adopted = facts.adopted or bool(olds.get("adopted"))
+        return UpdateResult({**news, **facts.outputs(), "adopted": adopted, "github_writes": gh.writes})
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        from scoutflo.github_repo import archive_repository
+
+        archive_repository(_client(props), owner=props["owner"], name=props["name"])
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """`pulumi refresh`: the repository as it is (gone: an empty id, which drops it from state)."""
+        from scoutflo.github_repo import get_repository, repo_facts
+
+        repo = get_repository(_client(props), props["owner"], props["name"])
+        if repo is None:
+            return ReadResult(None, {})
+        # `description` stays the program's: it is what `diff` compares with the program's next
+        # one. GitHub's (which the user may have edited since) taken into the state would show
+        # as a change on the next `up` and be overwritten, against `update`'s promise.
+        return ReadResult(id_, {**props, **repo_facts(repo).outputs()})
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppRepositoryArgs:
+    owner: str
+    """GitHub user or organisation."""
+    name: str
+    """Repository name (= app name)."""
+    tenant: str
+    description: str
+    """Ends with the tenant's mark (scoutflo.adoption.repo_description)."""
+    token: pulumi.Input[str]
+    """GitHub token (a Pulumi secret)."""
+    api_url: str = "https://api.github.com"
+
+
+class AppRepository(pulumi.dynamic.Resource, module="scoutflo", name="AppRepository"):
+    """Type `pulumi-python:dynamic/scoutflo:AppRepository` (pulumi.dynamic.Resource.__init_subclass__)."""
+
+    name: pulumi.Output[str]
+    """The repository's name (the `name` input, kept as an output like every input)."""
+    repo_id: pulumi.Output[int]
+    node_id: pulumi.Output[str]
+    full_name: pulumi.Output[str]
+    html_url: pulumi.Output[str]
+    default_branch: pulumi.Output[str]
+
+    def __init__(self, name: str, args: AppRepositoryArgs, opts: pulumi.ResourceOptions | None = None):
+        props = {
+            "owner": args.owner,
+            "name": args.name,
+            "tenant": args.tenant,
+            "description": args.description,
+            "token": pulumi.Output.secret(args.token),
+            "api_url": args.api_url,
+            **dict.fromkeys(("repo_id", "node_id", "full_name", "html_url", "default_branch", "adopted")),
+            "github_writes": None,
+        }
+        mine = pulumi.ResourceOptions(
+            additional_secret_outputs=["token"],
+            aliases=[pulumi.Alias(type_=LEGACY_TYPE)],
+        )
+        super().__init__(AppRepositoryProvider(), name, props, pulumi.ResourceOptions.merge(opts, mine))

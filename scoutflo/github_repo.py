@@ -1,0 +1,204 @@
+"""An app's GitHub repository in one write: created, adopted again or archived, safe to repeat.
+
+pulumi-github's Repository makes 5 writes to create one private repository with topics
+(terraform-provider-github v6.13.0, the `upstream` of pulumi-github 6.15.0, commit 20728bb,
+github/resource_github_repository.go: the create at :758/761, the topics PUT at :771, then
+resourceGithubRepositoryUpdate, which every create ends with (:785): an Edit at :961, the topics
+PUT again at :994 and a visibility Edit at :1011), 3 without topics. The create's request body,
+resourceGithubRepositoryObject (:587-613), already carries every setting we use (visibility,
+has_*, allow_*_merge, delete_branch_on_merge, auto_init), so the Edits repeat what the create set.
+Here the create is that one request, nothing after it.
+
+What tells a repository of this tenant's from someone else's of the same name has to be in that
+one request, so that a re-run after a lost answer ("name already exists") can recognise its own
+repository: the description ends with `(Scoutflo tenant <tenant>)` (scoutflo/adoption.py). The
+topic `scoutflo-<tenant>`, which repositories of earlier versions carry, is recognised too.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from scoutflo.adoption import is_tenants_repo, tenant_mark
+from scoutflo.github_api import GitHub, GitHubError
+
+SETTINGS: dict[str, bool] = {
+    "private": True,
+    "has_issues": True,
+    "has_wiki": False,
+    "has_projects": False,
+    "allow_merge_commit": False,
+    "allow_rebase_merge": False,
+    "allow_squash_merge": True,
+    "delete_branch_on_merge": True,
+}
+"""What every app repository is set to (the names are GitHub's REST fields, accepted by both
+create endpoints and by the update endpoint: docs.github.com/en/rest/repos/repos)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepoFacts:
+    repo_id: int
+    node_id: str
+    full_name: str
+    html_url: str
+    default_branch: str
+    archived: bool
+    description: str
+    writes: int = 0
+    adopted: bool = False
+    """It existed (ours: archived by an earlier removal, or created by a run whose answer was lost)."""
+
+    def outputs(self) -> dict[str, Any]:
+        return {
+            "repo_id": self.repo_id,
+            "node_id": self.node_id,
+            "full_name": self.full_name,
+            "html_url": self.html_url,
+            "default_branch": self.default_branch,
+        }
+
+
+def repo_facts(repo: Mapping[str, Any], writes: int = 0, *, adopted: bool = False) -> RepoFacts:
+    return RepoFacts(
+        repo_id=int(repo["id"]),
+        node_id=str(repo["node_id"]),
+        full_name=str(repo["full_name"]),
+        html_url=str(repo["html_url"]),
+        default_branch=str(repo.get("default_branch") or ""),
+        archived=bool(repo.get("archived")),
+        description=str(repo.get("description") or ""),
+        writes=writes,
+        adopted=adopted,
+    )
+
+
+def _path(owner: str, name: str) -> str:
+    return f"/repos/{urllib.parse.quote(owner, safe='')}/{urllib.parse.quote(name, safe='')}"
+
+
+def get_repository(gh: GitHub, owner: str, name: str) -> dict[str, Any] | None:
+    """The repository as GitHub answers it, or None. A renamed or transferred repository answers
+    its old name with a 301 PyGithub follows on the same origin (github_api.py): the answer's
+    full_name then names another repository, which is refused, never acted on."""
+    repo = gh.call("GET", _path(owner, name), ok404=True)
+    if repo is None:
+        return None
+    wanted = f"{owner}/{name}"
+    if str(repo.get("full_name", "")).lower() != wanted.lower():
+        raise GitHubError(
+            409,
+            "GET",
+            _path(owner, name),
+            f"{wanted} now redirects to {repo.get('full_name')} (renamed or transferred): rename the app, "
+            f"or rename the repository back to {name} if it is this app's",
+        )
+    return dict(repo)
+
+
+def _create_path(gh: GitHub, owner: str) -> str:
+    """POST /orgs/{org}/repos for an organisation; POST /user/repos, which creates in the token's
+    own account, only when that account is `owner` (terraform-provider-github would create a user
+    owner's repository in whichever account the token is: config.go ConfigureOwner sets
+    IsOrganization only for an organisation, and resource_github_repository.go:761 then calls
+    Create with owner "")."""
+    account = gh.call("GET", f"/users/{urllib.parse.quote(owner, safe='')}", ok404=True)
+    if account is None:
+        raise GitHubError(404, "GET", f"/users/{owner}", f"no GitHub user or organisation {owner!r} (github:owner)")
+    if account.get("type") == "Organization":
+        return f"/orgs/{urllib.parse.quote(owner, safe='')}/repos"
+    me = gh.call("GET", "/user")
+    if str(me.get("login", "")).lower() != owner.lower():
+        raise GitHubError(
+            403,
+            "GET",
+            "/user",
+            f"github:owner {owner!r} is a user account but the token is {me.get('login')!r}'s: a token "
+            "can only create repositories in its own account or in an organisation it belongs to",
+        )
+    return "/user/repos"
+
+
+def _refuse(owner: str, name: str, tenant: str, repo: Mapping[str, Any]) -> GitHubError:
+    return GitHubError(
+        409,
+        "GET",
+        _path(owner, name),
+        f"{owner}/{name} already exists and is not tenant {tenant}'s (its description does not end "
+        f"with {tenant_mark(tenant)!r}{', archived' if repo.get('archived') else ''}): rename the app, or, if "
+        f"it is this tenant's, {'unarchive it and ' if repo.get('archived') else ''}end its description "
+        f"with {tenant_mark(tenant)!r} so Scoutflo adopts it",
+    )
+
+
+def ensure_repository(gh: GitHub, *, owner: str, name: str, tenant: str, description: str) -> RepoFacts:
+    """The app's repository, created with one write when absent. One of this tenant's that
+    exists (archived when its app was removed, or created by an attempt whose answer was lost)
+    is adopted: unarchived and set to SETTINGS with one write, or none when it already is.
+    Anyone else's is refused, whatever its state."""
+    before = gh.writes
+    if (found := get_repository(gh, owner, name)) is not None:
+        return _adopt(gh, owner, name, tenant, description, found, before)
+    body = {"name": name, "description": description, "auto_init": True, **SETTINGS}
+    path = _create_path(gh, owner)
+
+    def landed() -> dict[str, Any] | None:
+        repo = get_repository(gh, owner, name)
+        return repo if repo is not None and is_tenants_repo(tenant, repo) else None
+
+    try:
+        created = gh.call("POST", path, body, verify=landed)
+    except GitHubError as err:
+        # 422 "name already exists on this account": ours from an attempt whose answer was lost,
+        # or someone's made meanwhile (decided by the marker, as for any existing repository).
+        if err.status != 422 or (found := get_repository(gh, owner, name)) is None:
+            raise
+        return _adopt(gh, owner, name, tenant, description, found, before)
+    return repo_facts(created, gh.writes - before)
+
+
+def _adopt(
+    gh: GitHub, owner: str, name: str, tenant: str, description: str, repo: Mapping[str, Any], before: int
+) -> RepoFacts:
+    if not is_tenants_repo(tenant, repo):
+        raise _refuse(owner, name, tenant, repo)
+    if repo.get("archived"):
+        # Unarchived alone, first: an archived repository is read-only (403 "Repository was
+        # archived so is read-only.") and GitHub documents no exception for other fields sent
+        # with `archived: false`; and its answer may leave out the merge settings
+        # (terraform-provider-github resource_github_repository.go:846-863 reads them only when
+        # not archived), which compared as missing would be written again every time. The
+        # unarchived answer has them.
+        repo = gh.call("PATCH", _path(owner, name), {"archived": False}, idempotent=True)
+    # The description is the user's to edit once it is marked; only the settings are ours.
+    fix = {k: v for k, v in SETTINGS.items() if repo.get(k) != v}
+    if fix:
+        repo = gh.call("PATCH", _path(owner, name), fix, idempotent=True)
+    return repo_facts(repo, gh.writes - before, adopted=True)
+
+
+def update_repository(gh: GitHub, *, owner: str, name: str, fields: Mapping[str, Any]) -> RepoFacts:
+    """Set `fields` (a subset of SETTINGS, or the description); PATCH sets values, so repeating is
+    harmless. Nothing is written when the repository already has them."""
+    before = gh.writes
+    repo = get_repository(gh, owner, name)
+    if repo is None:
+        raise GitHubError(404, "GET", _path(owner, name), f"{owner}/{name} no longer exists")
+    fix = {k: v for k, v in fields.items() if repo.get(k) != v}
+    if fix:
+        repo = gh.call("PATCH", _path(owner, name), fix, idempotent=True)
+    return repo_facts(repo, gh.writes - before)
+
+
+def archive_repository(gh: GitHub, *, owner: str, name: str) -> bool:
+    """Archive, never delete: the repository and its history are the user's. True when archived
+    now; False when it is gone or archived already (what terraform-provider-github's
+    archive_on_destroy does, resource_github_repository.go:1033-1046)."""
+    repo = get_repository(gh, owner, name)
+    if repo is None or repo.get("archived"):
+        return False
+    gh.call("PATCH", _path(owner, name), {"archived": True}, idempotent=True)
+    return True

@@ -1,0 +1,414 @@
+"""An app's GitHub repository through our own provider (scoutflo/github_repo.py,
+components/app_repository.py), at the HTTP level against the loopback stand-in for GitHub
+(tests/github_stub.py): one write to create, none to adopt our own, none ever on someone else's,
+archive never delete, and the take-over of a pulumi-github Repository's state."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.app_repository import AppRepositoryProvider
+from scoutflo.adoption import repo_description, tenant_topic
+from scoutflo.github_api import GitHub, GitHubError, Pacer
+from scoutflo.github_repo import SETTINGS, archive_repository, ensure_repository, update_repository
+from tests.github_stub import READ_ONLY, TOKEN, Fault, GitHubState, github_stub
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = 1_800_000_000.0
+TENANT = "acme"
+DESC = repo_description("Helm chart of web", TENANT)
+Stub = tuple[GitHubState, str]
+
+
+def client(url: str, **kwargs: Any) -> GitHub:
+    return GitHub(TOKEN, api=url, sleep=lambda _s: None, now=lambda: NOW, pacer=Pacer(), **kwargs)
+
+
+def ensure(gh: GitHub, owner: str = "o", name: str = "web") -> Any:
+    return ensure_repository(gh, owner=owner, name=name, tenant=TENANT, description=DESC)
+
+
+def writes(state: GitHubState) -> list[tuple[str, str, Any]]:
+    return [(m, p, b) for m, p, b in state.requests if m != "GET"]
+
+
+def ours(**fields: Any) -> dict[str, Any]:
+    """Our repository as a run of this version leaves it."""
+    return {"full_name": "o/web", "description": DESC, **SETTINGS, **fields}
+
+
+TOPIC_MARKED = {"full_name": "o/web", "description": "Helm chart of web", "topics": [tenant_topic(TENANT)], **SETTINGS}
+"""Ours as pulumi-github's Repository left it: the tenant's topic, a description without the mark."""
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Stub]:
+    """One stand-in for the module (stopping one costs half a second); each test resets its state."""
+    state = GitHubState(repo=None)
+    with github_stub(state) as url:
+        yield state, url
+
+
+@pytest.fixture
+def github(server: Stub) -> Callable[..., Stub]:
+    """start(repo, **state fields): GitHub holding the repository `repo` (GitHub's metadata
+    fields, the rest defaulted as GitHub does), or none."""
+    state, url = server
+
+    def start(repo: dict[str, Any] | None = None, **fields: Any) -> Stub:
+        vars(state).update(vars(GitHubState(repo=repo, **fields)))
+        return state, url
+
+    return start
+
+
+@pytest.fixture
+def empty(github: Callable[..., Stub]) -> Stub:
+    """GitHub with no repository yet."""
+    return github()
+
+
+def outs(result: Any) -> dict[str, Any]:
+    """A provider result's outputs (CreateResult, UpdateResult, ReadResult)."""
+    assert result.outs is not None
+    return dict(result.outs)
+
+
+def props(url: str, **changes: Any) -> dict[str, Any]:
+    return {
+        "owner": "o",
+        "name": "web",
+        "tenant": TENANT,
+        "description": DESC,
+        "token": TOKEN,
+        "api_url": url,
+    } | changes
+
+
+# ------------------------------------------------------------------ creating: one write
+
+
+@pytest.mark.parametrize(("owner", "path"), [("o", "/orgs/o/repos"), ("me", "/user/repos")])
+def test_a_new_repository_is_one_write_carrying_every_setting(empty: Stub, owner: str, path: str) -> None:
+    state, url = empty
+    gh = client(url)
+    facts = ensure(gh, owner=owner)
+    assert writes(state) == [("POST", path, {"name": "web", "description": DESC, "auto_init": True, **SETTINGS})]
+    assert gh.writes == facts.writes == 1 and not facts.adopted
+    assert state.repo is not None and state.repo["full_name"] == f"{owner}/web"
+    assert {k: state.repo[k] for k in SETTINGS} == SETTINGS and state.repo["visibility"] == "private"
+    assert (facts.full_name, facts.default_branch, facts.repo_id) == (f"{owner}/web", "main", state.repo["id"])
+    # auto_init: the default branch with one README commit, which the scaffold commit builds on.
+    assert list(state.refs) == ["main"] and state.files("main") == {"README.md": b"# web\n"}
+
+
+def test_auto_init_makes_the_owners_default_branch(github: Callable[..., Stub]) -> None:
+    state, url = github(default_branch="trunk")
+    facts = ensure(client(url))
+    assert facts.default_branch == "trunk" and list(state.refs) == ["trunk"]
+
+
+def test_a_user_account_that_is_not_the_tokens_is_a_clear_error_before_any_write(empty: Stub) -> None:
+    state, url = empty
+    state.accounts["someone"] = "User"
+    with pytest.raises(GitHubError, match="'someone' is a user account but the token is 'me'"):
+        ensure(client(url), owner="someone")
+    with pytest.raises(GitHubError, match=r"no GitHub user or organisation 'nobody' \(github:owner\)"):
+        ensure(client(url), owner="nobody")
+    assert writes(state) == [] and state.repo is None
+
+
+def test_a_rerun_adopts_the_repository_it_made_with_no_write(empty: Stub) -> None:
+    state, url = empty
+    first = ensure(client(url))
+    gh = client(url)
+    again = ensure(gh)
+    assert gh.writes == again.writes == 0 and again.adopted
+    assert (again.repo_id, again.full_name) == (first.repo_id, first.full_name)
+    assert len(writes(state)) == 1
+
+
+FAULTS = {
+    "rate limited": Fault("status", 429, {"Retry-After": "1"}, "slow down"),
+    "502 before": Fault("status", 502, message="bad gateway"),
+    "dropped before": Fault("drop"),
+    "dropped after": Fault("drop-after"),
+    "502 after": Fault("status-after", 502, message="bad gateway"),
+}
+
+
+def _sweep(start: Callable[[], GitHubState], writes: int, check: Callable[[GitHubState], None]) -> None:
+    """Each write failing once in turn, in each way, with and without in-run retries; a failed
+    run is run again (the engine re-runs a create left pending, pulumi/pulumi
+    pkg/engine/lifecycletest/pulumi_test.go:912), and once more as after a lost success answer.
+    Our own repository is never refused on the way."""
+    state = start()
+    with github_stub(state) as url:
+        for name, fault in FAULTS.items():
+            for attempts in (1, 5):
+                for n in range(writes):
+                    vars(state).update(vars(start()))
+                    state.write_faults = {n: fault}
+                    try:
+                        ensure(client(url, max_attempts=attempts))
+                    except GitHubError as err:
+                        assert "not tenant" not in str(err) and "redirects" not in str(err), err
+                        ensure(client(url))
+                    last = ensure(client(url))
+                    try:
+                        assert last.adopted and last.writes == 0
+                        check(state)
+                    except AssertionError as err:
+                        raise AssertionError(f"write {n} {name}, {attempts} attempts: {err}") from None
+
+
+def test_every_create_write_failing_once_ends_in_exactly_one_repository() -> None:
+    def check(state: GitHubState) -> None:
+        assert state.repo is not None and state.repo["full_name"] == "o/web" and state.repo["description"] == DESC
+        assert {k: state.repo[k] for k in SETTINGS} == SETTINGS
+        # One repository, initialised once: any second create was refused as "name already exists".
+        assert list(state.refs) == ["main"] and len(state.history("main")) == 1
+        creates = [r for r in writes(state) if r[0] == "POST"]
+        assert 1 <= len(creates) <= 2 and [r for r in writes(state) if r[0] != "POST"] == []
+
+    _sweep(lambda: GitHubState(repo=None), 1, check)
+
+
+def test_every_unarchive_write_failing_once_ends_unarchived() -> None:
+    def check(state: GitHubState) -> None:
+        assert state.repo is not None and not state.repo["archived"]
+        assert {r[2]["archived"] for r in writes(state)} == {False}
+
+    _sweep(lambda: GitHubState(repo=ours(archived=True)), 1, check)
+
+
+# ------------------------------------------------------------------ adopting, refusing
+
+
+@pytest.mark.parametrize(
+    "found",
+    [
+        {"description": "my own project"},
+        {"description": "my own project", "archived": True},
+        {"description": repo_description("Helm chart of web", "other-tenant")},
+        {"description": None, "topics": [tenant_topic("other-tenant")], "archived": True},
+    ],
+    ids=["stranger", "stranger-archived", "other-tenant", "other-tenant-topic-archived"],
+)
+def test_someone_elses_repository_of_the_same_name_is_refused_with_no_write(
+    github: Callable[..., Stub], found: dict[str, Any]
+) -> None:
+    state, url = github({"full_name": "o/web", **found})
+    before = json.dumps(state.repo, sort_keys=True)
+    with pytest.raises(GitHubError, match=r"o/web already exists and is not tenant acme's \(") as err:
+        ensure(client(url))
+    fix = "unarchive it and end its description" if found.get("archived") else "end its description"
+    assert "rename the app" in str(err.value) and f"{fix} with '(Scoutflo tenant acme)'" in str(err.value)
+    assert writes(state) == [] and json.dumps(state.repo, sort_keys=True) == before
+
+
+def test_our_archived_repository_is_adopted_with_one_patch(github: Callable[..., Stub]) -> None:
+    state, url = github(ours(archived=True))
+    gh = client(url)
+    facts = ensure(gh)
+    assert writes(state) == [("PATCH", "/repos/o/web", {"archived": False})]
+    assert facts.adopted and facts.writes == 1 and not facts.archived
+    assert state.repo is not None and not state.repo["archived"] and state.repo["description"] == DESC
+
+
+def test_an_archived_repository_is_unarchived_before_its_settings_are_set(github: Callable[..., Stub]) -> None:
+    """An archived repository refuses every other change (403 "Repository was archived so is
+    read-only."): unarchiving goes alone, the settings after it; the user's description stays."""
+    state, url = github(ours(archived=True, has_wiki=True, description=f"the user's words {DESC}"))
+    facts = ensure(client(url))
+    assert [(m, b) for m, _, b in writes(state)] == [("PATCH", {"archived": False}), ("PATCH", {"has_wiki": False})]
+    assert facts.writes == 2 and state.repo is not None and state.repo["description"] == f"the user's words {DESC}"
+
+
+def test_the_older_topic_marker_is_ours(github: Callable[..., Stub]) -> None:
+    state, url = github(TOPIC_MARKED)
+    facts = ensure(client(url))
+    assert facts.adopted and facts.writes == 0 and writes(state) == []
+
+
+def test_a_renamed_repository_is_refused_never_acted_on(github: Callable[..., Stub]) -> None:
+    """GitHub answers a former name with a 301 to /repositories/{id}, which PyGithub follows on
+    the same origin; what it finds is another repository."""
+    state, url = github(ours(full_name="o/web-renamed"))
+    state.moved.add("o/web")
+    assert state.repo is not None
+    for act in (
+        lambda gh: ensure(gh),
+        lambda gh: archive_repository(gh, owner="o", name="web"),
+        lambda gh: update_repository(gh, owner="o", name="web", fields={"description": "x"}),
+    ):
+        with pytest.raises(GitHubError, match="o/web now redirects to o/web-renamed"):
+            act(client(url))
+    assert ("GET", f"/repositories/{state.repo['id']}", None) in state.requests
+    assert writes(state) == [] and not state.repo["archived"]
+
+
+# ------------------------------------------------------------------ removing: archive, never delete
+
+
+def test_removal_archives_once_and_never_deletes(empty: Stub) -> None:
+    state, url = empty
+    ensure(client(url))
+    gh = client(url)
+    assert archive_repository(gh, owner="o", name="web") is True and gh.writes == 1
+    assert writes(state)[-1] == ("PATCH", "/repos/o/web", {"archived": True})
+    assert state.repo is not None and state.repo["archived"]
+    gh = client(url)
+    assert archive_repository(gh, owner="o", name="web") is False and gh.writes == 0
+    # The archive is read-only: the stand-in refuses commits to it as GitHub does.
+    with pytest.raises(GitHubError, match=READ_ONLY):
+        client(url).call("POST", "/repos/o/web/git/refs", {"ref": "refs/heads/x", "sha": state.refs["main"]})
+    state.repo = None
+    gh = client(url)
+    assert archive_repository(gh, owner="o", name="web") is False and gh.writes == 0
+    assert "DELETE" not in {m for m, _, _ in state.requests}
+
+
+def test_provider_delete_archives_and_never_deletes(empty: Stub) -> None:
+    state, url = empty
+    provider = AppRepositoryProvider()
+    created = outs(provider.create(props(url)))
+    provider.delete("web", created)
+    provider.delete("web", created)
+    assert state.repo is not None and state.repo["archived"]
+    assert [m for m, _, _ in writes(state)] == ["POST", "PATCH"]
+
+
+# ------------------------------------------------------------------ the dynamic provider
+
+
+def test_provider_diff_and_update(empty: Stub) -> None:
+    state, url = empty
+    provider = AppRepositoryProvider()
+    created = provider.create(props(url))
+    olds = outs(created)
+    assert created.id == "web" and olds["github_writes"] == 1 and olds["full_name"] == "o/web"
+    same = provider.diff("web", olds, props(url))
+    assert not same.changes and not same.replaces
+    for key in ("owner", "name"):
+        moved = provider.diff("web", olds, props(url, **{key: "other"}))
+        assert moved.changes and moved.replaces == [key] and not moved.delete_before_replace
+    new_desc = repo_description("Web front end", TENANT)
+    changed = provider.diff("web", olds, props(url, description=new_desc))
+    assert changed.changes and not changed.replaces
+    n = len(state.requests)
+    updated = outs(provider.update("web", olds, props(url, description=new_desc)))
+    assert [r for r in state.requests[n:] if r[0] != "GET"] == [("PATCH", "/repos/o/web", {"description": new_desc})]
+    assert updated["github_writes"] == 1 and updated["description"] == new_desc
+    assert state.repo is not None and state.repo["description"] == new_desc
+    # A rotated token is recorded with no write, so a later removal archives with a live one.
+    stale = {**updated, "token": "ghp_rotated_out"}
+    rotated = provider.diff("web", stale, props(url, description=new_desc))
+    assert rotated.changes and not rotated.replaces
+    n = len(state.requests)
+    kept = outs(provider.update("web", stale, props(url, description=new_desc)))
+    assert kept["token"] == TOKEN and kept["github_writes"] == 0
+    assert all(r[0] == "GET" for r in state.requests[n:])
+
+
+# What a pulumi-github Repository (chart_repo.py before this provider) left in the state: its
+# outputs, camelCase, with neither `owner` nor `tenant`.
+LEGACY_OUTPUTS = {
+    "name": "web",
+    "description": "Helm chart of web",
+    "visibility": "private",
+    "autoInit": True,
+    "archiveOnDestroy": True,
+    "archived": False,
+    "deleteBranchOnMerge": True,
+    "hasIssues": True,
+    "hasWiki": False,
+    "hasProjects": False,
+    "allowMergeCommit": False,
+    "allowRebaseMerge": False,
+    "allowSquashMerge": True,
+    "topics": [tenant_topic(TENANT)],
+    "fullName": "o/web",
+    "htmlUrl": "https://github.test/o/web",
+    "repoId": 123,
+    "nodeId": "R_1",
+    "defaultBranch": "main",
+}
+
+
+def test_a_pulumi_github_repositorys_state_is_taken_over_by_an_update_with_no_write(
+    github: Callable[..., Stub],
+) -> None:
+    state, url = github(TOPIC_MARKED)
+    provider = AppRepositoryProvider()
+    diff = provider.diff("web", LEGACY_OUTPUTS, props(url))
+    assert diff.changes and diff.replaces == [] and not diff.delete_before_replace
+    updated = outs(provider.update("web", LEGACY_OUTPUTS, props(url)))
+    assert updated["github_writes"] == 0 and writes(state) == []
+    assert updated["full_name"] == "o/web" and updated["adopted"] is True
+    assert state.repo is not None and state.repo["description"] == "Helm chart of web"
+    # The next run sees this provider's own state: no change.
+    assert not provider.diff("web", updated, props(url)).changes
+
+
+def test_provider_read_keeps_the_users_description_and_drops_a_repository_that_is_gone(empty: Stub) -> None:
+    state, url = empty
+    provider = AppRepositoryProvider()
+    created = outs(provider.create(props(url)))
+    assert state.repo is not None
+    state.repo["description"] = f"edited {DESC}"
+    found = provider.read("web", created)
+    assert found.id == "web" and outs(found)["full_name"] == "o/web"
+    # The user's edit of the description is not taken for a change to undo (no update follows).
+    assert not provider.diff("web", outs(found), props(url)).changes
+    state.repo = None
+    assert provider.read("web", created).id is None
+
+
+def test_the_token_is_only_in_the_secret_token_output(empty: Stub) -> None:
+    state, url = empty
+    provider = AppRepositoryProvider()
+    created = outs(provider.create(props(url)))
+    updated = outs(provider.update("web", created, props(url, description=repo_description("x", TENANT))))
+    read = outs(provider.read("web", created))
+    for result in (created, updated, read):
+        assert result["token"] == TOKEN
+        assert TOKEN not in json.dumps({k: v for k, v in result.items() if k != "token"})
+    # Nor in an error, nor anywhere but the Authorization header.
+    state.repo = state.new_repo("o/web", description="someone's")
+    with pytest.raises(GitHubError) as err:
+        provider.create(props(url))
+    assert TOKEN not in str(err.value)
+    assert TOKEN not in json.dumps(state.requests)
+
+
+# What an existing stack holds as every AppRepository's `__provider` (dill, by reference):
+# sdk/python/lib/pulumi/dynamic/dynamic.py serialize_provider; loaded by __main__.py:45-69.
+STORED_PROVIDER = "gASVOgAAAAAAAACMGWNvbXBvbmVudHMuYXBwX3JlcG9zaXRvcnmUjBVBcHBSZXBvc2l0b3J5UHJvdmlkZXKUk5QpgZQu"
+
+
+def test_a_provider_pickled_by_an_existing_stack_loads_in_a_fresh_process() -> None:
+    """The provider host is a fresh Python process in the project directory; it unpickles the
+    provider stored in the state. components/app_repository.py's path is therefore permanent: if
+    this fails, existing stacks can no longer refresh, update or archive their repositories."""
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    assert serialize_provider(AppRepositoryProvider()) == STORED_PROVIDER, "the pickle must stay a by-name reference"
+    code = (
+        "import base64, sys, dill\n"
+        "p = dill.loads(base64.b64decode(sys.stdin.read()))\n"
+        "bad = p.check({}, {'owner': 'o', 'name': 'web', 'tenant': 'acme', 'description': 'd'})\n"
+        "print(type(p).__module__, type(p).__name__, [f.property for f in bad.failures])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], input=STORED_PROVIDER, cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["components.app_repository", "AppRepositoryProvider", "['token']"]
