@@ -113,8 +113,10 @@ def fake_outputs(type_: str, name: str, inputs: Mapping[str, Any], region: str) 
     elif type_ == REPOSITORY_TYPE:
         repo, owner = inputs.get("name", name), inputs.get("owner", "OWNER")
         out.update(
-            repo_id=_stable_int(repo),
-            node_id=f"R_kgDO{_stable_int(repo, 8)}",
+            # An adopted repository keeps the ids the program's look-up found (AppRepository's
+            # repo_id/node_id inputs); a new one gets GitHub's new ids.
+            repo_id=inputs.get("repo_id") or _stable_int(repo),
+            node_id=inputs.get("node_id") or f"R_kgDO{_stable_int(repo, 8)}",
             full_name=f"{owner}/{repo}",
             html_url=f"https://github.com/{owner}/{repo}",
             default_branch="main",
@@ -349,6 +351,7 @@ def run(
     project_dir: Path = PROJECT_DIR,
     recording: Recording | None = None,
     cloud: Mapping[str, Callable[[Mapping[str, Any]], dict[str, Any]]] | None = None,
+    preview: bool = False,
 ) -> Recording:
     """Run any Pulumi program callable under the recording mocks, in a fresh context.
 
@@ -367,7 +370,9 @@ def run(
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        contextvars.Context().run(_run, recording, program, dict(config), list(secret_keys or []), project, stack)
+        contextvars.Context().run(
+            _run, recording, program, dict(config), list(secret_keys or []), project, stack, preview
+        )
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
@@ -387,6 +392,7 @@ def _run(
     secret_keys: list[str],
     project: str,
     stack: str,
+    preview: bool = False,
 ) -> None:
     import pulumi
     from pulumi.runtime.stack import run_pulumi_func
@@ -395,7 +401,7 @@ def _run(
     mocks_cls, monitor_cls = _make_engine(recording)
     mocks = mocks_cls()
     pulumi.runtime.set_all_config(config, secret_keys)
-    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor_cls(mocks))
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor_cls(mocks))
     _sync_await(run_pulumi_func(program))
     root = pulumi.runtime.get_root_resource()
     recording.outputs = _sync_await(_resolve(getattr(root, "outputs", {})))

@@ -124,6 +124,10 @@ class AppRepositoryArgs:
     token: pulumi.Input[str]
     """GitHub token (a Pulumi secret)."""
     api_url: str = "https://api.github.com"
+    repo_id: int | None = None
+    node_id: str | None = None
+    """GitHub's ids of the repository when the program's look-up found it (scoutflo.adoption
+    FoundRepo), None when it is to be created. See `AppRepository.__init__`."""
 
 
 class AppRepository(pulumi.dynamic.Resource, module="scoutflo", name="AppRepository"):
@@ -145,7 +149,23 @@ class AppRepository(pulumi.dynamic.Resource, module="scoutflo", name="AppReposit
             "description": args.description,
             "token": pulumi.Output.secret(args.token),
             "api_url": args.api_url,
-            **dict.fromkeys(("repo_id", "node_id", "full_name", "html_url", "default_branch", "adopted")),
+            # Known ids are inputs, not only outputs: the Python dynamic provider host does not
+            # support previews (sdk/python/lib/pulumi/dynamic/__main__.py Configure answers only
+            # acceptSecrets, so supportsPreview is false), and the engine's preview of an update
+            # then returns the new inputs as the state (pulumi/pulumi pkg/resource/plugin/
+            # provider_plugin.go:1718-1719); the SDK resolves every output missing there as
+            # unknown (sdk/python/lib/pulumi/runtime/rpc.py resolve_properties). Without them,
+            # every update (a rotated token, a new description, the takeover of a github
+            # Repository's state) previews BranchProtection.repository_id, which is ForceNew
+            # (terraform-provider-github github/resource_github_branch_protection.go:20-23), as
+            # unknown: a replacement. `up --plan` then sees no change, and the engine fails the
+            # update with "expected resource operations ... but none were seen"
+            # (pkg/resource/deploy/deployment_executor.go:371-392): the replace left two of its
+            # planned ops undone after a same (step.go:2404-2418 ConstrainedTo). `diff` ignores
+            # these keys; create and update overwrite them with GitHub's answer.
+            "repo_id": args.repo_id,
+            "node_id": args.node_id,
+            **dict.fromkeys(("full_name", "html_url", "default_branch", "adopted")),
             "github_writes": None,
         }
         mine = pulumi.ResourceOptions(

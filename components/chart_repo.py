@@ -105,6 +105,10 @@ class ChartRepo(pulumi.ComponentResource):
                 tenant=args.tenant,
                 description=repo_description(args.description, args.tenant),
                 token=args.token,
+                # Known in a preview of an update (components/app_repository.py): the protection
+                # and the CI role's trust, which use them, show no change there.
+                repo_id=args.existing.repo_id or None if args.existing else None,
+                node_id=args.existing.node_id or None if args.existing else None,
             ),
             opts=child,
         )

@@ -96,6 +96,10 @@ class OidcProvider:
 class FoundRepo:
     archived: bool
     """A removed app's repository, adopted again: its content is the user's."""
+    repo_id: int = 0
+    node_id: str = ""
+    """GitHub's ids of the repository (immutable): AppRepository takes them as inputs so a
+    preview of its update shows them known (components/app_repository.py `known ids`)."""
 
 
 # What the first commit of a stack that adopts an archived repository writes instead of the
@@ -156,7 +160,9 @@ def repo_to_adopt(tenant: str, owner: str, name: str, found: Any) -> FoundRepo |
         )
     archived = bool(getattr(found, "archived", False))
     if is_tenants_repo(tenant, found):
-        return FoundRepo(archived=archived)
+        return FoundRepo(
+            archived=archived, repo_id=int(found.repo_id), node_id=str(getattr(found, "node_id", "") or "")
+        )
     other = marked_tenant(found)
     whose = f"it is tenant {other}'s" if other else f"its description does not end with '{tenant_mark(tenant)}'"
     raise AdoptionError(

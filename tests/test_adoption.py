@@ -5,15 +5,18 @@ name list); what the engine does with `import_` is ported from pulumi/pulumi bel
 
 from __future__ import annotations
 
+import json
+import runpy
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 
 from automation import render
+from components.app_repository import AppRepositoryProvider
 from components.repo_commit import RepoCommitProvider
 from scoutflo.adoption import READOPTED_FILES, TENANT_TAG, tenant_mark, tenant_topic
-from tests.conftest import of_type, run_main
+from tests.conftest import MAIN, dev_config, of_type, run_main
 
 OIDC_TYPE = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
 ECR_TYPE = "aws:ecr/repository:Repository"
@@ -89,12 +92,21 @@ def repos(**state: str) -> Answer:
 
 def as_left_by(recording: render.Recording) -> Answer:
     """GitHub's answer after `recording`'s repository inputs were applied."""
-    left = {r.inputs["name"]: r.inputs for r in of_type(recording, REPO_TYPE)}
+    left = {r.inputs["name"]: r for r in of_type(recording, REPO_TYPE)}
 
     def answer(args: Mapping[str, Any]) -> dict[str, Any]:
         name = args["fullName"].split("/")[1]
-        inputs = left[name]
-        return {"id": name, "name": name, "fullName": args["fullName"], "repoId": 4242, **inputs}
+        repo = left[name]
+        # The ids are the ones AppRepository's create answered (render.fake_outputs).
+        outs = render.fake_outputs(REPO_TYPE, repo.name, repo.inputs, "eu-west-1")
+        return {
+            "id": name,
+            "name": name,
+            "fullName": args["fullName"],
+            **repo.inputs,
+            "repoId": outs["repo_id"],
+            "nodeId": outs["node_id"],
+        }
 
     return answer
 
@@ -203,9 +215,11 @@ def test_app_added_again_adopts_and_unarchives_its_repo_and_keeps_its_registry()
     recording = run_main(cloud=cloud(repos=repos(storefront="archived"), ecr=ecr("scoutflo/storefront", "other")))
     gh, registries = by_name(recording, REPO_TYPE), by_name(recording, ECR_TYPE)
     # AppRepository's create finds it, checks the mark again and unarchives it with one write
-    # (tests/test_github_repo.py); its goal is the one a new app's repository has.
+    # (tests/test_github_repo.py); its goal is the one a new app's repository has, with the ids
+    # the look-up found (known in a preview: test_preview_of_a_repository_update_keeps_its_ids_known).
     new = by_name(run_main(), REPO_TYPE)["storefront-repo"]
-    assert gh["storefront-repo"].inputs == new.inputs and gh["storefront-repo"].import_id == ""
+    assert gh["storefront-repo"].inputs == {**new.inputs, "repo_id": 4242, "node_id": "R_x"}
+    assert gh["storefront-repo"].import_id == ""
     assert registries["storefront-ecr"].import_id == "scoutflo/storefront"
     assert registries["storefront-ecr"].retain_on_delete
     assert registries["storefront-ecr"].inputs["tags"] == {TENANT_TAG: "acme", "team": "web"}
@@ -238,7 +252,10 @@ def test_destroyed_stack_deployed_again_converges() -> None:
     settled = run_main(cloud={**everything, render.REPO_LOOKUP: as_left_by(first)})
     for a, b in zip(first.resources, settled.resources, strict=True):
         assert (a.urn, a.import_id) == (b.urn, b.import_id)
-        if a.type == render.DYNAMIC_TYPE:
+        if a.type == REPO_TYPE:
+            olds = render.fake_outputs(a.type, a.name, a.inputs, "eu-west-1")
+            assert not AppRepositoryProvider().diff(a.name, olds, b.inputs).changes, a.urn
+        elif a.type == render.DYNAMIC_TYPE:
             # The first commit carried a note, later runs pass the scaffold: the commit's own
             # diff ignores file changes once it exists, so nothing is written again.
             assert not RepoCommitProvider().diff("id", a.inputs, b.inputs).changes, a.urn
@@ -339,7 +356,17 @@ def test_second_run_of_a_new_stack_changes_nothing() -> None:
     after = cloud(oidc=oidc_present(), repos=as_left_by(first), ecr=ecr(*left_tags))
     after[render.ECR_LOOKUP] = lambda args: {"id": args["name"], "name": args["name"], "tags": left_tags[args["name"]]}
     second = run_main(cloud=after)
-    assert [(r.urn, r.inputs) for r in first.resources] == [(r.urn, r.inputs) for r in second.resources]
+    assert [r.urn for r in first.resources] == [r.urn for r in second.resources]
+    for a, b in zip(first.resources, second.resources, strict=True):
+        if a.type == REPO_TYPE:
+            # The second run passes the ids its look-up found; the engine hands the provider's
+            # diff the old outputs (pulumi/pulumi pkg/resource/plugin/provider_plugin.go:1363
+            # `Olds: mOldOutputs`), and the ids it ignores are the ones the create answered.
+            olds = render.fake_outputs(a.type, a.name, a.inputs, "eu-west-1")
+            assert {k: b.inputs[k] for k in ("repo_id", "node_id")} == {k: olds[k] for k in ("repo_id", "node_id")}
+            assert not AppRepositoryProvider().diff(a.name, olds, b.inputs).changes, a.urn
+        else:
+            assert a.inputs == b.inputs, a.urn
     for res in second.resources:
         if res.import_id:  # present now, and already in state under the provider's own id
             created_id = render.fake_id(res.type, res.name, res.inputs, {"arn": OIDC_ARN})
@@ -370,3 +397,41 @@ def test_a_stack_of_pulumi_githubs_repository_takes_it_over_instead_of_archiving
         assert repo.aliases == ["github:index/repository:Repository"], repo.name
         assert repo.name == f"{repo.inputs['name']}-repo"
         assert repo.parent.endswith(f"scoutflo:index:ChartRepo::{repo.inputs['name']}")
+
+
+# ---------------------------------------------------------------- a real engine's preview
+
+
+def test_preview_of_a_repository_update_keeps_its_ids_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The Python dynamic provider host does not support previews (sdk/python/lib/pulumi/dynamic/
+    # __main__.py Configure answers only acceptSecrets), so the engine's preview of an AppRepository
+    # update (a rotated token, a new description, the takeover of a github Repository's state)
+    # returns the new inputs as its state (pulumi/pulumi pkg/resource/plugin/provider_plugin.go
+    # :1718-1719), and the SDK resolves each output missing there as unknown in a preview
+    # (sdk/python/lib/pulumi/runtime/rpc.py resolve_properties). An unknown repository_id is a
+    # replacement of the protection (ForceNew, terraform-provider-github github/
+    # resource_github_branch_protection.go:20-23) that `up --plan` never does: the engine then
+    # fails the approved update (pkg/resource/deploy/deployment_executor.go:371-392).
+    steady = render.fake_outputs
+
+    def engine_preview(type_: str, name: str, inputs: Mapping[str, Any], region: str) -> dict[str, Any]:
+        return dict(inputs) if type_ == REPO_TYPE else steady(type_, name, inputs, region)
+
+    monkeypatch.setattr(render, "fake_outputs", engine_preview)
+    config, secrets = dev_config()
+    recording = render.run(
+        lambda: runpy.run_path(MAIN, run_name="__main__"),
+        config,
+        secrets,
+        cloud=cloud(repos=repos(storefront="ours", admin="topic")),
+        preview=True,
+    )
+    protections = of_type(recording, "github:index/branchProtection:BranchProtection")
+    assert len(protections) == 2
+    assert {p.inputs["repositoryId"] for p in protections} == {"R_x"}
+    for role in of_type(recording, "aws:iam/role:Role"):
+        if role.inputs["name"].endswith("-ci"):
+            (stmt,) = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+            assert stmt["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"].endswith(
+                "@4242:ref:refs/heads/main"
+            )
