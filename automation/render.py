@@ -201,6 +201,8 @@ class Registered:
     """The `import_` resource option: the cloud object this resource adopts."""
     aliases: list[str] = field(default_factory=list)
     """Types or names this resource was registered under before (Pulumi's `aliases` option)."""
+    alias_specs: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    """The aliases as the RegisterResource request carries them (sdk/proto/pulumi/alias.proto)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -326,6 +328,9 @@ def _make_engine(recording: Recording) -> Any:
                         # Alias specs (sdk/proto/pulumi/alias.proto): a URN or a spec naming
                         # what differs (here, the type).
                         aliases=sorted(a.urn or a.spec.type or a.spec.name for a in request.aliases),
+                        alias_specs=[
+                            json_format.MessageToDict(a, preserving_proto_field_name=True) for a in request.aliases
+                        ],
                     )
                 )
             return response

@@ -435,3 +435,33 @@ def test_preview_of_a_repository_update_keeps_its_ids_known(monkeypatch: pytest.
             assert stmt["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"].endswith(
                 "@4242:ref:refs/heads/main"
             )
+
+
+def engine_alias_urn(name: str, type_: str, parent: str, spec: Mapping[str, Any], stack: str, project: str) -> str:
+    """pulumi/pulumi pkg/resource/deploy/source_eval.go:2596-2621 (an alias spec's parentUrn "" is
+    "no parent given": ParseOptionalURN) and step_generator.go:545-586 collapseAliasToUrn (empty
+    name/type/parent/stack/project: the resource's own), sdk/go/common/resource/alias.go:40-57
+    CreateURN (a parent's URN up to its last "::", "$", the type: the parent's type chain)."""
+    if spec.get("urn"):
+        return str(spec["urn"])
+    spec = spec["spec"]
+    alias_parent = "" if spec.get("noParent") else (spec.get("parentUrn") or parent)
+    if alias_parent.split("::")[-2:-1] == ["pulumi:pulumi:Stack"]:
+        alias_parent = ""
+    kind, alias_name = spec.get("type") or type_, spec.get("name") or name
+    if not alias_parent:
+        return f"urn:pulumi:{spec.get('stack') or stack}::{spec.get('project') or project}::{kind}::{alias_name}"
+    return f"{alias_parent[: alias_parent.rindex('::')]}${kind}::{alias_name}"
+
+
+def test_the_alias_reaches_the_old_repositorys_urn(dev_recording: render.Recording) -> None:
+    # The URN the previous version's github.Repository had: same name and parent, its type last
+    # in the parent's type chain (the old URNs the engine looks up: step_generator.go:655-693).
+    # The engine leaves the root stack's type out of its children's URNs (pulumi/pulumi
+    # pkg/resource/deploy/deployment.go:796-805 generateURN); the SDK's mock monitor keeps it.
+    for repo in of_type(dev_recording, REPO_TYPE):
+        parent = repo.parent.replace("::pulumi:pulumi:Stack$", "::", 1)
+        old = f"urn:pulumi:dev::scoutflo::scoutflo:index:ChartRepo$github:index/repository:Repository::{repo.name}"
+        assert parent == f"urn:pulumi:dev::scoutflo::scoutflo:index:ChartRepo::{repo.inputs['name']}"
+        (spec,) = repo.alias_specs
+        assert engine_alias_urn(repo.name, repo.type, parent, spec, "dev", "scoutflo") == old
