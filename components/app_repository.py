@@ -90,21 +90,25 @@ class AppRepositoryProvider(ResourceProvider):
             # Only what the program changed is written: the user's own edits of the repository's
             # description on GitHub are left alone otherwise.
             fields = {"description": news["description"]} if olds.get("description") != news["description"] else {}
-            facts = update_repository(gh, owner=news["owner"], name=news["name"], fields=fields)
+            facts = update_repository(
+                gh, owner=news["owner"], name=news["name"], fields=fields, repo_id=olds.get("repo_id")
+            )
         adopted = facts.adopted or bool(olds.get("adopted"))
         return UpdateResult({**news, **facts.outputs(), "adopted": adopted, "github_writes": gh.writes})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         from scoutflo.github_repo import archive_repository
 
-        archive_repository(_client(props), owner=props["owner"], name=props["name"])
+        archive_repository(_client(props), owner=props["owner"], name=props["name"], repo_id=props.get("repo_id"))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: the repository as it is (gone: an empty id, which drops it from state)."""
         from scoutflo.github_repo import get_repository, repo_facts
 
         repo = get_repository(_client(props), props["owner"], props["name"])
-        if repo is None:
+        if repo is None or (props.get("repo_id") is not None and int(repo["id"]) != int(props["repo_id"])):
+            # Gone, or the name now holds another repository (ours deleted, the name reused):
+            # recording that one's id would make the next update act on it.
             return ReadResult(None, {})
         # `description` stays the program's: it is what `diff` compares with the program's next
         # one. GitHub's (which the user may have edited since) taken into the state would show

@@ -180,25 +180,51 @@ def _adopt(
     return repo_facts(repo, gh.writes - before, adopted=True)
 
 
-def update_repository(gh: GitHub, *, owner: str, name: str, fields: Mapping[str, Any]) -> RepoFacts:
+def _same_repository(repo: Mapping[str, Any], repo_id: Any) -> bool:
+    """Whether `repo` is the repository whose id the state recorded (None: not recorded). A
+    repository's id survives renames and archiving; a new repository under the same name (ours
+    deleted by the user, then someone's created) has another. The state's number may come back
+    as a float (the dynamic provider's properties travel as protobuf Struct numbers)."""
+    return repo_id is None or int(repo["id"]) == int(repo_id)
+
+
+def update_repository(
+    gh: GitHub, *, owner: str, name: str, fields: Mapping[str, Any], repo_id: Any = None
+) -> RepoFacts:
     """Set `fields` (a subset of SETTINGS, or the description); PATCH sets values, so repeating is
-    harmless. Nothing is written when the repository already has them."""
+    harmless. Nothing is written when the repository already has them, and nothing at all when
+    the name now holds another repository than the state's `repo_id`."""
     before = gh.writes
     repo = get_repository(gh, owner, name)
     if repo is None:
         raise GitHubError(404, "GET", _path(owner, name), f"{owner}/{name} no longer exists")
+    if not _same_repository(repo, repo_id):
+        raise GitHubError(
+            409,
+            "GET",
+            _path(owner, name),
+            f"{owner}/{name} is another repository than the one this stack made (id {repo['id']}, "
+            f"not {int(repo_id)}): it was deleted and the name reused; rename the app, or run "
+            "`pulumi refresh` to forget the deleted one",
+        )
     fix = {k: v for k, v in fields.items() if repo.get(k) != v}
     if fix:
         repo = gh.call("PATCH", _path(owner, name), fix, idempotent=True)
     return repo_facts(repo, gh.writes - before)
 
 
-def archive_repository(gh: GitHub, *, owner: str, name: str) -> bool:
+def archive_repository(gh: GitHub, *, owner: str, name: str, repo_id: Any = None) -> bool:
     """Archive, never delete: the repository and its history are the user's. True when archived
     now; False when it is gone or archived already (what terraform-provider-github's
-    archive_on_destroy does, resource_github_repository.go:1033-1046)."""
-    repo = get_repository(gh, owner, name)
+    archive_on_destroy does, resource_github_repository.go:1033-1046), and False with nothing
+    written when the name no longer leads to the state's repository: moved (renamed or
+    transferred, so the user took it elsewhere) or deleted with the name reused by another. The
+    app's removal must not fail on either (the state could then only be fixed by hand), and
+    neither is ours to archive."""
+    repo = gh.call("GET", _path(owner, name), ok404=True)
     if repo is None or repo.get("archived"):
+        return False
+    if str(repo.get("full_name", "")).lower() != f"{owner}/{name}".lower() or not _same_repository(repo, repo_id):
         return False
     gh.call("PATCH", _path(owner, name), {"archived": True}, idempotent=True)
     return True

@@ -246,13 +246,35 @@ def test_a_renamed_repository_is_refused_never_acted_on(github: Callable[..., St
     assert state.repo is not None
     for act in (
         lambda gh: ensure(gh),
-        lambda gh: archive_repository(gh, owner="o", name="web"),
         lambda gh: update_repository(gh, owner="o", name="web", fields={"description": "x"}),
     ):
         with pytest.raises(GitHubError, match="o/web now redirects to o/web-renamed"):
             act(client(url))
+    # Removing the app leaves the moved repository alone and does not fail: an error there
+    # would block every later `pulumi up` of the stack until its state is edited by hand.
+    assert archive_repository(client(url), owner="o", name="web", repo_id=state.repo["id"]) is False
     assert ("GET", f"/repositories/{state.repo['id']}", None) in state.requests
     assert writes(state) == [] and not state.repo["archived"]
+
+
+def test_a_name_reused_by_another_repository_is_never_patched_nor_archived(empty: Stub) -> None:
+    """Ours deleted by the user, and someone's created under the same name: its description
+    does not end with our mark, and the state's repository id tells it apart. Neither a
+    description change, nor removing the app, nor a refresh may act on it."""
+    state, url = empty
+    provider = AppRepositoryProvider()
+    created = outs(provider.create(props(url)))
+    # What the engine hands back: protobuf Struct numbers are doubles.
+    created["repo_id"] = float(created["repo_id"])
+    state.repo = state.new_repo("o/web", id=created["repo_id"] + 1, description="their project", private=False)
+    n = len(state.requests)
+    new_desc = repo_description("Web front end", TENANT)
+    with pytest.raises(GitHubError, match="another repository than the one this stack made"):
+        provider.update("web", created, props(url, description=new_desc))
+    provider.delete("web", created)
+    assert provider.read("web", created).id is None
+    assert all(m == "GET" for m, _, _ in state.requests[n:])
+    assert state.repo["description"] == "their project" and not state.repo["archived"]
 
 
 # ------------------------------------------------------------------ removing: archive, never delete
