@@ -11,7 +11,7 @@ from components.chart_repo import ChartRepo, ChartRepoArgs
 from components.github_oidc import GithubOidc, GithubOidcArgs
 from components.registry_access import RegistryAccess, registry_access_args
 from scoutflo import naming
-from scoutflo.adoption import AdoptionError, look_up
+from scoutflo.adoption import AdoptionError, app_description, look_up
 from scoutflo.charts.errors import ChartError
 from scoutflo.charts.fetch import ChartFetcher, cache_dir
 from scoutflo.charts.plan import application_values, plan_imports
@@ -63,7 +63,7 @@ for app in cfg.apps:
         ChartRepoArgs(
             owner=cfg.github_owner,
             name=app.name,
-            description=f"{app.entry.description} - Helm chart deployed by Argo CD",
+            description=app_description(app.entry.description),
             files=initial_files(
                 app=app.name, source=src.repo, template_dir=src.template_dir, branch_protection=cfg.branch_protection
             ),

@@ -68,6 +68,17 @@ def marked_tenant(repo: Any) -> str | None:
     return next((t.removeprefix(TOPIC_PREFIX) for t in get("topics", None) or () if t.startswith(TOPIC_PREFIX)), None)
 
 
+GITHUB_DESCRIPTION_MAX = 350
+"""GitHub refuses a longer repository description ("Description cannot be more than 350
+characters", quoted in Ylianst/MeshCentral#4724 and owasp-modsecurity/ModSecurity#3130): the create
+would fail with a 422 only at `pulumi up`, after the app's other resources were made."""
+
+
+def app_description(text: str) -> str:
+    """An app repository's description before the tenant's mark (the catalog entry's own text)."""
+    return f"{text} - Helm chart deployed by Argo CD"
+
+
 def repo_description(text: str, tenant: str) -> str:
     return f"{text} {tenant_mark(tenant)}"
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from charts_catalog import CatalogEntry
+from scoutflo.adoption import GITHUB_DESCRIPTION_MAX, app_description, repo_description
 from scoutflo.charts.versions import VersionError, parse_constraint
 from scoutflo.naming import app_name_problem, dns_label_problem, ecr_prefix_problem
 
@@ -231,6 +232,15 @@ def parse_config(raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry]) ->
     _refuse_other_github_api(raw.get("github:baseUrl"))
     credentials = _parse_credentials(raw.get(f"scoutflo:{CREDENTIALS_KEY}"))
     apps = _parse_apps(_as_object("scoutflo:apps", _need(raw, "scoutflo:apps", "list the apps to deploy")), catalog)
+    for app in apps:
+        # The repository's description is the entry's text, a suffix and the tenant's mark.
+        over = len(repo_description(app_description(app.entry.description), tenant)) - GITHUB_DESCRIPTION_MAX
+        if over > 0:
+            raise ConfigError(
+                f"catalog entry {app.entry.name!r} ({app.entry.path}) 'description' is {over} characters "
+                f"too long for app {app.name!r}'s GitHub repository description (at most "
+                f"{GITHUB_DESCRIPTION_MAX} with Scoutflo's suffix and tenant mark): shorten it"
+            )
     return StackConfig(
         tenant=tenant,
         github_owner=owner,

@@ -155,3 +155,24 @@ def test_pulumi_yaml_declares_every_key_with_the_same_defaults() -> None:
         assert declared[key]["description"]
         assert "default" not in declared[key]
     assert declared["refresherSecretAccessKey"]["secret"] is True
+
+
+def test_a_catalog_description_too_long_for_githubs_limit_is_refused_before_any_resource() -> None:
+    """GitHub refuses a repository description over 350 characters (scoutflo/adoption.py
+    GITHUB_DESCRIPTION_MAX); with the suffix and a 40-character tenant's mark, the longest entry
+    text that fits is 350 - 91 characters."""
+    import dataclasses
+
+    from scoutflo.adoption import GITHUB_DESCRIPTION_MAX, app_description, repo_description
+
+    tenant = "t" * 40
+    fits = 350 - len(repo_description(app_description(""), tenant))
+    for length, ok in ((fits, True), (fits + 1, False)):
+        entry = dataclasses.replace(CATALOG["webapp"], description="d" * length)
+        raw = {**BASE, "scoutflo:tenant": tenant}
+        if ok:
+            (web,) = parse_config(raw, {**CATALOG, "webapp": entry}).apps
+            assert len(repo_description(app_description(web.entry.description), tenant)) == GITHUB_DESCRIPTION_MAX
+        else:
+            with pytest.raises(ConfigError, match=r"'webapp' .*'description' is 1 characters too long.*'web'"):
+                parse_config(raw, {**CATALOG, "webapp": entry})
