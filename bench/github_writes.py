@@ -110,7 +110,8 @@ def measured_writes(recording: render.Recording) -> dict[str, int]:
             by_repo[res.inputs["repo"]].append(res)
     for resources in by_repo.values():
         owner = next(r.inputs["owner"] for r in resources if r.type == REPOSITORY)
-        state = GitHubState(repo=None, accounts={owner: "Organization"})
+        # The first commit shows a moment after the create: the scaffold waits for it (no write).
+        state = GitHubState(repo=None, accounts={owner: "Organization"}, empty_window=2)
         with github_stub(state) as api:
             for res in sorted(resources, key=lambda r: (r.type != REPOSITORY, bool(r.inputs.get("branch")))):
                 props: dict[str, Any] = {**res.inputs, "token": "t0ken", "api_url": api}

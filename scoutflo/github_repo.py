@@ -110,7 +110,22 @@ def _create_path(gh: GitHub, owner: str) -> str:
         raise GitHubError(404, "GET", f"/users/{owner}", f"no GitHub user or organisation {owner!r} (github:owner)")
     if account.get("type") == "Organization":
         return f"/orgs/{urllib.parse.quote(owner, safe='')}/repos"
-    me = gh.call("GET", "/user")
+    try:
+        me = gh.call("GET", "/user")
+    except GitHubError as err:
+        if err.status != 403:
+            raise
+        # A GitHub App installation token has no user (GET /user answers 403 "Resource not
+        # accessible by integration", quoted in actions/create-github-app-token#258), and
+        # POST /user/repos creates in the token's user account only.
+        raise GitHubError(
+            403,
+            "GET",
+            "/user",
+            f"github:owner {owner!r} is a user account, and the token has no user account of its own "
+            f"({err}): a GitHub App installation token can only create repositories in an organisation; "
+            f"use a personal access token of {owner!r}, or an organisation as github:owner",
+        ) from None
     if str(me.get("login", "")).lower() != owner.lower():
         raise GitHubError(
             403,

@@ -92,8 +92,10 @@ class GitHubState:
     write_faults: dict[int, Fault] = field(default_factory=dict)
     writes: int = 0
     commit_counter: int = 0
-    login: str = LOGIN
-    """The token's account (GET /user); POST /user/repos creates there."""
+    login: str | None = LOGIN
+    """The token's account (GET /user); POST /user/repos creates there. None: a GitHub App
+    installation token, which GET /user answers 403 "Resource not accessible by integration"
+    (quoted in actions/create-github-app-token#258)."""
     accounts: dict[str, str] = field(default_factory=lambda: {"o": "Organization", LOGIN: "User"})
     """GitHub accounts by login -> "User" or "Organization" (GET /users/{login})."""
     repo: dict[str, Any] | None = field(default_factory=lambda: {"full_name": "o/r"})
@@ -103,6 +105,12 @@ class GitHubState:
     """The branch auto_init creates (the owner's default branch name setting)."""
     moved: set[str] = field(default_factory=set)
     """Former full names of `repo` (renamed or transferred): GitHub redirects them to it."""
+    empty_window: int = 0
+    """Git Data and commit-list requests answered 409 "Git Repository is empty." after a create
+    with auto_init, before its first commit shows: GitHub makes that commit after the create
+    answers (callers that write right after a create, e.g. github/github-mcp-server's
+    prepareBranchBaseCommit, match that 409 on GetRef). 0 = the commit shows at once (lenient)."""
+    empty_reads: int = 0
 
     def __post_init__(self) -> None:
         if self.repo is not None:
@@ -170,6 +178,7 @@ class GitHubState:
         self.repo = self.new_repo(full_name, **fields)
         self.moved.discard(full_name.lower())
         if body.get("auto_init"):
+            self.empty_reads = self.empty_window
             readme = f"# {body['name']}\n".encode()
             self.refs[self.default_branch] = self.commit(
                 {"README.md": ("100644", self.blob(readme))}, [], "Initial commit"
@@ -334,6 +343,8 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
             """/user, /users/{login}, /orgs/{org}/repos, /user/repos, /repositories/{id}."""
             path = "/".join(parts)
             if method == "GET" and path == "/user":
+                if state.login is None:
+                    return 403, {"message": "Resource not accessible by integration"}
                 return 200, {"login": state.login, "type": "User"}
             if method == "GET" and len(parts) == 3 and parts[1] == "users":
                 found = [(k, v) for k, v in state.accounts.items() if k.lower() == parts[2].lower()]
@@ -341,6 +352,8 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
                     return 404, {"message": "Not Found"}
                 return 200, {"login": found[0][0], "type": found[0][1]}
             if method == "POST" and path == "/user/repos":
+                if state.login is None:
+                    return 403, {"message": "Resource not accessible by integration"}
                 return state.create(state.login, body)
             if method == "POST" and len(parts) == 4 and parts[1] == "orgs" and parts[3] == "repos":
                 org = [k for k, v in state.accounts.items() if k.lower() == parts[2].lower() and v == "Organization"]
@@ -386,6 +399,9 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
                 return answered
             rest = "/".join(parts[4:])
             query = urllib.parse.parse_qs(url.query)
+            if state.empty_reads and (rest.startswith("git/") or rest == "commits"):
+                state.empty_reads -= 1
+                return 409, {"message": "Git Repository is empty."}
             objects = state.objects
             if method == "GET" and rest.startswith("git/ref/heads/"):
                 name = urllib.parse.unquote(rest.removeprefix("git/ref/heads/"))

@@ -122,6 +122,9 @@ def test_a_user_account_that_is_not_the_tokens_is_a_clear_error_before_any_write
         ensure(client(url), owner="someone")
     with pytest.raises(GitHubError, match=r"no GitHub user or organisation 'nobody' \(github:owner\)"):
         ensure(client(url), owner="nobody")
+    state.login = None  # a GitHub App installation token
+    with pytest.raises(GitHubError, match=r"installation token can only create repositories in an organisation"):
+        ensure(client(url), owner="someone")
     assert writes(state) == [] and state.repo is None
 
 
@@ -434,3 +437,17 @@ def test_a_provider_pickled_by_an_existing_stack_loads_in_a_fresh_process() -> N
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["components.app_repository", "AppRepositoryProvider", "['token']"]
+
+
+def test_the_scaffold_right_after_the_create_waits_for_auto_inits_commit(github: Callable[..., Stub]) -> None:
+    """GitHub makes auto_init's commit after the create answers: Git Data reads answer 409 "Git
+    Repository is empty." meanwhile. The scaffold waits (reads only) and costs the same writes."""
+    from scoutflo.github_api import commit_files
+
+    state, url = github(None, empty_window=3)
+    gh = client(url)
+    ensure(gh)
+    done = commit_files(gh, owner="o", repo="web", files={"a.txt": "x"}, message="Scoutflo: scaffold")
+    assert done.created and gh.writes == 1 + 3 and state.empty_reads == 0
+    assert state.files("main")["a.txt"] == b"x"
+    assert sum(1 for m, p, _ in state.requests if m == "GET" and "/git/ref/heads/main" in p) == 4
