@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
@@ -234,7 +235,16 @@ def parse_config(raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry]) ->
     apps = _parse_apps(_as_object("scoutflo:apps", _need(raw, "scoutflo:apps", "list the apps to deploy")), catalog)
     for app in apps:
         # The repository's description is the entry's text, a suffix and the tenant's mark.
-        over = len(repo_description(app_description(app.entry.description), tenant)) - GITHUB_DESCRIPTION_MAX
+        text = app.entry.description
+        if any(unicodedata.category(c) == "Cc" for c in text):
+            # GitHub answers 422 "description control characters are not allowed" (quoted in
+            # github/VisualStudio#1777, r-lib/gh#92); a YAML block scalar (`|`, `>`) ends in one.
+            raise ConfigError(
+                f"catalog entry {app.entry.name!r} ({app.entry.path}) 'description' holds a line break or "
+                f"another control character ({text!r}), which GitHub refuses in a repository description: "
+                "write it on one line (a plain or quoted YAML string, not `|` or `>`)"
+            )
+        over = len(repo_description(app_description(text), tenant)) - GITHUB_DESCRIPTION_MAX
         if over > 0:
             raise ConfigError(
                 f"catalog entry {app.entry.name!r} ({app.entry.path}) 'description' is {over} characters "

@@ -64,6 +64,19 @@ CREATE_FIELDS = {"name", "description", "auto_init", *_BOOLEANS} - {"archived", 
 UPDATE_FIELDS = {"description", "archived", "default_branch", *_BOOLEANS} - {"topics"}
 
 
+def _description_problem(description: Any) -> str | None:
+    """GitHub's refusals of a repository description: over 350 characters ("Description cannot be
+    more than 350 characters", quoted in Ylianst/MeshCentral#4724) or holding a control character
+    ("description control characters are not allowed", github/VisualStudio#1777, r-lib/gh#92)."""
+    if not isinstance(description, str):
+        return None
+    if len(description) > 350:
+        return "description is too long (maximum is 350 characters)"
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in description):
+        return "description control characters are not allowed"
+    return None
+
+
 @dataclass(frozen=True)
 class Fault:
     """One abnormal answer. kind: 'status' (answer `status` with `headers` and `message`, the
@@ -157,6 +170,8 @@ class GitHubState:
             return 422, {"message": f"stub: unknown create parameters {sorted(unknown)}"}
         if bad := [k for k in set(body) & (_BOOLEANS | {"auto_init"}) if not isinstance(body[k], bool)]:
             return 422, {"message": f"Invalid request. For 'properties/{bad[0]}', {body[bad[0]]!r} is not a boolean."}
+        if problem := _description_problem(body.get("description")):
+            return 422, {"message": "Repository creation failed.", "errors": [problem]}
         full_name = f"{owner}/{body['name']}"
         if self.names_repo(owner, body["name"]):
             # GitHub's answer (errors[].message), e.g. integrations/terraform-provider-github
@@ -194,6 +209,8 @@ class GitHubState:
             return 422, {"message": f"stub: unknown update parameters in {body!r}"}
         if bad := [k for k in set(body) & _BOOLEANS if not isinstance(body[k], bool)]:
             return 422, {"message": f"Invalid request. For 'properties/{bad[0]}', {body[bad[0]]!r} is not a boolean."}
+        if problem := _description_problem(body.get("description")):
+            return 422, {"message": "Validation Failed", "errors": [problem]}
         if self.repo["archived"] and body != {"archived": False}:
             return 403, {"message": READ_ONLY}
         if "default_branch" in body and body["default_branch"] not in self.refs:

@@ -176,3 +176,14 @@ def test_a_catalog_description_too_long_for_githubs_limit_is_refused_before_any_
         else:
             with pytest.raises(ConfigError, match=r"'webapp' .*'description' is 1 characters too long.*'web'"):
                 parse_config(raw, {**CATALOG, "webapp": entry})
+
+
+@pytest.mark.parametrize("text", ["Web app\n", "Web\tapp", "two\nlines"])
+def test_a_catalog_description_with_a_line_break_is_refused_before_any_resource(text: str) -> None:
+    """GitHub refuses control characters in a repository description (422 "description control
+    characters are not allowed"); a YAML block scalar (`description: |`) ends with a newline."""
+    import dataclasses
+
+    entry = dataclasses.replace(CATALOG["webapp"], description=text)
+    with pytest.raises(ConfigError, match=r"'webapp' .*'description' holds a line break"):
+        parse_config(BASE, {**CATALOG, "webapp": entry})

@@ -451,3 +451,12 @@ def test_the_scaffold_right_after_the_create_waits_for_auto_inits_commit(github:
     assert done.created and gh.writes == 1 + 3 and state.empty_reads == 0
     assert state.files("main")["a.txt"] == b"x"
     assert sum(1 for m, p, _ in state.requests if m == "GET" and "/git/ref/heads/main" in p) == 4
+
+
+@pytest.mark.parametrize("text", ["two\nlines", "x" * 340])
+def test_the_stand_in_refuses_descriptions_github_refuses(empty: Stub, text: str) -> None:
+    """scoutflo/config.py refuses these before any resource; here, what GitHub would answer."""
+    state, url = empty
+    with pytest.raises(GitHubError, match="failed with 422"):
+        ensure_repository(client(url), owner="o", name="web", tenant=TENANT, description=repo_description(text, TENANT))
+    assert state.repo is None
