@@ -270,10 +270,26 @@ class GitHub:
 
 
 def _message(payload: str) -> str:
+    """GitHub's `message` with its `errors` details: a 422's message alone is often only
+    "Repository creation failed." or "Validation Failed", the reason (a name taken, a description
+    refused, a visibility the organisation forbids) is in `errors` (objects with resource, field,
+    code and sometimes message, or plain strings: docs.github.com/en/rest "Client errors")."""
     try:
-        return str(json.loads(payload).get("message", payload))
-    except (ValueError, AttributeError):
+        data = json.loads(payload)
+    except ValueError:
         return payload[:200]
+    if not isinstance(data, dict):
+        return payload[:200]
+    text = str(data.get("message", payload))
+    details = []
+    for e in data.get("errors") or ():
+        if isinstance(e, dict):
+            details.append(
+                str(e.get("message") or " ".join(str(e[k]) for k in ("resource", "field", "code") if k in e))
+            )
+        else:
+            details.append(str(e))
+    return f"{text} ({'; '.join(details)[:300]})" if details else text
 
 
 def _q(ref: str) -> str:

@@ -453,10 +453,11 @@ def test_the_scaffold_right_after_the_create_waits_for_auto_inits_commit(github:
     assert sum(1 for m, p, _ in state.requests if m == "GET" and "/git/ref/heads/main" in p) == 4
 
 
-@pytest.mark.parametrize("text", ["two\nlines", "x" * 340])
-def test_the_stand_in_refuses_descriptions_github_refuses(empty: Stub, text: str) -> None:
-    """scoutflo/config.py refuses these before any resource; here, what GitHub would answer."""
+@pytest.mark.parametrize(("text", "why"), [("two\nlines", "control characters"), ("x" * 340, "maximum is 350")])
+def test_the_stand_in_refuses_descriptions_github_refuses(empty: Stub, text: str, why: str) -> None:
+    """scoutflo/config.py refuses these before any resource; here, what GitHub would answer, and
+    the error carries GitHub's reason (`errors`), not only "Repository creation failed."."""
     state, url = empty
-    with pytest.raises(GitHubError, match="failed with 422"):
+    with pytest.raises(GitHubError, match=rf"failed with 422: Repository creation failed\. \(.*{why}"):
         ensure_repository(client(url), owner="o", name="web", tenant=TENANT, description=repo_description(text, TENANT))
     assert state.repo is None
