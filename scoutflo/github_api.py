@@ -296,7 +296,7 @@ def _q(ref: str) -> str:
     return urllib.parse.quote(ref, safe="/")
 
 
-def _base_sha(gh: GitHub, r: str, base: str, attempts: int = 6) -> str:
+def branch_head(gh: GitHub, r: str, base: str, attempts: int = 6) -> str:
     """The base branch's head. A repository created with auto_init gets its first commit a moment
     after the create call returns; until then the ref is missing (404) or the repo "empty" (409)."""
     delay = 1.0
@@ -446,7 +446,7 @@ def commit_files(
     key = commit_key(base=base, branch=branch, message=message)
     full_message = f"{message.rstrip()}\n\n{marker_line(key)}\n"
     if not branch:
-        head = _base_sha(gh, r, base)
+        head = branch_head(gh, r, base)
         if done := _find_marked(gh, r, head, key):
             return CommitResult(done, base, created=False)
         # Our commit was never made (or made by a version without the trailer): write only what
@@ -483,7 +483,7 @@ def commit_files(
         # Our branch, perhaps with the user's commits on top: keep it as it is, propose it again.
         sha = existing
     else:
-        head = _base_sha(gh, r, base)
+        head = branch_head(gh, r, base)
         # Merged already (our PR landed, its branch deleted on merge, before this re-run): the
         # squash commit carries the trailer from the commit message or the PR body.
         if merged := _find_marked(gh, r, head, key):

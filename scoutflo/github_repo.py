@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scoutflo.adoption import is_tenants_repo, tenant_mark
-from scoutflo.github_api import GitHub, GitHubError
+from scoutflo.github_api import GitHub, GitHubError, branch_head
 
 SETTINGS: dict[str, bool] = {
     "private": True,
@@ -172,6 +172,12 @@ def ensure_repository(gh: GitHub, *, owner: str, name: str, tenant: str, descrip
         if err.status != 422 or (found := get_repository(gh, owner, name)) is None:
             raise
         return _adopt(gh, owner, name, tenant, description, found, before)
+    # GitHub makes auto_init's commit after the create answers. Returning before its branch
+    # exists would let what depends on this repository fail on a missing branch: BranchDefault
+    # renames the default branch with no wait for it to exist (terraform-provider-github
+    # github/resource_github_branch_default.go:129-142: Get, then RenameBranch of
+    # GetDefaultBranch()). Reads only, within the operation's wait budget.
+    branch_head(gh, _path(owner, name), str(created.get("default_branch") or "main"))
     return repo_facts(created, gh.writes - before)
 
 
@@ -188,7 +194,9 @@ def _adopt(
         # not archived), which compared as missing would be written again every time. The
         # unarchived answer has them.
         repo = gh.call("PATCH", _path(owner, name), {"archived": False}, idempotent=True)
-    # The description is the user's to edit once it is marked; only the settings are ours.
+    # Only the settings are set; the description is left as found (it carries the mark: the
+    # user may reword it as long as it keeps ending with the mark, which is how every later
+    # run, removal and re-adoption knows the repository).
     fix = {k: v for k, v in SETTINGS.items() if repo.get(k) != v}
     if fix:
         repo = gh.call("PATCH", _path(owner, name), fix, idempotent=True)

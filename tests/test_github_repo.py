@@ -115,6 +115,19 @@ def test_auto_init_makes_the_owners_default_branch(github: Callable[..., Stub]) 
     assert facts.default_branch == "trunk" and list(state.refs) == ["trunk"]
 
 
+def test_the_create_returns_once_auto_inits_branch_exists(github: Callable[..., Stub]) -> None:
+    """BranchDefault renames the default branch right after AppRepository (no wait of its own:
+    terraform-provider-github resource_github_branch_default.go:129-142), and GitHub makes
+    auto_init's commit after the create answers (409 "Git Repository is empty." meanwhile)."""
+    state, url = github(None, empty_window=2, default_branch="trunk")
+    gh = client(url)
+    facts = ensure(gh)
+    assert facts.default_branch == "trunk" and gh.writes == 1
+    assert state.empty_reads == 0, "returned while the branch was not there yet"
+    polls = [p for m, p, _ in state.requests if m == "GET" and p.endswith("/git/ref/heads/trunk")]
+    assert len(polls) == 3
+
+
 def test_a_user_account_that_is_not_the_tokens_is_a_clear_error_before_any_write(empty: Stub) -> None:
     state, url = empty
     state.accounts["someone"] = "User"
@@ -450,7 +463,8 @@ def test_the_scaffold_right_after_the_create_waits_for_auto_inits_commit(github:
     done = commit_files(gh, owner="o", repo="web", files={"a.txt": "x"}, message="Scoutflo: scaffold")
     assert done.created and gh.writes == 1 + 3 and state.empty_reads == 0
     assert state.files("main")["a.txt"] == b"x"
-    assert sum(1 for m, p, _ in state.requests if m == "GET" and "/git/ref/heads/main" in p) == 4
+    # The create waited out the window (3 refusals, then the branch); the commit read it once.
+    assert sum(1 for m, p, _ in state.requests if m == "GET" and "/git/ref/heads/main" in p) == 5
 
 
 @pytest.mark.parametrize(("text", "why"), [("two\nlines", "control characters"), ("x" * 340, "maximum is 350")])
