@@ -7,7 +7,7 @@ create finds it, checks the tenant's mark, and unarchives it.
 
 THIS MODULE'S PATH AND `AppRepositoryProvider`'S NAME ARE PERMANENT: Pulumi pickles the provider
 into every AppRepository's state and loads it by that path in a fresh process (see
-components/repo_commit.py's docstring, and tests/test_github_api.py, which loads a pickled one).
+components/repo_commit.py's docstring, and tests/test_github_repo.py, which loads a pickled one).
 
 Stacks created before this resource existed hold a `github:index/repository:Repository` under the
 same name; the alias below makes the engine take that state for this resource instead of deleting
@@ -77,15 +77,24 @@ class AppRepositoryProvider(ResourceProvider):
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        from scoutflo.adoption import with_mark
         from scoutflo.github_repo import ensure_repository, update_repository
 
         gh = _client(news)
+        adopted = bool(olds.get("adopted"))
         if "tenant" not in olds:
             # Taken over from github.Repository: the repository is ours already (it carries the
-            # topic that version set); settings it lacks are set, its description is left as is.
+            # topic that version set); settings it lacks are set. Its description gets the mark
+            # appended (one write, once), the user's text kept: the mark, unlike the topic, is what
+            # this version's repositories carry, and a removed topic would otherwise orphan it.
             facts = ensure_repository(
                 gh, owner=news["owner"], name=news["name"], tenant=news["tenant"], description=news["description"]
             )
+            adopted = True
+            if marked := with_mark(facts.description, news["tenant"]):
+                facts = update_repository(
+                    gh, owner=news["owner"], name=news["name"], fields={"description": marked}, repo_id=facts.repo_id
+                )
         else:
             # Only what the program changed is written: the user's own edits of the repository's
             # description on GitHub are left alone otherwise.
@@ -93,7 +102,6 @@ class AppRepositoryProvider(ResourceProvider):
             facts = update_repository(
                 gh, owner=news["owner"], name=news["name"], fields=fields, repo_id=olds.get("repo_id")
             )
-        adopted = facts.adopted or bool(olds.get("adopted"))
         return UpdateResult({**news, **facts.outputs(), "adopted": adopted, "github_writes": gh.writes})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:

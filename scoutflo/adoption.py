@@ -83,6 +83,16 @@ def repo_description(text: str, tenant: str) -> str:
     return f"{text} {tenant_mark(tenant)}"
 
 
+def with_mark(description: str, tenant: str) -> str | None:
+    """`description` with the tenant's mark appended, or None when it has it already or the
+    result would be longer than GitHub allows (the repository then stays known by its topic)."""
+    text = description.rstrip()
+    if text.endswith(tenant_mark(tenant)):
+        return None
+    marked = f"{text} {tenant_mark(tenant)}".lstrip()
+    return marked if len(marked) <= GITHUB_DESCRIPTION_MAX else None
+
+
 def is_tenants_repo(tenant: str, repo: Any) -> bool:
     """A GitHub repository (a REST answer, or the get_repository data source's result) that is
     this tenant's: its description ends with the mark, or it has the tenant's topic

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from components.app_repository import AppRepositoryProvider
-from scoutflo.adoption import repo_description, tenant_topic
+from scoutflo.adoption import repo_description, tenant_mark, tenant_topic
 from scoutflo.github_api import GitHub, GitHubError, Pacer
 from scoutflo.github_repo import SETTINGS, archive_repository, ensure_repository, update_repository
 from tests.github_stub import READ_ONLY, TOKEN, Fault, GitHubState, github_stub
@@ -381,7 +381,7 @@ LEGACY_OUTPUTS = {
 }
 
 
-def test_a_pulumi_github_repositorys_state_is_taken_over_by_an_update_with_no_write(
+def test_a_pulumi_github_repositorys_state_is_taken_over_and_marked_once(
     github: Callable[..., Stub],
 ) -> None:
     state, url = github(TOPIC_MARKED)
@@ -389,11 +389,20 @@ def test_a_pulumi_github_repositorys_state_is_taken_over_by_an_update_with_no_wr
     diff = provider.diff("web", LEGACY_OUTPUTS, props(url))
     assert diff.changes and diff.replaces == [] and not diff.delete_before_replace
     updated = outs(provider.update("web", LEGACY_OUTPUTS, props(url)))
-    assert updated["github_writes"] == 0 and writes(state) == []
-    assert updated["full_name"] == "o/web" and updated["adopted"] is True
-    assert state.repo is not None and state.repo["description"] == "Helm chart of web"
-    # The next run sees this provider's own state: no change.
+    # One write: the mark appended to the description the user may have edited, kept otherwise.
+    marked = f"Helm chart of web {tenant_mark(TENANT)}"
+    assert writes(state) == [("PATCH", "/repos/o/web", {"description": marked})]
+    assert updated["github_writes"] == 1 and updated["full_name"] == "o/web" and updated["adopted"] is True
+    assert state.repo is not None and state.repo["description"] == marked
+    # The next run sees this provider's own state: no change; a repeated takeover writes nothing.
     assert not provider.diff("web", updated, props(url)).changes
+    assert outs(provider.update("web", LEGACY_OUTPUTS, props(url)))["github_writes"] == 0
+
+
+def test_a_description_too_long_for_the_mark_keeps_the_topic_alone(github: Callable[..., Stub]) -> None:
+    state, url = github({**TOPIC_MARKED, "description": "x" * 340})
+    updated = outs(AppRepositoryProvider().update("web", LEGACY_OUTPUTS, props(url)))
+    assert updated["github_writes"] == 0 and writes(state) == []
 
 
 def test_provider_read_keeps_the_users_description_and_drops_a_repository_that_is_gone(empty: Stub) -> None:
