@@ -33,6 +33,7 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, 
 # Properties whose change means another commit: anything else (the files themselves, the
 # message) is ignored once the commit exists, because from then on the content is the user's.
 _IDENTITY = ("owner", "repo", "base", "branch")
+_CONTENT = ("files", "binary_files")
 
 
 def path_problem(path: str) -> str | None:
@@ -111,8 +112,12 @@ class RepoCommitProvider(ResourceProvider):
             pr_title=props.get("pr_title") or "",
             pr_body=props.get("pr_body") or "",
         )
+        # The files are not outputs: the state keeps the inputs anyway (pulumi/pulumi
+        # pkg/resource/state.go:62-63, State.Inputs next to State.Outputs), and a chart's
+        # files (binary ones base64) would be stored twice. Nothing reads them back: `diff` looks
+        # only at `_IDENTITY`, and `update` returns the old outputs.
         outs = {
-            **props,
+            **{k: v for k, v in props.items() if k not in _CONTENT},
             "commit_sha": result.commit_sha,
             "pull_request_url": result.pull_request_url or "",
             "github_writes": gh.writes,

@@ -575,6 +575,9 @@ def test_provider_create_commits_text_and_binary_through_the_api(stub: Stub) -> 
     assert result.id == "o/r@scoutflo/import-x-1.0.0"
     assert result.outs["pull_request_url"] == "https://github.test/pull/1"
     assert result.outs["github_writes"] == 4 + len(BINARY)
+    # The chart is in the state's inputs; the outputs do not carry it a second time.
+    assert "files" not in result.outs and "binary_files" not in result.outs
+    assert not RepoCommitProvider().diff(result.id, result.outs, props).changes
     assert state.files("scoutflo/import-x-1.0.0") == {"README.md": AUTO_INIT_README, **as_bytes({**FILES, **BINARY})}
 
 
