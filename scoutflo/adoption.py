@@ -60,12 +60,18 @@ def tenant_mark(tenant: str) -> str:
 _MARK = re.compile(r"\(Scoutflo tenant ([a-z0-9-]+)\)$")
 
 
+def _description_and_topics(repo: Any) -> tuple[str, tuple[str, ...]]:
+    """From a REST answer (a mapping) or the get_repository data source's result (attributes)."""
+    get = repo.get if isinstance(repo, Mapping) else partial(getattr, repo)
+    return str(get("description", "") or "").rstrip(), tuple(get("topics", None) or ())
+
+
 def marked_tenant(repo: Any) -> str | None:
     """The tenant a repository's description (or older topic) names, if any."""
-    get = repo.get if isinstance(repo, Mapping) else partial(getattr, repo)
-    if found := _MARK.search(str(get("description", "") or "").rstrip()):
+    description, topics = _description_and_topics(repo)
+    if found := _MARK.search(description):
         return found.group(1)
-    return next((t.removeprefix(TOPIC_PREFIX) for t in get("topics", None) or () if t.startswith(TOPIC_PREFIX)), None)
+    return next((t.removeprefix(TOPIC_PREFIX) for t in topics if t.startswith(TOPIC_PREFIX)), None)
 
 
 GITHUB_DESCRIPTION_MAX = 350
@@ -97,9 +103,8 @@ def is_tenants_repo(tenant: str, repo: Any) -> bool:
     """A GitHub repository (a REST answer, or the get_repository data source's result) that is
     this tenant's: its description ends with the mark, or it has the tenant's topic
     (repositories of earlier versions)."""
-    get = repo.get if isinstance(repo, Mapping) else partial(getattr, repo)
-    description = str(get("description", "") or "")
-    return description.rstrip().endswith(tenant_mark(tenant)) or tenant_topic(tenant) in (get("topics", None) or ())
+    description, topics = _description_and_topics(repo)
+    return description.endswith(tenant_mark(tenant)) or tenant_topic(tenant) in topics
 
 
 class AdoptionError(ValueError):
@@ -165,8 +170,8 @@ def repo_to_adopt(tenant: str, owner: str, name: str, found: Any) -> FoundRepo |
     Ours: it carries this tenant's mark (`is_tenants_repo`), archived or not. Every repository
     Scoutflo creates has it, and archiving (what removing an app does) keeps the description, so
     an archive without it is someone's old project: adopting it would unarchive it, make it
-    private and rename its default branch. GitHub redirects a renamed or transferred repository's old name; net/http
-    follows the 301 and the data source sets full_name from the answer
+    private and rename its default branch. GitHub redirects a renamed or transferred
+    repository's old name; net/http follows the 301 and the data source sets full_name from the answer
     (data_source_github_repository.go:404): a different full name means adopting `name` would
     act on the moved repository.
     """
