@@ -380,3 +380,74 @@ def test_template_charts_keep_names_go_yaml_would_read_as_other_values(app: str,
     assert helm.returncode == 0, helm.stderr
     shown = yaml.safe_load(helm.stdout)
     assert (shown["name"], shown["version"]) == (app, "0.1.0"), "Helm loads the app's name"
+
+
+# ------------------------------------------------------------------ where the tar stream ends
+
+_CM = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-the-last-member\n"
+_MEMBERS = {"demo/Chart.yaml": CHART, "demo/values.yaml": b"a: 1\n", "demo/templates/cm.yaml": _CM}
+
+
+def _ustar() -> bytes:
+    """The three members as written by tarfile (each one header block + one data block), then its
+    two zero blocks and record padding."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for path, data in _MEMBERS.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _helm(command: list[str], raw_tar: bytes, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    archive = tmp_path / "demo-1.0.0.tgz"
+    archive.write_bytes(gzip.compress(raw_tar))
+    return subprocess.run(["helm", *command, str(archive)], capture_output=True, text=True, timeout=60)
+
+
+_FULL = _ustar()
+_BODY = _FULL[:3072]  # the three members without the end-of-archive blocks
+_ZERO = bytes(512)
+_BAD_HEADER = _BODY[1024:1124] + b"X" + _BODY[1125:1536]  # values.yaml's header, checksum no longer matches
+
+
+@pytest.mark.parametrize(
+    ("raw", "helm_says", "message"),
+    [
+        (_BODY[:1024] + _BAD_HEADER + _BODY[1536:] + _ZERO * 2, "invalid tar header", "an invalid tar header"),
+        (_BODY[:2048] + _ZERO + _BODY[2048:] + _ZERO * 2, "invalid tar header", "a zero block followed by a non-zero"),
+        (_BODY[: 2560 + 10], "unexpected EOF", rf"'demo/templates/cm\.yaml' is truncated: 10 of {len(_CM)} bytes"),
+        (_BODY[: 2048 + 100], "unexpected EOF", r"ends inside a tar header \(100 of 512 bytes\) at byte 2048"),
+        (_BODY + _ZERO + bytes(100), "unexpected EOF", "ends inside the block after a zero block"),
+    ],
+    ids=["bad-header-mid-archive", "zero-then-member", "data-cut-short", "header-cut-short", "zero-then-partial"],
+)
+def test_a_corrupt_or_truncated_tar_stream_is_refused_as_helm_refuses_it(
+    raw: bytes, helm_says: str, message: str, tmp_path: Path
+) -> None:
+    """Python's tarfile stops iterating quietly at a bad header after the first member (CPython
+    TarFile.next()); Helm's Go archive/tar returns ErrHeader or io.ErrUnexpectedEOF (go1.19.8
+    src/archive/tar/reader.go:342-361, :668) and Helm returns it (pkg/chart/loader/archive/
+    archive.go:74-76, :137-140). The same bytes go to the real helm and to our reader."""
+    # `helm template` hides the cause ("unable to load chart archive", helm/helm
+    # pkg/chart/loader/load.go:136); `helm show chart` passes Go's error through.
+    assert _helm(["template", "x"], raw, tmp_path).returncode != 0
+    helm = _helm(["show", "chart"], raw, tmp_path)
+    assert helm.returncode != 0 and helm_says in helm.stderr, helm.stderr
+    with pytest.raises(ArchiveError, match=message) as err:
+        read_chart(gzip.compress(raw))
+    assert "chart 'demo'" in str(err.value) or "'demo/" in str(err.value)
+
+
+def test_tar_stream_ends_helm_accepts_are_accepted(tmp_path: Path) -> None:
+    """Go ends an archive at EOF on a header boundary, at a zero block followed by EOF or by a
+    second zero block (whatever follows is never read), and at EOF inside the last member's padding
+    (tryReadFull's io.EOF, reader.go:71), which Python's tarfile refuses."""
+    cut_padding = _BODY[: 2560 + len(_CM)]
+    ends = [_FULL, _BODY, _BODY + _ZERO, _BODY + _ZERO * 2 + b"trailing junk", cut_padding]
+    for raw in ends:
+        helm = _helm(["template", "x"], raw, tmp_path)
+        assert helm.returncode == 0 and "from-the-last-member" in helm.stdout, helm.stderr
+        top, files = read_chart(gzip.compress(raw))
+        assert (top, files) == ("demo", {path.removeprefix("demo/"): data for path, data in _MEMBERS.items()})

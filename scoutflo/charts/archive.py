@@ -5,7 +5,8 @@ caps 100 MiB per chart and 5 MiB per file (helm/helm pkg/chart/loader/archive). 
 and more, because tarfile's extraction filters have had bypasses (CVE-2025-4517, CVE-2026-11940):
 nothing is ever extracted; members are read into memory and only regular files are accepted
 (no symlinks, hard links or devices: see CVE-2025-53547's symlinked Chart.lock), and a chart
-directory named `.` or `..` is refused (CVE-2026-35206).
+directory named `.` or `..` is refused (CVE-2026-35206). A corrupt or truncated tar stream,
+which tarfile reads as a shorter archive, is refused where Go's archive/tar refuses it.
 
 Limits are one `Budget` per import, shared by the chart and every vendored subchart inside it at
 any depth: per-archive limits alone let 40 subcharts of 4 MiB each through.
@@ -30,6 +31,8 @@ MAX_DEPTH = 5
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # C0 controls, DEL and C1 controls: Git stores them, but they break branch names, shells, YAML.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_BLOCK = tarfile.BLOCKSIZE
+_ZERO_BLOCK = bytes(_BLOCK)
 
 __all__ = ["MAX_CHART_BYTES", "MAX_FILE_BYTES", "ArchiveError", "Budget", "gunzip_capped", "read_chart"]
 
@@ -102,7 +105,35 @@ def _check_name(name: str) -> list[str]:
     return parts
 
 
+def _end_problem(raw: bytes, offset: int) -> str | None:
+    """Why Go's archive/tar would fail at `offset`, where Python's tarfile stopped iterating.
+
+    tarfile ends iteration quietly at a bad, truncated or zero header block once past the first
+    member (CPython 3.11 Lib/tarfile.py:2602-2634, TarFile.next(): header errors raise only at
+    offset 0). Helm reads charts with Go's archive/tar (helm/helm pkg/chart/loader/archive/
+    archive.go:66) and returns its errors (archive.go:74-76); Go's Reader.readHeader (go1.19.8
+    src/archive/tar/reader.go:342-361, unchanged in later Go; Helm v4.1.4 is built with go1.25) reads
+    io.ReadFull(512): 0 bytes is the end (io.EOF), 1-511 is io.ErrUnexpectedEOF; a zero block
+    ends the archive only if EOF or a second zero block follows, else ErrHeader; a non-zero
+    block must pass the checksum (format.go:172-178) and numeric-field parsing, else ErrHeader.
+    """
+    first = raw[offset : offset + _BLOCK]
+    if not first:
+        return None
+    if len(first) < _BLOCK:
+        return f"the archive ends inside a tar header ({len(first)} of {_BLOCK} bytes)"
+    if first != _ZERO_BLOCK:
+        return "an invalid tar header (bad checksum or field)"
+    second = raw[offset + _BLOCK : offset + 2 * _BLOCK]
+    if not second or second == _ZERO_BLOCK:
+        return None
+    if len(second) < _BLOCK:
+        return f"the archive ends inside the block after a zero block ({len(second)} of {_BLOCK} bytes)"
+    return "a zero block followed by a non-zero block"
+
+
 def _members(raw: bytes) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
+    last: tarfile.TarInfo | None = None
     try:
         tar = tarfile.open(fileobj=io.BytesIO(raw), mode="r:")
         while (member := tar.next()) is not None:
@@ -113,11 +144,31 @@ def _members(raw: bytes) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo]]:
                 raise ArchiveError(
                     f"a pax global header sets {sorted(tar.pax_headers)[:3]}; Helm would read other names"
                 )
+            # Go's regFileReader.Read returns io.ErrUnexpectedEOF for data cut short (reader.go:668)
+            # and Helm's io.Copy returns it (archive.go:137-140).
+            end = member.offset_data + member.size
+            if member.isreg() and not member.issparse() and end > len(raw):
+                raise ArchiveError(
+                    f"{member.name!r} is truncated: {max(len(raw) - member.offset_data, 0)} of {member.size}"
+                    " bytes in the archive; helm refuses it (unexpected EOF)"
+                )
+            last = member
             yield tar, member
+            # Only the last member's padding is cut short: Go reads the padding with tryReadFull,
+            # whose io.EOF ends the archive (reader.go:71), while tarfile's next() raises.
+            if tar.offset > len(raw):
+                break
     except ArchiveError:
         raise
     except (tarfile.TarError, EOFError, ValueError) as err:
         raise ArchiveError(f"not a tar archive: {err}") from None
+    if problem := _end_problem(raw, tar.offset):
+        chart = f"chart {last.name.split('/')[0]!r}" if last else "the chart"
+        after = f" after {last.name!r}" if last else ""
+        raise ArchiveError(
+            f"the archive of {chart} is corrupt or truncated: {problem} at byte {tar.offset}{after};"
+            " helm refuses it (Python's tarfile would drop the rest)"
+        )
 
 
 def read_chart(
@@ -166,7 +217,10 @@ def read_chart(
         handle = tar.extractfile(member)
         if handle is None:
             raise ArchiveError(f"{member.name!r} cannot be read")
-        files[path] = handle.read()
+        try:
+            files[path] = handle.read()
+        except tarfile.TarError as err:  # e.g. a sparse member's data cut short
+            raise ArchiveError(f"{member.name!r} cannot be read: {err}") from None
     if len(tops) != 1:
         raise ArchiveError(f"a chart archive has exactly one top-level directory, found {sorted(tops) or 'none'}")
     (top,) = tops
