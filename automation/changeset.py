@@ -234,20 +234,50 @@ def mask(value: Any) -> Any:
     return value
 
 
-_SEGMENT = re.compile(r'\.?([^.\[\]"]+)|\["((?:[^"\\]|\\.)*)"\]|\[(\d+)\]')
-
-
 def parse_path(path: str) -> list[str | int]:
-    """Pulumi property paths: `a.b`, `a["x.y"]`, `a[0]`."""
+    """Pulumi property paths (`a.b`, `a["x.y"]`, `a[0]`) as parsePropertyPath reads them
+    (sdk/go/common/resource/properties_path.go L68-L140): in a quoted key only `\\"` is an escape.
+    A path it would refuse comes back whole, as one key."""
     out: list[str | int] = []
-    pos = 0
-    while pos < len(path):
-        m = _SEGMENT.match(path, pos)
-        if not m:
-            return [path]
-        name, quoted, index = m.groups()
-        out.append(int(index) if index is not None else (json.loads(f'"{quoted}"') if quoted is not None else name))
-        pos = m.end()
+    i = 0
+    if path.startswith("."):
+        return [path]
+    while i < len(path):
+        if path[i] == ".":
+            i += 1
+            if i == len(path):
+                return [path]
+        elif path.startswith('["', i):
+            j, key = i + 2, []
+            while True:
+                if j >= len(path):
+                    return [path]
+                if path[j] == '"':
+                    j += 1
+                    break
+                if path.startswith('\\"', j):
+                    key.append('"')
+                    j += 2
+                else:
+                    key.append(path[j])
+                    j += 1
+            if not path.startswith("]", j):
+                return [path]
+            out.append("".join(key))
+            i = j + 1
+        elif path[i] == "[":
+            end = path.find("]", i)
+            segment = path[i + 1 : end]
+            if end < 0 or not re.fullmatch(r"[+-]?[0-9]+|\*", segment):
+                return [path]
+            out.append(segment if segment == "*" else int(segment))
+            i = end + 1
+        else:
+            j = i
+            while j < len(path) and path[j] not in ".[":
+                j += 1
+            out.append(path[i:j])
+            i = j
     return out
 
 
@@ -285,7 +315,10 @@ def _leaves(old: Any, new: Any, path: str = "") -> list[tuple[str, str]]:
 def _key_path(path: str, key: str) -> str:
     if re.fullmatch(r"[A-Za-z_][\w-]*", key):
         return f"{path}.{key}" if path else key
-    return f'{path}["{key}"]' if path else f'["{key}"]'
+    # Quoted as PropertyPath.String quotes (properties_path.go L582-L612: only `"` is escaped), so
+    # parse_path reads the key back.
+    quoted = '"' + key.replace('"', '\\"') + '"'
+    return f"{path}[{quoted}]" if path else f"[{quoted}]"
 
 
 def _flatten(value: Any, path: str = "") -> list[tuple[str, Any]]:

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 import yaml
 
 from automation.changeset import ChangeSet, changeset_from_events, terminal_safe
+from automation.plan_check import verify_against_plan
 from automation.tenant import StackSettings, Tenant, TenantError, tenant_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -92,6 +93,22 @@ class InvalidSetup(AutomationError):
     kind, exit_code = "invalid-setup", 8
 
 
+class PlanMismatch(AutomationError):
+    """The preview's engine events disagree with the plan the CLI saved: what an approver would read
+    is not what `up --plan` would apply. Nothing is recorded for approval."""
+
+    kind, exit_code = "plan-mismatch", 9
+
+    def __init__(self, problems: list[str]):
+        shown = problems[:10] + ([f"… and {len(problems) - 10} more"] if len(problems) > 10 else [])
+        super().__init__(
+            "the preview's engine events disagree with its saved plan, so the approval diff would not be what "
+            "apply runs (another local process may be feeding the Automation API forged events); nothing was "
+            "saved for approval. Check the host, then preview again:\n  " + "\n  ".join(shown)
+        )
+        self.problems = tuple(problems)
+
+
 ERRORS = (
     OperationFailed,
     ChangesDiffer,
@@ -100,6 +117,7 @@ ERRORS = (
     InvalidTenant,
     PulumiCliMissing,
     InvalidSetup,
+    PlanMismatch,
 )
 
 
@@ -549,6 +567,16 @@ def preview(tenant: Tenant, stacks: Stacks) -> ChangeSet:
             changes = changeset_from_events(
                 events, stack=tenant.id, plan_path=str(plan), plan_sha256=sha256_file(plan), config_digest=digest
             )
+            # The events reach the SDK over a loopback port any local user can write to (CLIs after
+            # 3.205); the plan file is what `up --plan` applies. They must agree, or no approval.
+            try:
+                saved = json.loads(plan.read_text(encoding="utf-8"))
+                problems = verify_against_plan(changes, saved, settings.secrets.values())
+            except (OSError, ValueError) as err:
+                problems = [f"the saved plan could not be read: {err}"]
+            if problems:
+                plan.unlink(missing_ok=True)
+                raise PlanMismatch(problems)
             stacks.record_plan(directory, PlanRecord(changes.fingerprint, plan, changes.plan_sha256, digest, state))
             return changes
 

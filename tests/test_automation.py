@@ -399,3 +399,76 @@ def test_render_reports_an_unwritable_output_without_a_traceback(
     assert cli(["render", "--stack", "dev", "--out", str(blocker)]) == 2
     err = capsys.readouterr().err
     assert "cannot write the render to" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- the approval diff against the plan file
+
+SIG = "4dabf18193072939515e22adb298388d"
+URN = "urn:pulumi:acme::scoutflo::scoutflo:index:ArgoApp$kubernetes:argoproj.io/v1alpha1:Application::shop-app"
+PARENT = "urn:pulumi:acme::scoutflo::scoutflo:index:ArgoApp::shop"
+
+
+def _plan(inputs_diff: dict[str, Any], steps: list[str] | None = None) -> dict[str, Any]:
+    """A plan as plan.Write writes it (sdk/go/common/apitype/plan.go L26-L103)."""
+    goal = {"type": "kubernetes:argoproj.io/v1alpha1:Application", "name": "shop-app", "custom": True}
+    return {
+        "manifest": {"time": "2026-01-01T00:00:00Z", "magic": "", "version": "v3.206.0"},
+        "resourcePlans": {
+            PARENT: {"goal": {"type": "scoutflo:index:ArgoApp", "name": "shop", "custom": False}, "steps": ["same"]},
+            URN: {"goal": {**goal, "parent": PARENT, "inputDiff": inputs_diff}, "steps": steps or ["update"]},
+        },
+    }
+
+
+def _shown(*props: tuple[str, Any, Any], op: str = "update") -> Any:
+    from automation.changeset import ChangeSet, PropertyChange, ResourceChange
+
+    changes = tuple(PropertyChange(path, "update", old, new) for path, old, new in props)
+    app = ResourceChange("shop", "kubernetes:argoproj.io/v1alpha1:Application", "shop-app", URN, op, changes)
+    return ChangeSet("acme", (app,))
+
+
+def test_plan_values_are_compared_as_the_engine_serializes_them() -> None:
+    from automation.plan_check import verify_against_plan
+
+    secret = {SIG: "1b47061264138c4ac30d75fd1eb44270", "ciphertext": "v1:abc"}
+    unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # stack/deployment.go L66
+    plan = _plan({"updates": {"spec": {"replicas": 2, "token": secret, "id": unknown, "on": True, "note": "k=ghp_X1"}}})
+    honest = _shown(
+        ("spec.replicas", 1, 2.0),  # a double off the gRPC stream
+        ("spec.token", "[secret]", "[secret]"),
+        ("spec.id", "a", "(known after apply)"),
+        ("spec.on", False, True),
+        ("spec.note", "k=", "k=[secret]"),  # the engine hides secret config text in event strings
+    )
+    assert verify_against_plan(honest, plan, secrets=["ghp_X1"]) == []
+    assert verify_against_plan(honest, plan) == [
+        'shop-app: the preview shows spec.note = "k=[secret]", the plan sets "k=ghp_X1"'
+    ]
+    forged = _shown(("spec.replicas", 1, 3), ("spec.token", "[secret]", "plain"), ("spec.on", False, 1))
+    assert verify_against_plan(forged, plan) == [
+        "shop-app: the preview shows spec.replicas = 3, the plan sets 2",
+        'shop-app: the preview shows spec.token = "plain", the plan sets "[secret]"',
+        "shop-app: the preview shows spec.on = 1, the plan sets true",
+    ]
+    # A key the plan leaves alone must not be shown changing; a planned delete shows no new value.
+    plan = _plan({"deletes": ["labels"], "updates": {"spec": {"replicas": 2}}})
+    assert verify_against_plan(_shown(("labels.a", "x", None), ("spec.replicas", 1, 2)), plan) == []
+    assert verify_against_plan(_shown(("metadata.name", "a", "b")), plan) == [
+        "shop-app: the preview shows metadata.name changing, the plan does not change it"
+    ]
+
+
+def test_plan_steps_are_compared_with_the_shown_operation() -> None:
+    from automation.changeset import ChangeSet
+    from automation.plan_check import verify_against_plan
+
+    replace = _plan({"updates": {"spec": {"replicas": 2}}}, ["create-replacement", "replace", "delete-replaced"])
+    assert verify_against_plan(_shown(("spec.replicas", 1, 2), op="replace"), replace) == []
+    assert verify_against_plan(_shown(("spec.replicas", 1, 2)), replace) == [
+        "shop-app (kubernetes:argoproj.io/v1alpha1:Application): the preview shows update, the plan will replace"
+    ]
+    assert verify_against_plan(ChangeSet("acme", ()), replace)[0].endswith("shows no change, the plan will replace")
+    assert verify_against_plan(_shown(), {"resourcePlans": []}) == [
+        "the saved plan is not a Pulumi deployment plan (no resourcePlans object)"
+    ]

@@ -210,6 +210,94 @@ def test_a_secret_change_changes_the_fingerprint_without_revealing_it(h: Harness
     assert "ghp_OTHER" not in blob and two.config_digest.startswith("hmac-sha256:")
 
 
+# ---------------------------------------------------------------- events that are not the plan
+
+SHOP = {"name": "shop", "chart": "webapp", "targetRevision": "9.9.9"}
+TWO_APPS = [SHOP, {"name": "admin", "chart": "webapp"}]
+ECR = "aws:ecr/repository:Repository::shop"
+
+
+@pytest.mark.parametrize(
+    ("applied", "forge", "shown"),
+    [
+        # The approver would read 0.1.0 while the plan sets 9.9.9.
+        (None, [{"set": ["shop-application", "spec.source.targetRevision", "0.1.0"]}],
+         'shop-application: the preview shows spec.source.targetRevision = "0.1.0", the plan sets "9.9.9"'),
+        # Deletes hidden: shown as unchanged, or left out of the events.
+        (TWO_APPS, [{"op": ["admin-main", "same"]}], "admin-main (github:index/branchProtection:BranchProtection): "
+         "the preview shows no change, the plan will delete"),
+        (TWO_APPS, [{"drop": "admin-application"}], "admin-application (kubernetes:argoproj.io/v1alpha1:Application): "
+         "the preview shows no change, the plan will delete"),
+        # A resource the plan does not have.
+        (None, [{"extra": "backdoor"}], "backdoor (kubernetes:core/v1:Secret): the preview shows create, "
+         "the plan will leave it unchanged (it is not in the plan)"),
+        # A replace shown as an in-place update.
+        ([SHOP], [{"op": [ECR, "update"]}], "shop (aws:ecr/repository:Repository): the preview shows update, "
+         "the plan will replace"),
+    ],
+)  # fmt: skip
+def test_forged_events_that_disagree_with_the_plan_are_refused(
+    h: Harness, applied: list[dict[str, Any]] | None, forge: list[dict[str, Any]], shown: str
+) -> None:
+    config = {"clusterOidcIssuer": "https://oidc.eks.eu-west-1.amazonaws.com/id/X"}
+    if applied:
+        ops.apply(tenant(apps=applied), ops.preview(tenant(apps=applied), h.stacks).fingerprint, h.stacks)
+    wanted = tenant(apps=[SHOP], config={**config, "ecrPrefix": "team"} if applied == [SHOP] else config)
+    honest = ops.preview(wanted, h.stacks)  # the same run, events as the engine sent them, passes
+    h.settings(forge=forge)
+    with pytest.raises(ops.PlanMismatch) as err:
+        ops.preview(wanted, h.stacks)
+    assert shown in str(err.value) and "nothing was saved for approval" in str(err.value)
+    assert err.value.kind == "plan-mismatch" and err.value.exit_code == 9
+    plans = sorted(p.name for p in (h.tenant_dir("acme") / "plans").iterdir())
+    assert plans == sorted([Path(str(honest.plan_path)).name, Path(str(honest.plan_path)).with_suffix(".meta").name])
+    h.settings()
+    ops.apply(wanted, honest.fingerprint, h.stacks)  # the honest preview still applies
+    assert not ops.preview(wanted, h.stacks).has_changes
+
+
+def test_honest_previews_with_awkward_keys_agree_with_their_plan(h: Harness) -> None:
+    values = {'a"b': 1, "x.y": {"back\\slash": [1, 2]}, "ключ": "значение"}
+    app = {"name": "shop", "chart": "webapp", "values": values}
+    changes = ops.preview(tenant(apps=[app]), h.stacks)
+    (shown,) = [r for r in changes.resources if r.name == "shop-application"]
+    paths = {p.path for p in shown.properties}
+    assert (
+        'spec.source.helm.valuesObject["a\\"b"]' in paths
+        and 'spec.source.helm.valuesObject["x.y"]["back\\slash"]' in paths
+    )
+    ops.apply(tenant(apps=[app]), changes.fingerprint, h.stacks)
+    app["values"] = {**values, 'a"b': 2}
+    (shown,) = [r for r in ops.preview(tenant(apps=[app]), h.stacks).resources if r.name == "shop-application"]
+    assert [(p.path, p.old, p.new) for p in shown.properties] == [('spec.source.helm.valuesObject["a\\"b"]', 1, 2)]
+
+
+def test_the_saved_plan_has_the_real_format(h: Harness) -> None:
+    """What pulumi writes (sdk/go/common/apitype/plan.go, pkg/resource/stack/plan.go): the stand-in's
+    plan is read the way the check reads a real one."""
+    plan = json.loads(Path(str(ops.preview(tenant(apps=[SHOP]), h.stacks).plan_path)).read_text())
+    assert set(plan) == {"manifest", "resourcePlans"} and plan["manifest"]["version"] == "v3.205.0"
+    plans = {urn.rsplit("::", 1)[-1]: rp for urn, rp in plan["resourcePlans"].items()}
+    app = plans["shop-application"]
+    assert app["steps"] == ["create"] and app["goal"]["type"] == "kubernetes:argoproj.io/v1alpha1:Application"
+    assert app["goal"]["inputDiff"]["adds"]["spec"]["source"]["targetRevision"] == "9.9.9"
+    token = plans["shop-repo"]["goal"]["inputDiff"]["adds"]["token"]
+    assert set(token) == {"4dabf18193072939515e22adb298388d", "ciphertext"}
+    assert "ghp_TOKEN_acme_SECRET" not in json.dumps(plan)
+    assert plans["shop-main"]["goal"]["inputDiff"]["adds"]["repositoryId"] == "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+    # A replace is recorded as all its steps (step_generator.go L2158-L2164, L2423); a delete has no goal.
+    ops.apply(tenant(apps=TWO_APPS), ops.preview(tenant(apps=TWO_APPS), h.stacks).fingerprint, h.stacks)
+    config = {"clusterOidcIssuer": "https://oidc.eks.eu-west-1.amazonaws.com/id/X", "ecrPrefix": "team"}
+    plan = json.loads(Path(str(ops.preview(tenant(apps=[SHOP], config=config), h.stacks).plan_path)).read_text())
+    plans = {urn.split("::", 2)[2]: rp for urn, rp in plan["resourcePlans"].items()}
+    assert plans[f"scoutflo:index:ChartRegistry${ECR}"]["steps"] == ["create-replacement", "replace", "delete-replaced"]
+    assert plans[f"scoutflo:index:ChartRegistry${ECR}"]["goal"]["inputDiff"] == {"updates": {"name": "team/shop"}}
+    assert plans["scoutflo:index:ArgoApp$kubernetes:argoproj.io/v1alpha1:Application::admin-application"] == {
+        "steps": ["delete"],
+        "state": None,
+    }
+
+
 # ---------------------------------------------------------------- config the CLI accepts
 
 
@@ -404,6 +492,11 @@ def test_cli_exit_codes_and_tenant_file_errors(h: Harness, capsys: pytest.Captur
         assert cli(["destroy", "--tenant", str(good), *base]) == 4
         assert "confirm" in capsys.readouterr().err
         assert cli(["apply", "--tenant", str(good), *base, "--fingerprint", fingerprint]) == 0
+        capsys.readouterr()
+        h.settings(forge=[{"extra": "backdoor"}])
+        assert cli(["preview", "--tenant", str(good), *base, "--json"]) == 9
+        assert json.loads(capsys.readouterr().out)["error"] == "plan-mismatch"
+        h.settings()
         assert cli(["preview", "--tenant", str(good), "--backend", env.url, "--secrets-provider", "passphrase"]) == 8
     finally:
         del os.environ["PULUMI_CONFIG_PASSPHRASE_FILE"]

@@ -380,16 +380,19 @@ def cmd_operation(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
     delay = float(ctx.settings.get("delay", {}).get(command, 0))
     if command == "preview":
         if flags.get("--save-plan"):
-            plan = model.plan(steps, VERSION)
-            Path(flags["--save-plan"]).write_text(json.dumps(plan, indent=1))
+            plan = model.plan(
+                steps, f"v{VERSION}", lambda blob: ctx.decrypt(stack, blob), lambda text: ctx.encrypt(stack, text)
+            )
+            # plan.Write (pkg/cmd/pulumi/plan/plan.go L28-L43): os.Create, JSON with a 4-space indent
+            Path(flags["--save-plan"]).write_text(json.dumps(plan, indent=4) + "\n")
         time.sleep(delay)
-        model.write_events(flags.get("--event-log"), steps)
+        model.write_events(flags.get("--event-log"), model.forge(steps, ctx.settings.get("forge", [])))
         return "Previewing update"
     with Lock(ctx, stack):
         if flags.get("--plan"):
             plan = json.loads(Path(flags["--plan"]).read_text())
             try:
-                model.check_plan(plan, steps)
+                model.check_plan(plan, steps, lambda blob: ctx.decrypt(stack, blob))
             except CliError:
                 # The violation is found while the engine runs, so its event stream still ends.
                 model.write_events(flags.get("--event-log"), [])
