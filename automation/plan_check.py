@@ -7,17 +7,17 @@ reads the plan the CLI wrote and lists every way the ChangeSet disagrees with it
 The plan file (pulumi/pulumi at 1b5949891b3c): apitype.DeploymentPlanV1 written as JSON by
 plan.Write (pkg/cmd/pulumi/plan/plan.go L28-L43; sdk/go/common/apitype/plan.go L93-L103):
 `resourcePlans[urn]` is a ResourcePlanV1 (L74-L83): `steps`, every step the engine generated for
-the URN in order (pkg/resource/deploy/step_generator.go L459-L468 and L2491-L2507 for deletes),
+the URN in order (pkg/resource/deploy/step_generator.go L459-L468 and L2497-L2507 for deletes),
 and for a registered resource a `goal` (GoalV1, L36-L71: type, name, custom, parent, inputDiff).
 `goal.inputDiff` is the diff of the prior state's inputs with the checked new ones per top-level
-key (step_generator.go L1364-L1380 `oldInputs.Diff(inputs)`; nil olds for a create, so every
+key (step_generator.go L1357-L1380 `oldInputs.Diff(inputs)`; nil olds for a create, so every
 input is an add), adds and updates holding the new value (deploy/plan.go NewPlanDiff L167-L190).
 Values are serialized like state (pkg/resource/stack/plan.go L27-L53 -> stack/deployment.go
 SerializePropertyValue L774-L880): a secret as the signature object with a ciphertext, an unknown
 as the sentinel string (L66, L785-L787). Events serialize inputs the same way, but a secret's
 ciphertext is `[secret]` (pkg/backend/display/events.go L333-L343, pkg/engine/events.go L848-L849)
 and every string has the stack's secret config values replaced by `[secret]` (events.go
-L419-L439, L819-L821; sdk/go/common/util/logging/log.go L448-L504), asset text elided (L865-L889).
+L419-L439, L823-L825; sdk/go/common/util/logging/log.go L448-L504), asset text elided (L865-L889).
 """
 
 from __future__ import annotations

@@ -469,6 +469,18 @@ def test_plan_steps_are_compared_with_the_shown_operation() -> None:
         "shop-app (kubernetes:argoproj.io/v1alpha1:Application): the preview shows update, the plan will replace"
     ]
     assert verify_against_plan(ChangeSet("acme", ()), replace)[0].endswith("shows no change, the plan will replace")
+    # A custom resource passed off as a quiet component, or listed under another app.
+    from dataclasses import replace as changed
+
+    plan = _plan({"updates": {"spec": {"replicas": 2}}})
+    (app,) = _shown(("spec.replicas", 1, 2)).resources
+    assert verify_against_plan(ChangeSet("acme", (changed(app, custom=False),)), plan) == [
+        "shop-app: the preview shows a component kubernetes:argoproj.io/v1alpha1:Application, the plan a custom "
+        "kubernetes:argoproj.io/v1alpha1:Application"
+    ]
+    assert verify_against_plan(ChangeSet("acme", (changed(app, app="admin"),)), plan) == [
+        "shop-app: the preview lists it under admin, the plan under shop"
+    ]
     assert verify_against_plan(_shown(), {"resourcePlans": []}) == [
         "the saved plan is not a Pulumi deployment plan (no resourcePlans object)"
     ]

@@ -213,7 +213,7 @@ def steps(olds: Mapping[str, Any], goals: list[dict[str, Any]], decrypt: Callabl
 
 # The steps the engine records in a resource's plan for each operation this model produces: every
 # step it generates for the URN is appended (pkg/resource/deploy/step_generator.go L459-L468, and
-# L2491-L2507 for deletes). A create-before-delete replace is CreateReplacement, Replace
+# L2497-L2507 for deletes). A create-before-delete replace is CreateReplacement, Replace
 # (L2158-L2164) and later the DeleteReplaced of the old resource (GenerateDeletes L2423). The
 # strings are display.StepOp / apitype.OpType values (pkg/resource/stack/plan.go L92-L95).
 PLAN_STEPS = {
@@ -290,7 +290,7 @@ def plan(
     L93-L103) as plan.Write encodes it (pkg/cmd/pulumi/plan/plan.go L28-L43, 4-space indent). Per
     resource a ResourcePlanV1 (L74-L83): a registered resource's goal (GoalV1 L36-L71, from
     NewGoalPlan, deploy/plan.go L192-L222) holds inputDiff = the prior state's inputs diffed with
-    the checked new ones (step_generator.go L1364-L1380; for a create the olds are nil, so every
+    the checked new ones (step_generator.go L1357-L1380; for a create the olds are nil, so every
     input is an add); a delete has no goal, only its step (L2497-L2506). Config is left out (this
     model's program reads it from the stack file; `config` is omitempty)."""
     resource_plans: dict[str, Any] = {}
