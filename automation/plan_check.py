@@ -64,7 +64,17 @@ def _replacer(secrets: Iterable[str]) -> list[str]:
         if len(secret.encode()) < 3 or secret.lower() in ("true", "false"):
             continue
         found.add(secret)
-        found.add(json.dumps(secret, ensure_ascii=False)[1:-1])
+        # json.Marshal's form: HTML characters and U+2028/9 escaped too (encoding/json HTMLEscape).
+        escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
+        for ch, code in (
+            ("<", "\\u003c"),
+            (">", "\\u003e"),
+            ("&", "\\u0026"),
+            ("\u2028", "\\u2028"),
+            ("\u2029", "\\u2029"),
+        ):
+            escaped = escaped.replace(ch, code)
+        found.add(escaped)
     return sorted(found, key=len, reverse=True)
 
 
