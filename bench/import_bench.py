@@ -62,7 +62,7 @@ def file_counts(counts: list[int]) -> None:
             index = {"apiVersion": "v1", "entries": {"big": [{"version": "1.0.0", "urls": ["big-1.0.0.tgz"]}]}}
             index["entries"]["big"][0]["digest"] = hashlib.sha256(data).hexdigest()
             (root / "index.yaml").write_text(yaml.safe_dump(index))
-            state = GitHubState()
+            state = GitHubState(repo={"full_name": "o/app"})
             with static_http(root) as url, github_stub(state) as api:
                 start = time.perf_counter()
                 fetched = ChartFetcher(Path(tmp) / "cache").fetch(url, "big", "*")

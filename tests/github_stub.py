@@ -6,9 +6,7 @@ brings: redirects, rate limits in each header form, 5xx, dropped connections bef
 write took effect, and per-write failures. Every request is recorded with its Authorization header.
 
 The state holds ONE repository (`repo`, None until a create when the state starts without one).
-The Git Data and pull-request routes serve it whatever owner and name their path carries (as
-they always did: bench/ replays commits of repositories of any name against one state); the
-repository-level routes (`/repos/{owner}/{repo}`, `/repositories/{id}`) answer only its own name.
+Every route answers only its own name (or `also_named`); another name is a 404, as on GitHub.
 """
 
 from __future__ import annotations
@@ -124,6 +122,9 @@ class GitHubState:
     answers (callers that write right after a create, e.g. github/github-mcp-server's
     prepareBranchBaseCommit, match that 409 on GetRef). 0 = the commit shows at once (lenient)."""
     empty_reads: int = 0
+    also_named: set[str] = field(default_factory=set)
+    """Other full names (lower case) whose Git Data and pull-request routes serve `repo`: the
+    target of a redirect a test fakes with a Fault. Any other name's answer 404, as GitHub's do."""
 
     def __post_init__(self) -> None:
         if self.repo is not None:
@@ -401,6 +402,10 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
                 if method == "PATCH":
                     return state.update(body)
                 return 404, {"message": f"stub has no route {method} {'/'.join(parts)}"}
+            # Another repository's Git Data or pull requests: GitHub answers 404 (the stand-in
+            # holds one repository); serving them would hide a request sent to the wrong name.
+            if not state.names_repo(parts[2], parts[3]) and f"{parts[2]}/{parts[3]}".lower() not in state.also_named:
+                return 404, {"message": "Not Found"}
             if method != "GET" and state.repo["archived"]:
                 return 403, {"message": READ_ONLY}
             return None

@@ -477,6 +477,7 @@ def test_a_301_that_drops_the_query_never_takes_someone_elses_pull_request(stub:
     state.pulls[0]["state"] = "closed"
     state.pull("someone:b", "main")  # a fork's pull request from its own branch `b`
     state.pull("o:feature", "main")  # the user's
+    state.also_named.add("o/renamed")  # the redirect's target
     state.failures[("GET", "/repos/o/r/pulls")] = [
         Fault("redirect", 301, location=f"{url}/repos/o/renamed/pulls?state=open&head=o:b")
     ]
