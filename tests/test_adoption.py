@@ -57,8 +57,8 @@ def repos(**state: str) -> Answer:
     """GitHub repositories by name: 'archived' (ours, as an app's removal leaves it: archiving
     keeps the description), 'ours' (our mark), 'topic' (an earlier version's: our topic, no mark),
     'foreign' (live, no mark of ours), 'stranger-archive' (archived, no mark), 'other-tenant'
-    (archived, another tenant's mark) or 'renamed' (GitHub redirects the old name to a renamed
-    repo); others absent."""
+    (archived, another tenant's mark), 'quoted' (live, our mark inside the description, not at its
+    end) or 'renamed' (GitHub redirects the old name to a renamed repo); others absent."""
 
     def answer(args: Mapping[str, Any]) -> dict[str, Any]:
         name = args["fullName"].split("/")[1]
@@ -75,6 +75,7 @@ def repos(**state: str) -> Answer:
             "stranger-archive": ("Old shop", ["legacy"]),
             "other-tenant": (f"Shop {tenant_mark('globex')}", []),
             "renamed": (f"Shop {MARK}", []),
+            "quoted": (f"Fork of {MARK}, now bob's", []),
         }[state[name]]
         return {
             "id": name,
@@ -289,6 +290,11 @@ def test_adopted_registry_keeps_its_encryption() -> None:
     [
         (cloud(repos=repos(admin="foreign")), r"acme-gitops/admin already exists and is not tenant acme's"),
         (cloud(repos=repos(admin="other-tenant")), r"acme-gitops/admin .*it is tenant globex's"),
+        # The mark is ours only at the end of the description.
+        (
+            cloud(repos=repos(admin="quoted")),
+            r"acme-gitops/admin already exists and is not tenant acme's \(its description does not end with",
+        ),
         # An archive without our mark is not what removing an app leaves (archiving keeps the
         # description): someone's old project. Adopting it would unarchive it, make it private
         # and rename its default branch. An archived repo is read-only: unarchive it first.

@@ -176,6 +176,9 @@ def _sweep(start: Callable[[], GitHubState], writes: int, check: Callable[[GitHu
                         ensure(client(url, max_attempts=attempts))
                     except GitHubError as err:
                         assert "not tenant" not in str(err) and "redirects" not in str(err), err
+                        # With retries, an unknown outcome is read back (`verify`) and settled
+                        # in the same run; only a single attempt may leave it to the next run.
+                        assert attempts == 1, f"write {n} {name}, {attempts} attempts: {err}"
                         ensure(client(url))
                     last = ensure(client(url))
                     try:
@@ -215,8 +218,10 @@ def test_every_unarchive_write_failing_once_ends_unarchived() -> None:
         {"description": "my own project", "archived": True},
         {"description": repo_description("Helm chart of web", "other-tenant")},
         {"description": None, "topics": [tenant_topic("other-tenant")], "archived": True},
+        # Our mark quoted inside someone's description is not our mark (it must end it).
+        {"description": f"Fork of {tenant_mark(TENANT)} web, now bob's"},
     ],
-    ids=["stranger", "stranger-archived", "other-tenant", "other-tenant-topic-archived"],
+    ids=["stranger", "stranger-archived", "other-tenant", "other-tenant-topic-archived", "mark-not-at-end"],
 )
 def test_someone_elses_repository_of_the_same_name_is_refused_with_no_write(
     github: Callable[..., Stub], found: dict[str, Any]
@@ -248,8 +253,13 @@ def test_an_archived_repository_is_unarchived_before_its_settings_are_set(github
     assert facts.writes == 2 and state.repo is not None and state.repo["description"] == f"the user's words {DESC}"
 
 
-def test_the_older_topic_marker_is_ours(github: Callable[..., Stub]) -> None:
-    state, url = github(TOPIC_MARKED)
+@pytest.mark.parametrize(
+    "found",
+    [TOPIC_MARKED, ours(description=f"{DESC}  ")],
+    ids=["older-topic", "mark-then-trailing-spaces"],
+)
+def test_our_marks_are_recognised(github: Callable[..., Stub], found: dict[str, Any]) -> None:
+    state, url = github(found)
     facts = ensure(client(url))
     assert facts.adopted and facts.writes == 0 and writes(state) == []
 
@@ -291,6 +301,31 @@ def test_a_name_reused_by_another_repository_is_never_patched_nor_archived(empty
     assert provider.read("web", created).id is None
     assert all(m == "GET" for m, _, _ in state.requests[n:])
     assert state.repo["description"] == "their project" and not state.repo["archived"]
+
+
+def test_a_repository_of_ours_made_after_the_look_up_is_adopted(github: Callable[..., Stub]) -> None:
+    """A concurrent run of this stack created it between our read and our create: the create
+    answers 422 "name already exists on this account", and the repository is ours."""
+    state, url = github(ours())
+    state.failures[("GET", "/repos/o/web")] = [Fault("status", 404, message="Not Found")]  # not yet there
+    gh = client(url)
+    facts = ensure(gh)
+    assert facts.adopted and gh.writes == 1 and [m for m, _, _ in writes(state)] == ["POST"]
+
+
+def test_someone_elses_repository_made_meanwhile_is_never_taken_for_our_lost_create(
+    github: Callable[..., Stub],
+) -> None:
+    """Our create fails with a 5xx (not done), and someone's repository of the same name
+    appeared after our read: reading back whether the create landed finds a repository, but
+    not ours (no mark); it is refused, not recorded as the one we created."""
+    state, url = github({"full_name": "o/web", "description": "their project"})
+    before = json.dumps(state.repo, sort_keys=True)
+    state.failures[("GET", "/repos/o/web")] = [Fault("status", 404, message="Not Found")]
+    state.write_faults = {0: Fault("status", 502, message="bad gateway")}
+    with pytest.raises(GitHubError, match="o/web already exists and is not tenant acme's"):
+        ensure(client(url))
+    assert {m for m, _, _ in writes(state)} == {"POST"} and json.dumps(state.repo, sort_keys=True) == before
 
 
 # ------------------------------------------------------------------ removing: archive, never delete
@@ -338,6 +373,9 @@ def test_provider_diff_and_update(empty: Stub) -> None:
     for key in ("owner", "name"):
         moved = provider.diff("web", olds, props(url, **{key: "other"}))
         assert moved.changes and moved.replaces == [key] and not moved.delete_before_replace
+    for key in ("tenant", "api_url"):  # recorded for removal and re-adoption, same repository
+        other = provider.diff("web", olds, props(url, **{key: "other"}))
+        assert other.changes and not other.replaces, key
     new_desc = repo_description("Web front end", TENANT)
     changed = provider.diff("web", olds, props(url, description=new_desc))
     assert changed.changes and not changed.replaces
@@ -399,10 +437,28 @@ def test_a_pulumi_github_repositorys_state_is_taken_over_and_marked_once(
     assert outs(provider.update("web", LEGACY_OUTPUTS, props(url)))["github_writes"] == 0
 
 
-def test_a_description_too_long_for_the_mark_keeps_the_topic_alone(github: Callable[..., Stub]) -> None:
-    state, url = github({**TOPIC_MARKED, "description": "x" * 340})
+@pytest.mark.parametrize(
+    "users",
+    ["Our storefront, owned by team web", f"Was {tenant_mark(TENANT)} once"],
+    ids=["reworded", "mark-not-at-end"],
+)
+def test_the_takeover_appends_the_mark_to_the_users_description(github: Callable[..., Stub], users: str) -> None:
+    """The user's description is kept, not replaced by the program's; the mark goes at its end,
+    where `is_tenants_repo` looks for it."""
+    state, url = github({**TOPIC_MARKED, "description": users})
+    AppRepositoryProvider().update("web", LEGACY_OUTPUTS, props(url))
+    assert writes(state) == [("PATCH", "/repos/o/web", {"description": f"{users} {tenant_mark(TENANT)}"})]
+
+
+@pytest.mark.parametrize(("length", "written"), [(350 - len(f" {tenant_mark(TENANT)}"), 1), (340, 0)])
+def test_a_description_too_long_for_the_mark_keeps_the_topic_alone(
+    github: Callable[..., Stub], length: int, written: int
+) -> None:
+    """Marked, it fits GitHub's 350 characters exactly (written), or would not (left alone)."""
+    state, url = github({**TOPIC_MARKED, "description": "x" * length})
     updated = outs(AppRepositoryProvider().update("web", LEGACY_OUTPUTS, props(url)))
-    assert updated["github_writes"] == 0 and writes(state) == []
+    assert updated["github_writes"] == written and len(writes(state)) == written
+    assert state.repo is not None and len(state.repo["description"]) == (350 if written else length)
 
 
 def test_provider_read_keeps_the_users_description_and_drops_a_repository_that_is_gone(empty: Stub) -> None:
@@ -415,6 +471,10 @@ def test_provider_read_keeps_the_users_description_and_drops_a_repository_that_i
     assert found.id == "web" and outs(found)["full_name"] == "o/web"
     # The user's edit of the description is not taken for a change to undo (no update follows).
     assert not provider.diff("web", outs(found), props(url)).changes
+    # Nor undone by an update for another reason (a rotated token).
+    n = len(state.requests)
+    assert outs(provider.update("web", {**outs(found), "token": "ghp_old"}, props(url)))["github_writes"] == 0
+    assert all(m == "GET" for m, _, _ in state.requests[n:]) and state.repo["description"] == f"edited {DESC}"
     state.repo = None
     assert provider.read("web", created).id is None
 
