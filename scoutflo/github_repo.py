@@ -220,7 +220,13 @@ def update_repository(
     before = gh.writes
     repo = get_repository(gh, owner, name)
     if repo is None:
-        raise GitHubError(404, "GET", _path(owner, name), f"{owner}/{name} no longer exists")
+        raise GitHubError(
+            404,
+            "GET",
+            _path(owner, name),
+            f"{owner}/{name} no longer exists (deleted on GitHub): run `pulumi refresh` to forget it, "
+            "and the next `pulumi up` creates it again",
+        )
     if not _same_repository(repo, repo_id):
         raise GitHubError(
             409,

@@ -479,6 +479,25 @@ def test_provider_read_keeps_the_users_description_and_drops_a_repository_that_i
     assert provider.read("web", created).id is None
 
 
+def test_provider_check_names_each_missing_input() -> None:
+    for key in ("owner", "name", "tenant", "description", "token"):
+        result = AppRepositoryProvider().check({}, props("http://unused", **{key: ""}))
+        assert [(f.property, f.reason) for f in result.failures] == [(key, f"{key} is required")]
+
+
+def test_an_update_of_a_repository_deleted_on_github_is_a_clear_error(empty: Stub) -> None:
+    """Not a silent success that records a repository which is not there; the fix is named.
+    `pulumi refresh` drops it (read's empty id), and the next `up` creates it."""
+    state, url = empty
+    provider = AppRepositoryProvider()
+    created = outs(provider.create(props(url)))
+    state.repo = None
+    with pytest.raises(GitHubError, match=r"o/web no longer exists .*run `pulumi refresh` to forget it"):
+        provider.update("web", created, props(url, description=repo_description("x", TENANT)))
+    assert provider.read("web", created).id is None
+    assert outs(provider.create(props(url)))["github_writes"] == 1
+
+
 def test_the_token_is_only_in_the_secret_token_output(empty: Stub) -> None:
     state, url = empty
     provider = AppRepositoryProvider()
