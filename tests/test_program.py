@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from automation import render
+from charts_catalog import load_catalog
+from scoutflo.adoption import app_description, repo_description
 from tests.conftest import of_type, run_main
 
 COMPONENT_TOKENS = {
@@ -75,8 +77,11 @@ def test_user_data_is_never_deleted(dev_recording: render.Recording) -> None:
     # provider's behaviour, tested against the GitHub stand-in in tests/test_github_repo.py.
     repos = of_type(dev_recording, render.REPOSITORY_TYPE)
     assert {r.inputs["tenant"] for r in repos} == {"acme"}
+    # Both apps are of the catalog's webapp: the description is composed exactly as
+    # scoutflo/config.py measures it against GitHub's 350 characters.
+    webapp = repo_description(app_description(load_catalog()["webapp"].description), "acme")
     for repo in repos:
-        assert repo.inputs["description"].endswith("(Scoutflo tenant acme)")
+        assert repo.inputs["description"] == webapp and webapp.endswith(" (Scoutflo tenant acme)")
         assert repo.inputs["token"] == render.SECRET
     (oidc,) = of_type(dev_recording, "aws:iam/openIdConnectProvider:OpenIdConnectProvider")
     assert oidc.retain_on_delete
