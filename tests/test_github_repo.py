@@ -479,6 +479,27 @@ def test_provider_read_keeps_the_users_description_and_drops_a_repository_that_i
     assert provider.read("web", created).id is None
 
 
+def test_provider_outputs_are_githubs_ids_and_names(github: Callable[..., Stub]) -> None:
+    """What BranchProtection (node_id), the CI trust (repo_id), BranchDefault and the exports
+    read: GitHub's own values, from the create, an adoption and a refresh."""
+
+    def github_says(state: GitHubState) -> dict[str, Any]:
+        assert state.repo is not None
+        keys = ("node_id", "full_name", "html_url", "default_branch")
+        return {"repo_id": state.repo["id"], **{k: state.repo[k] for k in keys}}
+
+    provider = AppRepositoryProvider()
+    for start, adopted in ((None, False), (ours(archived=True), True)):
+        state, url = github(start, default_branch="trunk")
+        created = outs(provider.create(props(url)))
+        assert {k: created[k] for k in github_says(state)} == github_says(state)
+        assert created["adopted"] is adopted and created["default_branch"] == "trunk"
+    assert state.repo is not None
+    state.repo["default_branch"] = "main"  # BranchDefault's rename
+    read = outs(provider.read("web", created))
+    assert {k: read[k] for k in github_says(state)} == github_says(state) and read["default_branch"] == "main"
+
+
 def test_provider_check_names_each_missing_input() -> None:
     for key in ("owner", "name", "tenant", "description", "token"):
         result = AppRepositoryProvider().check({}, props("http://unused", **{key: ""}))
