@@ -56,6 +56,27 @@ def _shown_ops(steps: Iterable[str]) -> list[str]:
     return sorted(s for s in steps if s not in _HIDDEN_STEPS and s != "same")
 
 
+_IMPORT_STEPS = {"import", "import-replacement"}
+
+
+def _unplanned_removed(ops: list[str]) -> list[str]:
+    """The shown operations a plan records. An import (and an import-replacement with its
+    companion `replace` step) is returned by GenerateSteps as async work, and validateSteps, which
+    appends each step's op to the plan, runs only for non-async results (pulumi/pulumi
+    pkg/resource/deploy/step_generator.go L1114-L1201 and L398-L412 vs L459-L468;
+    ContinueStepsFromImport L1223-L1239 the same). The plan keeps only the goal set at L1119-L1126
+    and completed at L1364-L1373, and the steps after the import (an update when the resource
+    differs from the program; nothing when it matches, L1901-L1906). `up --plan` skips the import
+    the same way, so no plan ever holds these ops."""
+    if not _IMPORT_STEPS & set(ops):
+        return ops
+    out = [op for op in ops if op not in _IMPORT_STEPS]
+    for _ in range(ops.count("import-replacement")):
+        if "replace" in out:
+            out.remove("replace")  # NewReplaceStep returned beside NewImportReplacementStep (L1195-L1199)
+    return out
+
+
 def _replacer(secrets: Iterable[str]) -> list[str]:
     """logging.replacements (log.go L448-L473): secrets of 3+ characters other than true/false,
     and their JSON-escaped form, longest first."""
@@ -221,7 +242,13 @@ def verify_against_plan(changes: ChangeSet, plan: Any, secrets: Iterable[str] = 
             problems.append(f"{name}: its plan entry is not an object")
             continue
         planned = _shown_ops((rp or {}).get("steps") or [])
-        got = sorted(r.op for r in shown.get(urn, []) if r.op != "same")
+        got = _unplanned_removed(sorted(r.op for r in shown.get(urn, []) if r.op != "same"))
+        got_all = {r.op for r in shown.get(urn, [])}
+        imported = bool(got_all & _IMPORT_STEPS)
+        if imported and not (isinstance(rp, Mapping) and isinstance(rp.get("goal"), Mapping)):
+            # An import always records the resource's goal before its step runs (L1119-L1126).
+            problems.append(f"{name} ({type_}): the preview imports it, the plan has no goal for it")
+            continue
         if got != planned:
             problems.append(
                 f"{name} ({type_}): the preview shows {', '.join(got) or 'no change'}, "
@@ -240,6 +267,8 @@ def verify_against_plan(changes: ChangeSet, plan: Any, secrets: Iterable[str] = 
                 )
             elif r.app != planned_app(urn):
                 problems.append(f"{name}: the preview lists it under {r.app}, the plan under {planned_app(urn)}")
-            else:
+            elif not (r.op in _IMPORT_STEPS or (r.op == "replace" and "import-replacement" in got_all)):
+                # An import's values are the provider's read, and its companion replace carries no
+                # detailed diff (L1197): the goal's inputDiff is against the imported state instead.
                 problems += _check_properties(r, goal, filtered)
     return [terminal_safe(p) for p in problems]

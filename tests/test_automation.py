@@ -484,3 +484,42 @@ def test_plan_steps_are_compared_with_the_shown_operation() -> None:
     assert verify_against_plan(_shown(), {"resourcePlans": []}) == [
         "the saved plan is not a Pulumi deployment plan (no resourcePlans object)"
     ]
+
+
+def test_an_import_is_not_a_plan_step() -> None:
+    # The first adoption of an ECR repository or the OIDC provider (components/chart_registry.py,
+    # github_oidc.py: `import_`) shows `import` in the events, but the real engine never records
+    # an import in the plan: GenerateSteps returns the ImportStep as async work and only non-async
+    # results go through validateSteps, which appends ops to the plan (pulumi/pulumi
+    # pkg/resource/deploy/step_generator.go L1114-L1201, L398-L412, L459-L468). The plan holds the
+    # goal (L1119-L1126, L1364-L1373) and the steps after the import: none when the resource
+    # matches the program (L1901-L1906), an update when it does not.
+    from dataclasses import replace as changed
+
+    from automation.changeset import ChangeSet
+    from automation.plan_check import verify_against_plan
+
+    plan = _plan({})
+    plan["resourcePlans"][URN] = {"goal": plan["resourcePlans"][URN]["goal"], "state": None, "seed": "AA=="}
+    (app,) = _shown(op="import").resources
+    assert verify_against_plan(ChangeSet("acme", (app,)), plan) == []
+    # Imported, then updated to the program's inputs: the plan holds only the update.
+    updated = _plan({"updates": {"spec": {"replicas": 2}}}, ["update"])
+    (update,) = _shown(("spec.replicas", 1, 2)).resources
+    assert verify_against_plan(ChangeSet("acme", (app, update)), updated) == []
+    forged = _shown(("spec.replicas", 1, 3)).resources[0]
+    assert verify_against_plan(ChangeSet("acme", (app, forged)), updated) == [
+        "shop-app: the preview shows spec.replicas = 3, the plan sets 2"
+    ]
+    # An import-replacement comes with a ReplaceStep (L1195-L1199); neither is in the plan.
+    swapped = (changed(app, op="import-replacement"), changed(app, op="replace"))
+    assert verify_against_plan(ChangeSet("acme", swapped), plan) == []
+    # An import never hides a planned change, and is never shown for a resource the plan lacks.
+    created = _plan({"adds": {"spec": {"replicas": 2}}}, ["create"])
+    assert verify_against_plan(ChangeSet("acme", (app,)), created) == [
+        "shop-app (kubernetes:argoproj.io/v1alpha1:Application): the preview shows no change, the plan will create"
+    ]
+    del plan["resourcePlans"][URN]
+    assert verify_against_plan(ChangeSet("acme", (app,)), plan) == [
+        "shop-app (kubernetes:argoproj.io/v1alpha1:Application): the preview imports it, the plan has no goal for it"
+    ]
