@@ -196,7 +196,15 @@ def _check_properties(r: ResourceChange, goal: Mapping[str, Any], secrets: list[
         elif isinstance(top, str) and top in deletes:
             planned = None
         else:
-            # The plan keeps this key as the prior state has it: nothing under it may change.
+            # The plan keeps this key as the prior state has it: nothing under it may change. Except
+            # in a replacement whose goal was diffed against no prior inputs (a dependent of a
+            # delete-before-replace recreated, an external resource taken over: pulumi/pulumi
+            # step_generator.go L1359-L1361 sets oldInputs nil, L1495-L1505 / L1516-L1520 give the
+            # ReplaceStep no detailed diff, so the preview lists old -> new leaf by leaf): there
+            # every kept input is an add, and a key the program dropped is simply absent.
+            from_nothing = r.op == "replace" and bool(adds) and not updates and not deletes
+            if p.new is None and from_nothing:
+                continue
             if not _equal(_canonical(p.new), _canonical(p.old)):
                 problems.append(f"{r.name}: the preview shows {p.path} changing, the plan does not change it")
             continue

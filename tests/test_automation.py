@@ -523,3 +523,26 @@ def test_an_import_is_not_a_plan_step() -> None:
     assert verify_against_plan(ChangeSet("acme", (app,)), plan) == [
         "shop-app (kubernetes:argoproj.io/v1alpha1:Application): the preview imports it, the plan has no goal for it"
     ]
+
+
+def test_a_recreated_replacement_may_drop_an_input() -> None:
+    # A dependent of a delete-before-replace (or a taken-over external resource) is replaced with
+    # its goal diffed against no prior inputs (pulumi/pulumi step_generator.go L1359-L1361: every
+    # input an add, no deletes) and a ReplaceStep without a detailed diff (L1495-L1505), so the
+    # ChangeSet lists the inputs leaf by leaf: a label the program dropped shows old -> absent.
+    from automation.changeset import changeset_from_events
+    from automation.plan_check import verify_against_plan
+
+    old = {"repo": "shop", "files": {"a": "1"}, "labels": {"team": "x"}}
+    new = {"repo": "shop", "files": {"a": "2"}}
+    changes = changeset_from_events([_event("replace", old, new)])
+    urn = changes.resources[0].urn
+    goal = {"type": "pulumi-python:dynamic:Resource", "name": "shop-initial", "custom": True}
+    steps = ["delete-replaced", "replace", "create-replacement"]
+    plan = {"resourcePlans": {urn: {"goal": {**goal, "inputDiff": {"adds": new}}, "steps": steps}}}
+    assert verify_against_plan(changes, plan) == []
+    # Diffed against the prior inputs, an unlisted key is kept: showing it dropped is a lie.
+    kept = {"resourcePlans": {urn: {"goal": {**goal, "inputDiff": {"updates": {"files": {"a": "2"}}}}, "steps": steps}}}
+    assert verify_against_plan(changes, kept) == [
+        "shop-initial: the preview shows labels changing, the plan does not change it"
+    ]
