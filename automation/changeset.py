@@ -105,7 +105,15 @@ class ChangeSet:
         }
 
     def to_text(self) -> str:
-        marks = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}
+        # deploy.RawPrefix (pulumi/pulumi pkg/resource/deploy/step.go L2335-L2370) for the rest.
+        marks = {
+            "create": "+",
+            "update": "~",
+            "replace": "+-",
+            "delete": "-",
+            "import": "=",
+            "import-replacement": "=>",
+        }
         lines = [f"stack {self.stack}", f"fingerprint {self.fingerprint}"]
         total: dict[str, int] = {}
         for app, resources in self.by_app().items():
@@ -170,7 +178,7 @@ def _lines(text: str) -> list[str]:
 
 
 def _summary(per_op: Mapping[str, int]) -> str:
-    order = ("create", "update", "replace", "delete")
+    order = ("create", "update", "replace", "delete", "import", "import-replacement", "remove-pending-replace")
     return ", ".join(f"{per_op[op]} to {op}" for op in order if per_op.get(op))
 
 

@@ -546,3 +546,11 @@ def test_a_recreated_replacement_may_drop_an_input() -> None:
     assert verify_against_plan(changes, kept) == [
         "shop-initial: the preview shows labels changing, the plan does not change it"
     ]
+
+
+def test_an_import_is_listed_for_the_approver() -> None:
+    # The first adoption of an ECR repository shows op "import" (OpImport, pulumi/pulumi
+    # pkg/resource/deploy/step.go L1916-L1921), marked "=" as the CLI marks it (RawPrefix L2362).
+    cs = changeset_from_events([_event("import", None, {"repo": "shop"})])
+    text = cs.to_text()
+    assert "total: 1 to import" in text and "\n   = pulumi-python:dynamic:Resource  shop-initial" in text
