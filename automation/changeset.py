@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -289,15 +289,23 @@ def parse_path(path: str) -> list[str | int]:
     return out
 
 
-def lookup(obj: Any, path: str) -> Any:
-    for part in parse_path(path):
-        if isinstance(part, int) and isinstance(obj, list) and part < len(obj):
+def walk(obj: Any, parts: Iterable[str | int], missing: Any = None, opaque: Callable[[Any], bool] | None = None) -> Any:
+    """The value at `parts` in `obj`, or `missing` when it is not there or lies inside a value
+    `opaque` says cannot be looked into (a secret)."""
+    for part in parts:
+        if opaque is not None and opaque(obj):
+            return missing
+        if isinstance(part, int) and isinstance(obj, list) and 0 <= part < len(obj):
             obj = obj[part]
         elif isinstance(part, str) and isinstance(obj, dict) and part in obj:
             obj = obj[part]
         else:
-            return None
+            return missing
     return obj
+
+
+def lookup(obj: Any, path: str) -> Any:
+    return walk(obj, parse_path(path))
 
 
 def _name(urn: str) -> str:

@@ -35,6 +35,7 @@ from automation.changeset import (
     mask,
     parse_path,
     terminal_safe,
+    walk,
 )
 
 _ASSET_SIGS = {"c44067f5952c0a294b673a41bacd8c17", "0def7320c3a5731c473e5ecbe6d01bc7"}
@@ -114,19 +115,21 @@ def _filter(text: str, secrets: list[str]) -> str:
     return "".join(out)
 
 
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(_SECRET_SIG[0]) == _SECRET_SIG[1]
+
+
 def _as_shown(value: Any, secrets: list[str]) -> Any:
     """A plan value as an honest event would carry it, after the ChangeSet's masking."""
 
-    def walk(v: Any) -> Any:
+    def visit(v: Any) -> Any:
         if isinstance(v, dict):
-            if v.get(_SECRET_SIG[0]) == _SECRET_SIG[1]:
-                return v
-            return {k: walk(x) for k, x in v.items()}
+            return v if _is_secret(v) else {k: visit(x) for k, x in v.items()}
         if isinstance(v, list):
-            return [walk(x) for x in v]
+            return [visit(x) for x in v]
         return _filter(v, secrets) if isinstance(v, str) else v
 
-    return _canonical(mask(walk(value)))
+    return _canonical(mask(visit(value)))
 
 
 def _canonical(value: Any) -> Any:
@@ -154,16 +157,8 @@ def _equal(a: Any, b: Any) -> bool:
 
 
 def _navigate(value: Any, parts: list[str | int]) -> Any:
-    for part in parts:
-        if isinstance(value, dict) and value.get(_SECRET_SIG[0]) == _SECRET_SIG[1]:
-            return _MISSING  # inside a secret: the event shows only `[secret]` above it
-        if isinstance(part, int) and isinstance(value, list) and 0 <= part < len(value):
-            value = value[part]
-        elif isinstance(part, str) and isinstance(value, dict) and part in value:
-            value = value[part]
-        else:
-            return _MISSING
-    return value
+    # Inside a secret the event shows only `[secret]` above it: nothing to compare there.
+    return walk(value, parts, _MISSING, _is_secret)
 
 
 def _brief(value: Any) -> str:

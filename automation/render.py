@@ -199,10 +199,16 @@ class Registered:
     inputs: dict[str, Any]
     import_id: str = ""
     """The `import_` resource option: the cloud object this resource adopts."""
-    aliases: list[str] = field(default_factory=list)
-    """Types or names this resource was registered under before (Pulumi's `aliases` option)."""
     alias_specs: list[dict[str, Any]] = field(default_factory=list, repr=False)
-    """The aliases as the RegisterResource request carries them (sdk/proto/pulumi/alias.proto)."""
+    """Pulumi's `aliases` option as the RegisterResource request carries it
+    (sdk/proto/pulumi/alias.proto): each a URN, or a spec naming what differs."""
+
+    @property
+    def aliases(self) -> list[str]:
+        """The URN, else the type, else the name, of each alias."""
+        return sorted(
+            a.get("urn") or a.get("spec", {}).get("type") or a.get("spec", {}).get("name") for a in self.alias_specs
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -325,9 +331,6 @@ def _make_engine(recording: Recording) -> Any:
                         depends_on=sorted(request.dependencies),
                         inputs=inputs,
                         import_id=request.importId,
-                        # Alias specs (sdk/proto/pulumi/alias.proto): a URN or a spec naming
-                        # what differs (here, the type).
-                        aliases=sorted(a.urn or a.spec.type or a.spec.name for a in request.aliases),
                         alias_specs=[
                             json_format.MessageToDict(a, preserving_proto_field_name=True) for a in request.aliases
                         ],

@@ -7,7 +7,7 @@ create finds it, checks the tenant's mark, and unarchives it.
 
 THIS MODULE'S PATH AND `AppRepositoryProvider`'S NAME ARE PERMANENT: Pulumi pickles the provider
 into every AppRepository's state and loads it by that path in a fresh process (see
-components/repo_commit.py's docstring, and tests/test_github_repo.py, which loads a pickled one).
+components/repo_commit.py's docstring, and tests/test_github_api.py, which loads a pickled one).
 
 Stacks created before this resource existed hold a `github:index/repository:Repository` under the
 same name; the alias below makes the engine take that state for this resource instead of deleting

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import bisect
 import email.utils
+import json
 import random
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from components.app_repository import AppRepositoryProvider
 from components.repo_commit import RepoCommitProvider
 from scoutflo.github_api import MAX_WAIT, GitHub, GitHubError, Pacer, commit_files, marker_line, rate_limit_wait
 from tests.github_stub import AUTO_INIT_README, Fault, GitHubState, github_stub
@@ -582,30 +584,50 @@ def test_provider_create_commits_text_and_binary_through_the_api(stub: Stub) -> 
     assert state.files("scoutflo/import-x-1.0.0") == {"README.md": AUTO_INIT_README, **as_bytes({**FILES, **BINARY})}
 
 
-# What existing stacks hold in every RepoCommit's state as `__provider` (dill, by reference):
+# What existing stacks hold as every dynamic resource's `__provider` (dill, by reference):
 # sdk/python/lib/pulumi/dynamic/dynamic.py serialize_provider; loaded by __main__.py:45-69.
-STORED_PROVIDER = "gASVNAAAAAAAAACMFmNvbXBvbmVudHMucmVwb19jb21taXSUjBJSZXBvQ29tbWl0UHJvdmlkZXKUk5QpgZQu"
+# Per provider: the pickle, a check() call's inputs, and what the loaded provider answers.
+STORED_PROVIDERS = {
+    RepoCommitProvider: (
+        "gASVNAAAAAAAAACMFmNvbXBvbmVudHMucmVwb19jb21taXSUjBJSZXBvQ29tbWl0UHJvdmlkZXKUk5QpgZQu",
+        {"owner": "o", "repo": "r", "base": "main", "message": "m", "token": "t", "files": {"../x": ""}},
+        ["files"],
+    ),
+    AppRepositoryProvider: (
+        "gASVOgAAAAAAAACMGWNvbXBvbmVudHMuYXBwX3JlcG9zaXRvcnmUjBVBcHBSZXBvc2l0b3J5UHJvdmlkZXKUk5QpgZQu",
+        {"owner": "o", "name": "web", "tenant": "acme", "description": "d"},
+        ["token"],
+    ),
+}
 
 
-def test_a_provider_pickled_by_an_existing_stack_loads_in_a_fresh_process() -> None:
+@pytest.mark.parametrize("provider", list(STORED_PROVIDERS), ids=lambda p: p.__name__)
+def test_a_provider_pickled_by_an_existing_stack_loads_in_a_fresh_process(provider: type) -> None:
     """The provider host is a fresh Python process in the project directory; it unpickles the
-    provider stored in the state. components/repo_commit.py's path is therefore permanent: if
-    this fails, existing stacks can no longer refresh, update or delete their commits."""
+    provider stored in the state. components/repo_commit.py's and components/app_repository.py's
+    paths are therefore permanent: if this fails, existing stacks can no longer refresh, update
+    or delete their commits and repositories."""
     from pulumi.dynamic.dynamic import serialize_provider
 
-    assert serialize_provider(RepoCommitProvider()) == STORED_PROVIDER, "the pickle must stay a by-name reference"
+    stored, news, failing = STORED_PROVIDERS[provider]
+    assert serialize_provider(provider()) == stored, "the pickle must stay a by-name reference"
     code = (
-        "import base64, sys, dill\n"
-        "p = dill.loads(base64.b64decode(sys.stdin.read()))\n"
-        "news = {'owner': 'o', 'repo': 'r', 'base': 'main', 'message': 'm', 'token': 't'}\n"
-        "bad = p.check({}, {**news, 'files': {'../x': ''}})\n"
-        "print(type(p).__module__, type(p).__name__, len(bad.failures))\n"
+        "import base64, json, sys, dill\n"
+        "p = dill.loads(base64.b64decode(sys.argv[1]))\n"
+        "bad = p.check({}, json.loads(sys.stdin.read()))\n"
+        "print(type(p).__module__, type(p).__name__, json.dumps([f.property for f in bad.failures]))\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], input=STORED_PROVIDER, cwd=ROOT, capture_output=True, text=True, check=False
+        [sys.executable, "-c", code, stored],
+        input=json.dumps(news),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["components.repo_commit", "RepoCommitProvider", "1"]
+    module, name, failures = result.stdout.split(" ", 2)
+    assert (module, name, json.loads(failures)) == (provider.__module__, provider.__name__, failing)
 
 
 def test_binary_files_reach_the_commit_inputs_and_the_rendered_repo_byte_for_byte(tmp_path: Path) -> None:

@@ -6,8 +6,6 @@ archive never delete, and the take-over of a pulumi-github Repository's state.""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -534,31 +532,6 @@ def test_the_token_is_only_in_the_secret_token_output(empty: Stub) -> None:
         provider.create(props(url))
     assert TOKEN not in str(err.value)
     assert TOKEN not in json.dumps(state.requests)
-
-
-# What an existing stack holds as every AppRepository's `__provider` (dill, by reference):
-# sdk/python/lib/pulumi/dynamic/dynamic.py serialize_provider; loaded by __main__.py:45-69.
-STORED_PROVIDER = "gASVOgAAAAAAAACMGWNvbXBvbmVudHMuYXBwX3JlcG9zaXRvcnmUjBVBcHBSZXBvc2l0b3J5UHJvdmlkZXKUk5QpgZQu"
-
-
-def test_a_provider_pickled_by_an_existing_stack_loads_in_a_fresh_process() -> None:
-    """The provider host is a fresh Python process in the project directory; it unpickles the
-    provider stored in the state. components/app_repository.py's path is therefore permanent: if
-    this fails, existing stacks can no longer refresh, update or archive their repositories."""
-    from pulumi.dynamic.dynamic import serialize_provider
-
-    assert serialize_provider(AppRepositoryProvider()) == STORED_PROVIDER, "the pickle must stay a by-name reference"
-    code = (
-        "import base64, sys, dill\n"
-        "p = dill.loads(base64.b64decode(sys.stdin.read()))\n"
-        "bad = p.check({}, {'owner': 'o', 'name': 'web', 'tenant': 'acme', 'description': 'd'})\n"
-        "print(type(p).__module__, type(p).__name__, [f.property for f in bad.failures])\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], input=STORED_PROVIDER, cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["components.app_repository", "AppRepositoryProvider", "['token']"]
 
 
 def test_the_scaffold_right_after_the_create_waits_for_auto_inits_commit(github: Callable[..., Stub]) -> None:
