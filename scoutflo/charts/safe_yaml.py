@@ -9,12 +9,34 @@ readers must never disagree on a chart's name or version.
 With libyaml (PyYAML's wheels carry it) the events are first scanned by the C parser for aliases,
 then the document is built by the C loader: a 4 MB index.yaml loads in about 2.5 s instead of
 10 s with the pure-Python loader, which remains the fallback.
+
+What is built is bounded, not only what is read (issue 16):
+- nesting: more than `MAX_DEPTH` open collections (flow or block) is refused while the events
+  stream, before anything is composed. PyYAML's C composer recurses once per level without a
+  limit (`yaml/_yaml.pyx` `_compose_sequence_node` line 807, `_compose_mapping_node` 845-846): an
+  80 KB document of nested sequences overflows the C stack (SIGSEGV). libyaml's scanner walks its
+  whole simple-key stack, one entry per flow level, for every token (`src/scanner.c`
+  `yaml_parser_fetch_more_tokens` 827-836 and `yaml_parser_stale_simple_keys` 1057-1087, pushed
+  by `yaml_parser_increase_flow_level` 1162): quadratic in flow depth. The depth is counted on
+  libyaml's own events, so no second lexer can disagree with it about quotes, comments or block
+  scalars. The events lag the scanner by a bounded amount: the scanner only reads ahead while
+  a simple key may still start at the head token, and a key is stale once it is more than 1024
+  characters behind or on an earlier line (`yaml_parser_stale_simple_keys` 1074-1075). So when
+  the first too-deep event arrives the scanner's flow level is at most `MAX_DEPTH` + 1025, and
+  the work done is linear in the bytes read until then (at most that many stack entries per
+  token): a 10 000-deep document is refused in about a millisecond (bench/yaml_bounds.py);
+- integers: a scalar resolved as an integer longer than `MAX_INT_CHARS` is refused (Python's
+  int() raises a bare ValueError past 4300 digits; a sexagesimal `1:2:3...` is built by repeated
+  multiplication, `yaml/constructor.py` `construct_yaml_int` 253-260, quadratic in its length);
+- `load_at` builds one item of a list at a time, can keep only some keys of each item, and
+  stops after `max_items` items and `max_nodes` kept events: an index.yaml of 1.6 M entries under
+  one chart (81 KB gzipped) no longer becomes 4 GiB of nodes.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import yaml
@@ -22,6 +44,7 @@ from yaml.composer import Composer, ComposerError
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.events import (
     AliasEvent,
+    CollectionEndEvent,
     CollectionStartEvent,
     DocumentEndEvent,
     DocumentStartEvent,
@@ -31,13 +54,18 @@ from yaml.events import (
     NodeEvent,
     ScalarEvent,
     SequenceEndEvent,
+    SequenceStartEvent,
     StreamEndEvent,
     StreamStartEvent,
 )
-from yaml.nodes import MappingNode, Node
+from yaml.nodes import MappingNode, Node, ScalarNode
 from yaml.resolver import Resolver
 
 _ALIAS = "aliases (*name) are not accepted in this file"
+MAX_DEPTH = 64
+"""Open collections at once. Chart.yaml and index.yaml need 5; a values file rarely 15."""
+MAX_INT_CHARS = 4300
+"""Python's own limit for decimal digits (sys.int_info.default_max_str_digits)."""
 
 
 class UntrustedYamlError(ValueError):
@@ -58,6 +86,19 @@ class _NoDuplicates(SafeConstructor):
                 raise ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_bounded_int(self, node: ScalarNode) -> int:
+        if len(node.value) > MAX_INT_CHARS:
+            raise ConstructorError(
+                None, None, f"an integer of {len(node.value)} characters; at most {MAX_INT_CHARS}", node.start_mark
+            )
+        return int(SafeConstructor.construct_yaml_int(self, node))
+
+
+# add_constructor copies the table into this class (yaml/constructor.py `add_constructor`); the
+# subclasses below and `_Replay` inherit it.
+# (types-PyYAML binds add_constructor to loader classes; a constructor mixin is one too at run time.)
+_NoDuplicates.add_constructor("tag:yaml.org,2002:int", _NoDuplicates.construct_bounded_int)  # type: ignore[type-var]
+
 
 class _PyLoader(yaml.SafeLoader, _NoDuplicates):
     def compose_node(self, parent: Node | None, index: int) -> Node | None:
@@ -75,24 +116,52 @@ if getattr(yaml, "__with_libyaml__", False):
     _CLoader = _CLoaderNoDuplicates
 
 
+def _events(data: bytes | str, source: str) -> Iterator[Event]:
+    """The parser's events, refusing an alias or a collection `MAX_DEPTH` + 1 deep as it arrives."""
+    depth = 0
+    for event in yaml.parse(data, Loader=yaml.CSafeLoader if _CLoader is not None else yaml.SafeLoader):
+        if isinstance(event, AliasEvent):
+            raise UntrustedYamlError(f"{source}: not valid YAML: {_ALIAS}{_line(event)}")
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise UntrustedYamlError(
+                    f"{source}: nested more than {MAX_DEPTH} collections deep{_line(event)}; refused before it is built"
+                )
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
+        yield event
+
+
+def _line(event: Event) -> str:
+    mark = event.start_mark
+    return f" (line {mark.line + 1})" if mark else ""
+
+
 def load(data: bytes | str, source: str) -> Any:
     """One YAML document without aliases or duplicate keys; `source` names it in errors."""
     try:
-        if _CLoader is None:
-            return yaml.load(data, Loader=_PyLoader)
-        for event in yaml.parse(data, Loader=yaml.CSafeLoader):
-            if isinstance(event, AliasEvent):
-                mark = event.start_mark
-                raise UntrustedYamlError(f"{source}: not valid YAML: {_ALIAS} (line {mark.line + 1 if mark else '?'})")
-        return yaml.load(data, Loader=_CLoader)
+        # The events first: aliases and depth are refused before the composer (C: recursive) runs.
+        for _ in _events(data, source):
+            pass
+        return yaml.load(data, Loader=_CLoader or _PyLoader)
+    except UntrustedYamlError:
+        raise
     except yaml.YAMLError as err:
         raise UntrustedYamlError(f"{source}: not valid YAML: {_one_line(err)}") from None
+    except (ValueError, OverflowError) as err:
+        # A constructor's own failure (a timestamp of year 0): a typed error, not a traceback.
+        raise UntrustedYamlError(f"{source}: not valid YAML: {_one_line_text(str(err))}") from None
     except RecursionError:
         raise UntrustedYamlError(f"{source} is nested too deeply") from None
 
 
 def _one_line(err: yaml.YAMLError) -> str:
-    return " ".join(str(err).split())
+    return _one_line_text(str(err))
+
+
+def _one_line_text(text: str) -> str:
+    return " ".join(text.split())[:500]
 
 
 class _Replay(Composer, _NoDuplicates, Resolver):
@@ -119,24 +188,41 @@ class _Replay(Composer, _NoDuplicates, Resolver):
         pass
 
 
-def load_at(data: bytes | str, source: str, path: tuple[str, ...]) -> tuple[int, Any]:
+def load_at(
+    data: bytes | str,
+    source: str,
+    path: tuple[str, ...],
+    *,
+    max_items: int | None = None,
+    fields: Sequence[str] | None = None,
+    max_nodes: int | None = None,
+) -> tuple[int, Any]:
     """(how many keys of `path` were found, the value there or None) of one YAML document.
 
     Only the value at `path` is built; everything else is parsed and dropped as it streams by.
     An index.yaml is mostly other charts and versions, and PyYAML's nodes cost ~150 bytes per
     byte of a dense document. Aliases are refused anywhere, duplicate keys along the path and
-    inside the value. A container along the path that is not a mapping raises, naming it.
+    inside what is kept. A container along the path that is not a mapping raises, naming it.
+
+    A list at `path` is built one item at a time: more than `max_items` items is refused as soon
+    as the next one starts, a mapping item keeps only the keys in `fields` (when given; the other
+    values stream by), and more than `max_nodes` kept events (scalars and collections) is refused.
     """
-    loader = yaml.CSafeLoader if _CLoader is not None else yaml.SafeLoader
+    where_value = ".".join(path) or "the document"
+    kept_nodes = 0
     try:
-        events: Iterator[Event] = iter(yaml.parse(data, Loader=loader))
+        events: Iterator[Event] = _events(data, source)
 
         def pull() -> Event:
-            event = next(events)
-            if isinstance(event, AliasEvent):
-                mark = event.start_mark
-                raise UntrustedYamlError(f"{source}: not valid YAML: {_ALIAS} (line {mark.line + 1 if mark else '?'})")
-            return event
+            return next(events)
+
+        def record(keep: list[Event], event: Event) -> None:
+            nonlocal kept_nodes
+            keep.append(event)
+            if not isinstance(event, CollectionEndEvent):
+                kept_nodes += 1
+                if max_nodes is not None and kept_nodes > max_nodes:
+                    raise UntrustedYamlError(f"{source}: {where_value} holds more than {max_nodes} values; refused")
 
         def node(first: Event, keep: list[Event] | None) -> None:
             """Consume the node starting at `first`, recording its events into `keep`."""
@@ -144,20 +230,51 @@ def load_at(data: bytes | str, source: str, path: tuple[str, ...]) -> tuple[int,
             event = first
             while True:
                 if keep is not None:
-                    keep.append(event)
+                    record(keep, event)
                 if isinstance(event, CollectionStartEvent):
                     depth += 1
-                elif isinstance(event, (MappingEndEvent, SequenceEndEvent)):
+                elif isinstance(event, CollectionEndEvent):
                     depth -= 1
                 if depth == 0:
                     return
                 event = pull()
 
+        def build(first: Event) -> Any:
+            kept: list[Event] = []
+            if fields is None or not isinstance(first, MappingStartEvent):
+                node(first, kept)
+                return _Replay(kept).get_single_data()
+            # A mapping item: only the wanted keys' values are recorded, every key still checked
+            # for duplicates (PyYAML would keep the last value, Go's yaml may keep another).
+            record(kept, first)
+            seen: set[str] = set()
+            while not isinstance(key := pull(), MappingEndEvent):
+                value = pull()
+                if isinstance(key, ScalarEvent) and key.value in fields:
+                    if key.value in seen:
+                        raise UntrustedYamlError(f"{source}: not valid YAML: duplicate key {key.value!r}{_line(key)}")
+                    seen.add(key.value)
+                    node(key, kept)
+                    node(value, kept)
+                else:
+                    node(key, None)
+                    node(value, None)
+            kept.append(key)
+            return _Replay(kept).get_single_data()
+
+        def value_at(first: Event) -> Any:
+            if not isinstance(first, SequenceStartEvent) or (max_items is None and fields is None):
+                return build(first)
+            items: list[Any] = []
+            while not isinstance(item := pull(), SequenceEndEvent):
+                if max_items is not None and len(items) >= max_items:
+                    raise UntrustedYamlError(f"{source}: {where_value} lists more than {max_items} items; refused")
+                items.append(build(item))
+            return items
+
         def find(first: Event, level: int) -> tuple[int, Any]:
             if level == len(path):
-                kept: list[Event] = []
-                node(first, kept)
-                return level, _Replay(kept).get_single_data()
+                return level, value_at(first)
             if not isinstance(first, MappingStartEvent):
                 node(first, None)
                 where = ".".join(path[:level]) or "the document"
@@ -191,7 +308,12 @@ def load_at(data: bytes | str, source: str, path: tuple[str, ...]) -> tuple[int,
         if not isinstance(pull(), StreamEndEvent):
             raise UntrustedYamlError(f"{source}: not valid YAML: expected a single document")
         return result
+    except UntrustedYamlError:
+        raise
     except yaml.YAMLError as err:
         raise UntrustedYamlError(f"{source}: not valid YAML: {_one_line(err)}") from None
+    except (ValueError, OverflowError) as err:
+        # A constructor's own failure (a timestamp of year 0): a typed error, not a traceback.
+        raise UntrustedYamlError(f"{source}: not valid YAML: {_one_line_text(str(err))}") from None
     except RecursionError:
         raise UntrustedYamlError(f"{source} is nested too deeply") from None
