@@ -12,17 +12,19 @@ from components.github_oidc import GithubOidc, GithubOidcArgs
 from components.registry_access import RegistryAccess, registry_access_args
 from scoutflo import naming
 from scoutflo.adoption import AdoptionError, app_description, look_up
+from scoutflo.charts.bounded import plan_imports_bounded
 from scoutflo.charts.errors import ChartError
-from scoutflo.charts.fetch import ChartFetcher, cache_dir
-from scoutflo.charts.plan import application_values, plan_imports
+from scoutflo.charts.fetch import cache_dir
+from scoutflo.charts.plan import application_values
 from scoutflo.config import ConfigError, load_config
 from scoutflo.repo_files import EXECUTABLES, initial_files
 
 try:
     cfg = load_config()
-    # Public charts are fetched and checked before anything is registered.
-    imports = plan_imports(
-        cfg.apps, ChartFetcher(cache_dir(cfg.chart_cache_dir), credentials=cfg.chart_registry_credentials)
+    # Public charts are fetched and checked before anything is registered, each in a child
+    # process under a wall-clock deadline and CPU and memory caps (scoutflo/charts/bounded.py).
+    imports = plan_imports_bounded(
+        cfg.apps, cache=cache_dir(cfg.chart_cache_dir), credentials=cfg.chart_registry_credentials
     )
     # What already exists (shared OIDC provider, repos and ECR repositories kept from an earlier
     # removal) is adopted, not created twice; a foreign repo of an app's name stops the run here.

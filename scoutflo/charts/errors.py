@@ -13,3 +13,7 @@ class FetchError(ChartError):
 
 class ArchiveError(ChartError):
     """A chart archive or chart file that is malformed, hostile or not holdable by Git and Helm."""
+
+
+class AcquisitionError(ChartError):
+    """Acquisition that ran past its wall-clock deadline, CPU or memory cap, or whose process died."""

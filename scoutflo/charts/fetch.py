@@ -32,7 +32,7 @@ from scoutflo.charts.archive import MAX_CHART_BYTES, Budget, read_chart
 from scoutflo.charts.chart_yaml import chart_name_problem, version_problem
 from scoutflo.charts.errors import FetchError
 from scoutflo.charts.http import Credential, Http, Origin, Response, redact
-from scoutflo.charts.versions import highest_match
+from scoutflo.charts.versions import MAX_VERSION_CHARS, highest_match
 
 HELM_LAYER = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -40,6 +40,13 @@ MAX_INDEX_BYTES = 32 * 1024 * 1024
 """index.yaml: the largest public ones (all of a big repository's history) are a few tens of MiB."""
 MAX_JSON_BYTES = 4 * 1024 * 1024
 MAX_TAG_PAGES = 50
+MAX_TAGS = 10_000
+"""Tags of one OCI repository, all pages together: a 4 MiB page of short tags is a million strings."""
+MAX_VERSIONS = 10_000
+"""Versions of one chart in an index.yaml (the largest public charts have a few thousand); the
+list is refused while it streams, before the next entry is built."""
+MAX_INDEX_NODES = 200_000
+"""Values kept of entries.<chart> (version, urls, digest: about 8 per entry)."""
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 __all__ = ["ChartFetcher", "FetchError", "FetchedChart", "Http", "cache_dir", "sha256"]
@@ -213,7 +220,14 @@ class ChartFetcher:
         # Only entries.<chart> is built: the rest of a large index is parsed and dropped.
         not_index = f"{src.name}: {redact(index_url)} has no 'entries' mapping; not a Helm repository index"
         try:
-            found, listed = safe_yaml.load_at(resp.body, redact(index_url), ("entries", src.chart))
+            found, listed = safe_yaml.load_at(
+                resp.body,
+                redact(index_url),
+                ("entries", src.chart),
+                max_items=MAX_VERSIONS,
+                fields=("version", "urls", "digest"),
+                max_nodes=MAX_INDEX_NODES,
+            )
         except safe_yaml.UntrustedYamlError as err:
             if str(err).endswith(("the document must be a mapping", "entries must be a mapping")):
                 raise FetchError(not_index) from None
@@ -224,6 +238,13 @@ class ChartFetcher:
         if not isinstance(listed, list):
             raise FetchError(f"{src.name}: entries.{src.chart} in index.yaml must be a list")
         # Versions are kept as written; a non-string or padded one is skipped like a non-semver tag.
+        # One longer than a tag can be is refused before semver's regex sees it.
+        for e in listed:
+            if isinstance(e, dict) and isinstance(e.get("version"), str) and len(e["version"]) > MAX_VERSION_CHARS:
+                raise FetchError(
+                    f"{src.name}: index.yaml lists a version of {len(e['version'])} characters;"
+                    f" at most {MAX_VERSION_CHARS} (an OCI tag's limit) are accepted"
+                )
         by_version = {
             e["version"]: e
             for e in listed
@@ -268,6 +289,14 @@ class ChartFetcher:
                 page_tags = []
             if not isinstance(page_tags, list) or not all(isinstance(t, str) for t in page_tags):
                 raise FetchError(f"{src.name}: the tag list's 'tags' must be a list of strings")
+            if len(tags) + len(page_tags) > MAX_TAGS:
+                raise FetchError(f"{src.name}: the tag list has more than {MAX_TAGS} tags; stopped")
+            if long := next((t for t in page_tags if len(t) > MAX_VERSION_CHARS), None):
+                # distribution-spec spec.md line 160: `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`.
+                raise FetchError(
+                    f"{src.name}: the tag list holds a tag of {len(long)} characters; OCI tags are at most"
+                    f" {MAX_VERSION_CHARS}"
+                )
             tags.extend(page_tags)
             url = _next_link(base, headers.get("link", ""))
             if url is not None and Origin.of(url) != src.origin:
@@ -377,6 +406,9 @@ def _json(body: bytes, what: str) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise FetchError(f"{what} is not JSON") from None
+    except RecursionError:
+        # json's decoder recurses once per level (json/decoder.py via _json.scanstring/scan_once).
+        raise FetchError(f"{what} is nested too deeply") from None
 
 
 def _parse_challenge(header: str) -> tuple[str, dict[str, str]]:

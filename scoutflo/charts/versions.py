@@ -22,6 +22,12 @@ _PARTIAL = re.compile(
 )
 _COMPARATOR = re.compile(r"^(?P<op>!=|>=|<=|=>|=<|>|<|=|~>|~|\^)?\s*(?P<ver>\S+)$")
 _WILD = {"x", "X", "*"}
+MAX_VERSION_CHARS = 128
+"""A version, a tag or one comparator's version, checked before any regex: an OCI tag is at most
+128 characters (`[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`, opencontainers/distribution-spec `spec.md`
+line 160), and a chart's version is its tag (`helm push`). semver's own regex on one 8 MiB valid
+prerelease allocates 1.9 GiB (issue 16)."""
+MAX_CONSTRAINT_CHARS = 1024
 
 
 class VersionError(ValueError):
@@ -30,6 +36,8 @@ class VersionError(ValueError):
 
 def parse_version(text: str) -> semver.Version:
     """Parse a full semver version; a leading `v` is accepted as Helm does (`v1.17.0`)."""
+    if len(text) > MAX_VERSION_CHARS:
+        raise VersionError(f"a version of {len(text)} characters is not accepted; at most {MAX_VERSION_CHARS}")
     raw = text.strip()
     if raw[:1] in ("v", "V"):
         raw = raw[1:]
@@ -80,6 +88,8 @@ class Constraint:
 
 
 def _partial(text: str) -> tuple[int | None, int | None, int | None, str | None]:
+    if len(text) > MAX_VERSION_CHARS:
+        raise VersionError(f"a version of {len(text)} characters is not accepted; at most {MAX_VERSION_CHARS}")
     m = _PARTIAL.match(text)
     if not m:
         raise VersionError(f"{text!r} is not a version or version pattern")
@@ -159,6 +169,8 @@ def parse_constraint(text: str) -> Constraint:
     """Parse a constraint; raises VersionError with the offending part named."""
     if not isinstance(text, str) or not text.strip():
         raise VersionError("an empty constraint; use '*' for any version")
+    if len(text) > MAX_CONSTRAINT_CHARS:
+        raise VersionError(f"a constraint of {len(text)} characters is not accepted; at most {MAX_CONSTRAINT_CHARS}")
     groups: list[tuple[_Cmp, ...]] = []
     for alt in text.split("||"):
         alt = alt.strip()
@@ -193,7 +205,8 @@ def parse_constraint(text: str) -> Constraint:
 def highest_match(candidates: Iterable[str], constraint: str | Constraint) -> str | None:
     """The highest candidate that satisfies the constraint, as written (tags may carry a `v`).
 
-    Candidates that are not semver are skipped, as Argo CD and Helm skip non-semver tags.
+    Candidates that are not semver are skipped, as Argo CD and Helm skip non-semver tags; so is
+    one longer than `MAX_VERSION_CHARS` (`parse_version` refuses it before any regex).
     """
     c = parse_constraint(constraint) if isinstance(constraint, str) else constraint
     best: tuple[semver.Version, str] | None = None
