@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import re
 import tarfile
+import unicodedata
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,12 +30,29 @@ MAX_FILES = 10_000
 MAX_DEPTH = 5
 """Nesting of vendored subcharts (charts/x.tgz inside charts/y.tgz ...); real charts use 1-2."""
 _DRIVE = re.compile(r"^[A-Za-z]:")
-# C0 controls, DEL and C1 controls: Git stores them, but they break branch names, shells, YAML.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Unicode categories no file name of a chart may contain. Cc (C0, DEL, C1): Git stores them, but
+# they break branch names, shells and YAML. Zl/Zp (U+2028, U+2029): Python's str.splitlines() and
+# JavaScript end a line there, so a name in the import PR's body could forge a line of its own (a
+# `Scoutflo-Commit:` trailer, scoutflo/github_api.py TRAILER, is found by splitlines()). Cf
+# (U+202E RIGHT-TO-LEFT OVERRIDE, zero-width characters, U+FEFF): the name a reviewer reads is not
+# the name on disk, and Git ignores several of them when it compares `.git` on HFS+ (git/git
+# utf8.c is_hfs_dotgit). Cs, Co, Cn: surrogates, private use and unassigned code points, which no
+# reviewer can read either.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _BLOCK = tarfile.BLOCKSIZE
 _ZERO_BLOCK = bytes(_BLOCK)
 
-__all__ = ["MAX_CHART_BYTES", "MAX_FILE_BYTES", "ArchiveError", "Budget", "gunzip_capped", "read_chart"]
+__all__ = [
+    "MAX_CHART_BYTES",
+    "MAX_FILE_BYTES",
+    "ArchiveError",
+    "Budget",
+    "FileNameError",
+    "fold_name",
+    "gunzip_capped",
+    "name_problem",
+    "read_chart",
+]
 
 
 @dataclass
@@ -76,20 +94,54 @@ def gunzip_capped(data: bytes, limit: int = MAX_CHART_BYTES) -> bytes:
     return out
 
 
+class FileNameError(ArchiveError):
+    """A file name in a chart that cannot be committed, or shown to a reviewer, as it is.
+
+    `path` is where the file is (`charts/x.tgz: x/templates/a.yaml` inside a packed subchart),
+    `problem` what is wrong with it and `chart` the chart being imported, once known
+    (`chart <name> <version> from <source>`)."""
+
+    def __init__(self, path: str, problem: str, chart: str = "") -> None:
+        self.path, self.problem, self.chart = path, problem, chart
+        where = f"{chart}: " if chart else ""
+        # repr() escapes every character str.isprintable() refuses (C*, Zl, Zp, Zs but space), so
+        # the message itself carries no line separator or direction override.
+        super().__init__(
+            f"{where}file {path!r} {problem}; such a name cannot be committed or shown in a pull request"
+            " as it is: import another version of the chart, or ask its maintainers to rename the file"
+        )
+
+    def within(self, *, chart: str = "", prefix: str = "") -> FileNameError:
+        """The same error, located inside `prefix` (a packed subchart) and/or naming the chart."""
+        return FileNameError(f"{prefix}{self.path}", self.problem, chart or self.chart)
+
+
 def name_problem(name: str) -> str | None:
-    """Why Git, Helm or a checkout on another OS could not hold this path component or path."""
+    """Why Git, Helm, a checkout on another OS or a reviewer could not hold this path or name."""
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
         return "is not valid UTF-8"
-    if _CONTROL.search(name):
-        return "contains a control character"
+    for char in name:
+        category = unicodedata.category(char)
+        if category in _REFUSED_CATEGORIES:
+            kind = "a control character" if category == "Cc" else "a character that is not shown as itself"
+            label = unicodedata.name(char, "unnamed")
+            return f"contains {kind} (U+{ord(char):04X} {label}, category {category})"
     return None
+
+
+def fold_name(name: str) -> str:
+    """The key under which two names are the same file on a case-insensitive or normalizing file
+    system (macOS APFS/HFS+ and Windows NTFS checkouts): Unicode's canonical caseless match,
+    NFD(casefold(NFD(name))) (The Unicode Standard, ch. 3.13, D145). Case alone misses `é`
+    (U+00E9) against `e` + U+0301, which HFS+ stores as one file."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
 
 
 def _check_name(name: str) -> list[str]:
     if problem := name_problem(name):
-        raise ArchiveError(f"{name!r} {problem}")
+        raise FileNameError(name, problem)
     if "\\" in name:
         raise ArchiveError(f"{name!r}: backslashes are not allowed in chart paths")
     if name.startswith("/") or _DRIVE.match(name):
@@ -100,7 +152,7 @@ def _check_name(name: str) -> list[str]:
     if "." in parts:
         # A chart directory named '.' unpacks into the parent directory (CVE-2026-35206).
         raise ArchiveError(f"{name!r}: '.' path components (a chart named '.') are not allowed")
-    if any(p.lower() == ".git" for p in parts):
+    if any(fold_name(p) == ".git" for p in parts):
         raise ArchiveError(f"{name!r}: a '.git' component cannot be committed")
     return parts
 
