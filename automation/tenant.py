@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from automation.kubeconfig import Kubeconfig, KubeconfigError, restrict
 from scoutflo.naming import dns_label_problem
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -54,6 +56,36 @@ BACKEND_KEYS = frozenset({"tenant", "apps", "catalogPath", "chartCacheDir"})
 
 class TenantError(ValueError):
     """A tenant spec that cannot become a stack; the message names the field."""
+
+
+MAX_VALUE_DEPTH = 64
+"""Nesting of a tenant's apps and config values. Deeper values would fail later as a
+RecursionError (json.dumps for the config digest, PyYAML's recursive representer for the stack
+file) instead of as a TenantError naming the field."""
+
+
+def value_problem(value: Any, limit: int = MAX_VALUE_DEPTH) -> str:
+    """Why `value` (parsed JSON) cannot be a config value, or "". Iterative: a value nested deeper
+    than Python's recursion limit is measured without recursing."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping | list):
+            if depth > limit:
+                return f"is nested deeper than {limit} levels"
+            children = item.values() if isinstance(item, Mapping) else item
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "holds NaN or Infinity, which JSON and the Pulumi CLI do not accept"
+    return ""
+
+
+def kubeconfig_of(tenant: Tenant) -> Kubeconfig:
+    """The tenant's kubeconfig as the provider gets it (checked, rewritten as JSON), or TenantError."""
+    try:
+        return restrict(tenant.kubeconfig, tenant.kube_context)
+    except KubeconfigError as err:
+        raise TenantError(f"tenant spec 'cluster.kubeconfig': {err}") from None
 
 
 @dataclass(frozen=True)
@@ -117,11 +149,21 @@ class Tenant:
     aws_role_arn: str = ""
     """Assumed with the tenant's keys (aws:assumeRoles)."""
     kubeconfig: str = field(repr=False)
-    """The tenant cluster's kubeconfig (secret)."""
+    """The tenant cluster's kubeconfig (secret): inline, one cluster/user/context, data only
+    (automation/kubeconfig.py); the provider gets it rewritten as JSON."""
     kube_context: str = ""
+    """When given, must be the kubeconfig's one context."""
     apps: tuple[Mapping[str, Any], ...] = ()
     config: Mapping[str, Any] = field(default_factory=dict)
     """Further `scoutflo:*` keys from TENANT_KEYS, without the namespace."""
+
+    def __post_init__(self) -> None:
+        # A Tenant never holds a kubeconfig that could run code or name a backend file, however
+        # it was built (automation/kubeconfig.py says why).
+        kubeconfig_of(self)
+        for name, value in (("apps", list(self.apps)), ("config", self.config)):
+            if problem := value_problem(value):
+                raise TenantError(f"tenant spec {name!r} {problem}")
 
     @classmethod
     def from_dict(cls, data: Any) -> Tenant:
@@ -199,6 +241,7 @@ def tenant_settings(tenant: Tenant, project_dir: Path = PROJECT_DIR) -> StackSet
     if not tenant.apps:
         raise TenantError("tenant apps: at least one app is required")
     decls = project_keys(project_dir)
+    kube = kubeconfig_of(tenant)
     plain: dict[str, Any] = {
         "scoutflo:tenant": tenant.id,
         "scoutflo:apps": [dict(app) for app in tenant.apps],
@@ -209,14 +252,15 @@ def tenant_settings(tenant: Tenant, project_dir: Path = PROJECT_DIR) -> StackSet
         "github:token": tenant.github_token,
         "aws:accessKey": tenant.aws_access_key_id,
         "aws:secretKey": tenant.aws_secret_access_key,
-        "kubernetes:kubeconfig": tenant.kubeconfig,
+        "kubernetes:kubeconfig": kube.document,
     }
     if tenant.aws_session_token:
         secrets["aws:token"] = tenant.aws_session_token
     if tenant.aws_role_arn:
         plain["aws:assumeRoles"] = [{"roleArn": tenant.aws_role_arn, "sessionName": f"scoutflo-{tenant.id}"}]
-    if tenant.kube_context:
-        plain["kubernetes:context"] = tenant.kube_context
+    # The kubeconfig's one context, named explicitly: the provider's override of current-context
+    # (pulumi-kubernetes provider.go L610).
+    plain["kubernetes:context"] = kube.context
     for key, value in sorted(tenant.config.items()):
         if ":" in key:
             raise TenantError(f"tenant config key {key!r}: give scoutflo keys without a namespace")

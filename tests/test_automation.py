@@ -23,6 +23,7 @@ from automation.changeset import changeset_from_events, events_from_log, lookup,
 from automation.tenant import Tenant, TenantError, tenant_settings
 from charts_catalog import load_catalog
 from scoutflo.config import parse_config
+from tests.kubeconfigs import kubeconfig_text
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = Path(__file__).parent / "data" / "preview-events.jsonl"
@@ -38,7 +39,7 @@ def tenant(**changes: Any) -> Tenant:
             "secretAccessKey": "TENANT-AWS-SECRET",
             "roleArn": "arn:aws:iam::123456789012:role/scoutflo-deployer",
         },
-        "cluster": {"kubeconfig": "apiVersion: v1\nkind: Config\n# KUBE-SECRET", "context": "prod"},
+        "cluster": {"kubeconfig": kubeconfig_text(token="KUBE-SECRET"), "context": "prod"},
         "apps": [{"name": "storefront", "chart": "webapp"}],
         "config": {"clusterOidcIssuer": "https://oidc.eks.eu-west-1.amazonaws.com/id/X", "ecrPrefix": "scoutflo"},
     }
@@ -55,7 +56,8 @@ def test_tenant_maps_to_stack_config_with_secrets_marked() -> None:
     assert cfg.plain["scoutflo:apps"] == [{"chart": "webapp", "name": "storefront"}], "an object, not JSON text"
     assert cfg.plain["github:owner"] == "acme-gitops"
     assert cfg.secrets["github:token"] == "ghp_TOKENVALUE"
-    assert cfg.secrets["kubernetes:kubeconfig"].endswith("KUBE-SECRET")
+    given = json.loads(cfg.secrets["kubernetes:kubeconfig"])
+    assert given["users"] == [{"name": "deployer", "user": {"token": "KUBE-SECRET"}}], "the checked copy, as JSON"
     assert cfg.secrets["aws:accessKey"] == "AKIATENANTKEY" and cfg.secrets["aws:secretKey"] == "TENANT-AWS-SECRET"
     assert cfg.plain["kubernetes:context"] == "prod"
     assert cfg.plain["aws:assumeRoles"] == [

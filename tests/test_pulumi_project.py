@@ -12,6 +12,7 @@ import pytest
 from automation import render
 from automation.tenant import BACKEND_KEYS, TENANT_KEYS, Tenant, tenant_settings, value_matches
 from tests.fake_pulumi import rules
+from tests.kubeconfigs import kubeconfig_text
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = rules.load_yaml(ROOT / "Pulumi.yaml")
@@ -63,7 +64,7 @@ def test_what_the_automation_layer_writes_passes() -> None:
         "id": "acme",
         "github": {"owner": "o", "token": "t"},
         "aws": {"region": "eu-west-1", "accessKeyId": "AKIA", "secretAccessKey": "s"},
-        "cluster": {"kubeconfig": "k"},
+        "cluster": {"kubeconfig": kubeconfig_text()},
         "apps": [{"name": "a", "chart": "webapp", "values": {"x": [1, 2]}}],
         "config": {"revisionHistoryLimit": 3, "tokenRefreshMode": "static", "refresherAccessKeyId": "AKIA2"},
     }

@@ -1,0 +1,261 @@
+"""A tenant's kubeconfig, restricted to data that can neither run code nor name a backend file (pure).
+
+What the provider does with `kubernetes:kubeconfig` (pulumi/pulumi-kubernetes at 94977969d641):
+- `parseKubeconfigString` (`provider/pkg/provider/util.go` L135-L168) expands `~/`, then
+  `os.Stat`s the string and, when such a file exists, reads *that file* as the kubeconfig
+  (L157-L162): a tenant naming a path makes a backend file its cluster;
+- the result goes to client-go's `clientcmd.Load` and `NewDefaultClientConfig`
+  (`provider/pkg/provider/provider.go` L873-L879), and is also written to a file for Helm (L886).
+
+What client-go then does with it (kubernetes/client-go at 32ce75a7d6bc):
+- `exec` runs a command (`plugin/pkg/client/auth/exec/exec.go` L458) with the process's whole
+  environment (`os.Environ`, L217): the provider inherits the Pulumi CLI's, i.e. the backend's
+  secrets passphrase and cloud credentials (pulumi/pulumi `sdk/go/common/resource/plugin/plugin.go`);
+- `auth-provider` hands the config to an in-process auth plugin that may refresh tokens over the
+  network and write the result back (`rest/plugin.go` L74-L80; `tools/clientcmd/client_config.go`
+  L306-L308);
+- `tokenFile`, `client-certificate`, `client-key` and `certificate-authority` are read from the
+  backend's disk (client_config.go L280-L286, L296-L299, L262); a token read from a backend file is
+  then sent to the tenant's server;
+- `proxy-url` routes the traffic through a host the tenant picks (L198-L203),
+  `insecure-skip-tls-verify` drops the server check (L264), and impersonation (`as`, `as-uid`,
+  `as-groups`, `as-user-extra`, L288-L295) and basic auth (`username`/`password`) are not needed;
+- `extensions` feed exec plugins (L313); `LocationOfOrigin` is never serialized
+  (`tools/clientcmd/api/types.go` L72, `json:"-"`), so it is just an unknown key here.
+
+So the accepted form is an allow-list over `tools/clientcmd/api/v1/types.go` (Config L28-L53,
+Cluster L65-L99, AuthInfo L102-L149, Context L152-L163): exactly one cluster (`server` over https,
+`certificate-authority-data`, optionally `tls-server-name`), one user (`token`, or
+`client-certificate-data` with `client-key-data`), one context joining them (optionally
+`namespace`); every other key is refused by name. Nothing of the tenant's text reaches the
+provider: the checked values are written out again as JSON (which `clientcmd.Load` reads, its
+codec is YAML-or-JSON, `tools/clientcmd/loader.go` L439-L445), so no YAML reader disagreement
+between PyYAML and Go can smuggle a field past this check.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import unicodedata
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from scoutflo.charts.safe_yaml import UntrustedYamlError
+from scoutflo.charts.safe_yaml import load as load_untrusted
+
+MAX_BYTES = 64 * 1024
+"""A kubeconfig with a CA bundle and a client certificate is a few KiB."""
+MAX_DEPTH = 8
+"""The accepted form nests 4 deep (document > clusters > item > cluster); deeper is refused while
+parsing, before libyaml's composer recurses into it (see scoutflo/charts/safe_yaml.py)."""
+MAX_STRING = 16 * 1024
+
+_TOP = ("apiVersion", "kind", "clusters", "contexts", "users", "current-context", "preferences")
+_CLUSTER = ("server", "certificate-authority-data", "tls-server-name")
+_CONTEXT = ("cluster", "user", "namespace")
+_USER = ("token", "client-certificate-data", "client-key-data")
+
+_WHY = {
+    "exec": "runs a command on the backend with the backend's environment (client-go exec credential plugin)",
+    "auth-provider": "runs a client-go auth plugin on the backend",
+    "tokenFile": "names a file on the backend",
+    "client-certificate": "names a file on the backend; give client-certificate-data",
+    "client-key": "names a file on the backend; give client-key-data",
+    "certificate-authority": "names a file on the backend; give certificate-authority-data",
+    "proxy-url": "sends the backend's traffic through a proxy",
+    "insecure-skip-tls-verify": "turns off the server's certificate check",
+    "as": "impersonation is not accepted",
+    "as-uid": "impersonation is not accepted",
+    "as-groups": "impersonation is not accepted",
+    "as-user-extra": "impersonation is not accepted",
+    "username": "basic auth is not accepted; give a token",
+    "password": "basic auth is not accepted; give a token",
+    "extensions": "extensions configure exec plugins",
+    "disable-compression": "not accepted",
+    "LocationOfOrigin": "not accepted",
+}
+
+
+class KubeconfigError(ValueError):
+    """A kubeconfig outside the accepted form; the message names the field and the fix."""
+
+
+@dataclass(frozen=True)
+class Kubeconfig:
+    context: str
+    """The one context's name (what `kubernetes:context` is set to)."""
+    server: str
+    document: str = field(repr=False)
+    """The checked kubeconfig as JSON: what the provider is given, never the tenant's own text."""
+
+
+def restrict(text: str, context: str = "") -> Kubeconfig:
+    """The accepted kubeconfig in `text`, or KubeconfigError naming the first field outside it.
+    `context`, when given, must be the kubeconfig's one context."""
+    if not isinstance(text, str):
+        raise KubeconfigError("the kubeconfig must be a string holding the kubeconfig itself")
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise KubeconfigError(
+            f"the kubeconfig is larger than {MAX_BYTES} bytes; give one cluster, one user and one context"
+        )
+    data = _parse(text)
+    if not isinstance(data, Mapping):
+        kind = "a path or a single value" if isinstance(data, str | int | float) or data is None else "not a mapping"
+        raise KubeconfigError(
+            f"the kubeconfig is {kind}, not an inline kubeconfig: give the kubeconfig's contents "
+            "(`kubectl config view --minify --flatten --raw`), never a file name"
+        )
+    _keys(data, _TOP, "")
+    if data.get("apiVersion", "v1") != "v1":
+        raise KubeconfigError("apiVersion must be 'v1'")
+    if data.get("kind", "Config") != "Config":
+        raise KubeconfigError("kind must be 'Config'")
+    if data.get("preferences", {}) != {}:
+        raise KubeconfigError("preferences must be empty")
+    cluster_name, cluster = _one(data, "clusters", "cluster", _CLUSTER)
+    user_name, user = _one(data, "users", "user", _USER)
+    context_name, ctx = _one(data, "contexts", "context", _CONTEXT)
+
+    server = _string(cluster, "server", "clusters[0].cluster")
+    _check_server(server)
+    ca = _pem(cluster, "certificate-authority-data", "clusters[0].cluster", b"-----BEGIN CERTIFICATE-----")
+    out_cluster = {"server": server, "certificate-authority-data": ca}
+    if "tls-server-name" in cluster:
+        out_cluster["tls-server-name"] = _string(cluster, "tls-server-name", "clusters[0].cluster")
+
+    if "token" in user:
+        if "client-certificate-data" in user or "client-key-data" in user:
+            raise KubeconfigError("users[0].user: give a token or a client certificate, not both")
+        out_user = {"token": _string(user, "token", "users[0].user")}
+    elif "client-certificate-data" in user or "client-key-data" in user:
+        out_user = {
+            "client-certificate-data": _pem(
+                user, "client-certificate-data", "users[0].user", b"-----BEGIN CERTIFICATE-----"
+            ),
+            "client-key-data": _pem(user, "client-key-data", "users[0].user", b"PRIVATE KEY-----"),
+        }
+    else:
+        raise KubeconfigError("users[0].user needs a token, or client-certificate-data and client-key-data")
+
+    if _string(ctx, "cluster", "contexts[0].context") != cluster_name:
+        raise KubeconfigError(f"contexts[0].context.cluster must be the cluster {cluster_name!r}")
+    if _string(ctx, "user", "contexts[0].context") != user_name:
+        raise KubeconfigError(f"contexts[0].context.user must be the user {user_name!r}")
+    out_ctx = {"cluster": cluster_name, "user": user_name}
+    if "namespace" in ctx:
+        out_ctx["namespace"] = _string(ctx, "namespace", "contexts[0].context")
+    if data.get("current-context") not in (None, "", context_name):
+        raise KubeconfigError(f"current-context must be the one context {context_name!r}")
+    if context and context != context_name:
+        raise KubeconfigError(f"the kubeconfig has the one context {context_name!r}, not {context!r} (cluster.context)")
+
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster_name, "cluster": out_cluster}],
+        "users": [{"name": user_name, "user": out_user}],
+        "contexts": [{"name": context_name, "context": out_ctx}],
+        "current-context": context_name,
+    }
+    return Kubeconfig(context=context_name, server=server, document=json.dumps(document, sort_keys=True))
+
+
+def _parse(text: str) -> Any:
+    # Depth is checked on the parser's events, which libyaml produces without recursing; the
+    # first event past MAX_DEPTH stops it (a 30 000-deep flow sequence is refused in ~1 ms). Only
+    # then does safe_yaml build the document (no aliases, no duplicate keys).
+    try:
+        depth = 0
+        loader = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
+        for event in yaml.parse(text, Loader=loader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise KubeconfigError(
+                        f"the kubeconfig is nested deeper than {MAX_DEPTH} levels; a kubeconfig is not"
+                    )
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                depth -= 1
+        return load_untrusted(text, "the kubeconfig")
+    except KubeconfigError:
+        raise
+    except UntrustedYamlError as err:
+        raise KubeconfigError(str(err)) from None
+    except yaml.YAMLError as err:
+        raise KubeconfigError(f"the kubeconfig is not valid YAML: {' '.join(str(err).split())}") from None
+    except (ValueError, RecursionError) as err:
+        # What PyYAML's constructors raise themselves: an integer of more than 4300 digits (int's
+        # str-conversion limit, sys.get_int_max_str_digits), a date that does not exist.
+        raise KubeconfigError(f"the kubeconfig is not a kubeconfig: {' '.join(str(err).split())[:200]}") from None
+
+
+def _keys(obj: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in obj:
+        if key not in allowed:
+            name = f"{where}.{key}" if where else str(key)
+            why = _WHY.get(str(key)) or f"is not a field this backend accepts here (accepted: {', '.join(allowed)})"
+            raise KubeconfigError(f"{name}: {why}")
+
+
+def _one(data: Mapping[str, Any], list_key: str, item_key: str, allowed: tuple[str, ...]) -> tuple[str, Any]:
+    items = data.get(list_key)
+    if not isinstance(items, list) or len(items) != 1:
+        count = len(items) if isinstance(items, list) else 0
+        raise KubeconfigError(f"{list_key} must hold exactly one entry (it holds {count})")
+    item = items[0]
+    where = f"{list_key}[0]"
+    if not isinstance(item, Mapping):
+        raise KubeconfigError(f"{where} must be a mapping")
+    _keys(item, ("name", item_key), where)
+    name = _string(item, "name", where)
+    body = item.get(item_key)
+    if not isinstance(body, Mapping):
+        raise KubeconfigError(f"{where}.{item_key} must be a mapping")
+    _keys(body, allowed, f"{where}.{item_key}")
+    return name, body
+
+
+def _string(obj: Mapping[str, Any], key: str, where: str, limit: int = MAX_STRING) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not value:
+        raise KubeconfigError(f"{where}.{key} must be a non-empty string")
+    if len(value) > limit:
+        raise KubeconfigError(f"{where}.{key} is longer than {limit} characters")
+    if value != value.strip() or any(unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in value):
+        raise KubeconfigError(f"{where}.{key} holds whitespace or control characters")
+    return value
+
+
+def _pem(obj: Mapping[str, Any], key: str, where: str, marker: bytes) -> str:
+    # Go decodes a []byte field as standard base64 (encoding/json); what this accepts it decodes.
+    value = _string(obj, key, where, MAX_BYTES)
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise KubeconfigError(f"{where}.{key} must be base64 (the PEM data itself, not a file name)") from None
+    if marker not in raw:
+        raise KubeconfigError(f"{where}.{key} must be base64 of PEM ({marker.decode().strip('-')})")
+    return value
+
+
+def _check_server(server: str) -> None:
+    where = "clusters[0].cluster.server"
+    parts = urllib.parse.urlsplit(server)
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
+    except ValueError:
+        raise KubeconfigError(f"{where} has an invalid port") from None
+    if parts.scheme != "https":
+        raise KubeconfigError(f"{where} must be an https:// URL (the token would otherwise travel in clear)")
+    if not parts.hostname:
+        raise KubeconfigError(f"{where} has no host")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise KubeconfigError(f"{where} must not carry credentials")
+    if parts.query or parts.fragment or "?" in server or "#" in server or "\\" in server:
+        raise KubeconfigError(f"{where} must be scheme, host, port and path only")
