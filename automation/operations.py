@@ -17,8 +17,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import hmac
+import importlib.metadata
 import json
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from semver import Version
 
 from automation.changeset import ChangeSet, changeset_from_events, terminal_safe
 from automation.plan_check import verify_against_plan
@@ -87,6 +90,12 @@ class PulumiCliMissing(AutomationError):
     kind, exit_code = "cli-missing", 7
 
 
+class PulumiCliTooOld(PulumiCliMissing):
+    """The CLI on PATH is older than the program needs (or does not say which version it is)."""
+
+    kind, exit_code = "cli-too-old", 10
+
+
 class InvalidSetup(AutomationError):
     """The backend's own settings (state location, secrets provider, passphrase) are unusable."""
 
@@ -116,16 +125,106 @@ ERRORS = (
     StackBusy,
     InvalidTenant,
     PulumiCliMissing,
+    PulumiCliTooOld,
     InvalidSetup,
     PlanMismatch,
 )
 
 
-def require_cli() -> str:
+IMPORT_THEN_UPDATE = Version(3, 174, 0)
+"""Adoption registers existing things with `import_` and expects the engine to import them and then
+update them to the program's inputs in the same deployment: "the engine can now import and then
+update a resource in a single deployment" landed in 3.174.0 (pulumi/pulumi CHANGELOG.md L3678-L3687,
+#19339; pkg/resource/deploy/step_generator.go L1128-L1191: the import step's result continues into
+continueStepsFromImport, L1244). An older engine imports and stops, leaving the inputs unapplied."""
+
+
+def required_cli_version() -> Version:
+    """The oldest CLI this program runs with: the installed `pulumi` SDK's own version (the one
+    requirements.txt pins; `PulumiCommand.install` too installs the CLI of the SDK's version by
+    default, sdk/python/lib/pulumi/automation/_cmd.py L108-L109), and never below IMPORT_THEN_UPDATE.
+    The SDK itself only asks for 3.1.0 (automation/_minimum_version.py L17)."""
+    installed = importlib.metadata.version("pulumi")
+    # A Python dev build of the SDK reads "3.273.0a1756..." (scripts/pulumi-version.sh): its
+    # release part is what it was built towards.
+    release = re.match(r"(\d+)\.(\d+)\.(\d+)", installed)
+    if release is None:
+        raise InvalidSetup(f"the installed pulumi SDK reports version {installed!r}; reinstall it: make setup")
+    return max(Version(*(int(part) for part in release.groups())), IMPORT_THEN_UPDATE)
+
+
+def parse_cli_version(output: str) -> Version | None:
+    """`pulumi version`'s answer as the CLI prints it (pkg/cmd/pulumi/version/version.go L30: the
+    linked-in version and a newline): `v3.272.0` from a release build (.goreleaser.yml L21 links
+    "v{{.Env.PULUMI_VERSION}}"), `3.273.0-dev.0` from a source build (Makefile L22/L118 links
+    scripts/pulumi-version.sh's "<next release>-dev.0" without the `v`). The SDK strips the same `v`
+    (_cmd.py L77-L83). A dev build sorts below its release, as semver says and as it is: it may lack
+    what that release brings. None when it is not one version."""
+    text = output.strip()
+    if len(text) > 100:
+        return None
+    try:
+        return Version.parse(text.removeprefix("v"))
+    except ValueError:
+        return None
+
+
+_CLI_VERSIONS: dict[tuple[str, int, int, int], Version] = {}
+_CLI_VERSIONS_LOCK = threading.Lock()
+
+
+def require_cli() -> tuple[str, Version]:
+    """The CLI on PATH and its version, refused (before any stack operation) when it is older than
+    `required_cli_version()`. The SDK's own check would let an old CLI through: it asks for 3.1.0
+    and PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK switches it off (_cmd.py L84-L89,
+    _local_workspace.py L714-L718); this one reads neither. The answer is kept per binary (path,
+    inode, mtime, size), so an upgrade in place is seen and each operation runs no extra process."""
     found = shutil.which("pulumi")
     if found is None:
         raise PulumiCliMissing(INSTALL_CLI)
-    return found
+    required = required_cli_version()
+    info = os.stat(found)
+    key = (os.path.realpath(found), info.st_ino, info.st_mtime_ns, info.st_size)
+    with _CLI_VERSIONS_LOCK:
+        version = _CLI_VERSIONS.get(key)
+    if version is None:
+        # Nothing of the backend's or a tenant's reaches this call: `version` needs no credentials.
+        # PULUMI_SKIP_UPDATE_CHECK: no request to the Pulumi Cloud for the latest version
+        # (pkg/cmd/pulumi/pulumi.go L411-L420).
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PULUMI_SKIP_UPDATE_CHECK": "true"}
+        if "HOME" in os.environ:
+            env["HOME"] = os.environ["HOME"]
+        try:
+            out = subprocess.run([found, "version"], env=env, capture_output=True, text=True, timeout=60, check=True)
+        except (OSError, subprocess.SubprocessError) as err:
+            raise PulumiCliTooOld(
+                f"`{found} version` failed ({type(err).__name__}); reinstall the Pulumi CLI {required} or newer: "
+                f"{_upgrade(required)}"
+            ) from None
+        version = parse_cli_version(out.stdout)
+        if version is None:
+            shown = terminal_safe(out.stdout.strip()[:80])
+            raise PulumiCliTooOld(
+                f"`{found} version` answered {shown!r}, not a version this program can check; it needs the "
+                f"Pulumi CLI {required} or newer: {_upgrade(required)}"
+            )
+        with _CLI_VERSIONS_LOCK:
+            _CLI_VERSIONS[key] = version
+    if version.major != required.major or version < required:
+        raise PulumiCliTooOld(
+            f"the Pulumi CLI at {found} is version {version}; this program needs {required} or newer "
+            f"(the pulumi SDK pinned in requirements.txt; adopting existing repositories and registries "
+            f"needs the engine's import-then-update of {IMPORT_THEN_UPDATE}). {_upgrade(required)}. "
+            "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK does not skip this check"
+        )
+    return found, version
+
+
+def _upgrade(required: Version) -> str:
+    return (
+        f"Upgrade: `curl -fsSL https://get.pulumi.com | sh -s -- --version {required}` (or `brew upgrade pulumi`), "
+        "then check `pulumi version`"
+    )
 
 
 def map_error(err: BaseException) -> AutomationError:
@@ -276,14 +375,12 @@ def _isolated_command(env: Mapping[str, str]) -> Any:
     the backend's own AWS, kube and GitHub identities would reach the providers. This one runs it
     with exactly `env`."""
     from pulumi.automation import PulumiCommand
-    from pulumi.automation._cmd import _parse_and_validate_pulumi_version
-    from pulumi.automation._minimum_version import _MINIMUM_VERSION
 
     class IsolatedCommand(PulumiCommand):
         def __init__(self) -> None:  # no super(): it would run `pulumi version` with os.environ
-            self.command = require_cli()
-            out = subprocess.run([self.command, "version"], env=dict(env), capture_output=True, text=True, check=True)
-            self.version = _parse_and_validate_pulumi_version(_MINIMUM_VERSION, out.stdout.strip().lstrip("v"), False)
+            # The version checked by require_cli; the SDK reads it to pick how engine events
+            # arrive (a gRPC stream after 3.205.0, automation/_stack.py L290-L297).
+            self.command, self.version = require_cli()
 
         def run(self, args: list[str], cwd: str, additional_env: Mapping[str, str], *a: Any, **kw: Any) -> Any:
             return _run(self.command, args, cwd, {**env, **additional_env}, *a, **kw)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -72,12 +73,22 @@ def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
     return Harness(ops.Stacks(backend), state, tmp_path)
 
 
+# An inline kubeconfig of one cluster, user and context, data only (what a tenant may give).
+CA_DATA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").decode()
+KUBECONFIG = (
+    "apiVersion: v1\nkind: Config\n"
+    f"clusters: [{{name: c, cluster: {{server: 'https://k8s.example.test', certificate-authority-data: {CA_DATA}}}}}]\n"
+    "users: [{name: u, user: {token: KUBE-S3CRET}}]\n"
+    "contexts: [{name: ctx, context: {cluster: c, user: u}}]\ncurrent-context: ctx\n"
+)
+
+
 def spec(tenant_id: str = "acme", apps: list[dict[str, Any]] | None = None, **changes: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": tenant_id,
         "github": {"owner": f"{tenant_id}-gitops", "token": f"ghp_TOKEN_{tenant_id}_SECRET"},
         "aws": {"region": "eu-west-1", "accessKeyId": f"AKIA{tenant_id.upper()}KEY", "secretAccessKey": "AWS-S3CRET"},
-        "cluster": {"kubeconfig": "apiVersion: v1\nkind: Config\nusers: [{name: u, user: {token: KUBE-S3CRET}}]\n"},
+        "cluster": {"kubeconfig": KUBECONFIG},
         "apps": apps or [{"name": "storefront", "chart": "webapp"}, {"name": "admin", "chart": "webapp"}],
         "config": {"clusterOidcIssuer": "https://oidc.eks.eu-west-1.amazonaws.com/id/X"},
     }
@@ -276,7 +287,9 @@ def test_the_saved_plan_has_the_real_format(h: Harness) -> None:
     """What pulumi writes (sdk/go/common/apitype/plan.go, pkg/resource/stack/plan.go): the stand-in's
     plan is read the way the check reads a real one."""
     plan = json.loads(Path(str(ops.preview(tenant(apps=[SHOP]), h.stacks).plan_path)).read_text())
-    assert set(plan) == {"manifest", "resourcePlans"} and plan["manifest"]["version"] == "v3.205.0"
+    assert (
+        set(plan) == {"manifest", "resourcePlans"} and plan["manifest"]["version"] == f"v{ops.required_cli_version()}"
+    )
     plans = {urn.rsplit("::", 1)[-1]: rp for urn, rp in plan["resourcePlans"].items()}
     app = plans["shop-application"]
     assert app["steps"] == ["create"] and app["goal"]["type"] == "kubernetes:argoproj.io/v1alpha1:Application"

@@ -1,4 +1,8 @@
-"""A stand-in `pulumi` CLI (v3.205.0, file event log) for the Automation layer's tests.
+"""A stand-in `pulumi` CLI for the Automation layer's tests; by default of the version of the
+installed `pulumi` SDK (what `PulumiCommand.install` installs by default,
+sdk/python/lib/pulumi/automation/_cmd.py L108-L109), events over the SDK's gRPC stream.
+`FAKE_PULUMI_VERSION` makes it answer `pulumi version` as another build would (tests wrap it in a
+script that sets it: the Automation layer passes the CLI no variable of the test's).
 
 It records every call (argv, environment, cwd) under `<backend>/.fake-pulumi/calls/` and enforces
 what the real CLI enforces, each rule citing pulumi/pulumi at commit 1b5949891b3c; where it is
@@ -11,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import importlib.metadata
 import json
 import os
 import secrets
@@ -27,7 +32,11 @@ import model
 import rules
 from rules import CliError
 
-VERSION = "3.205.0"  # the last version whose Automation API reads a file event log (SDK _stack.py L295)
+# `pulumi version` prints the version linked in at build time and a newline
+# (pkg/cmd/pulumi/version/version.go L30); release builds link "v<version>" (.goreleaser.yml L21),
+# source builds "<next release>-dev.0" without the `v` (Makefile L22/L118, scripts/pulumi-version.sh).
+VERSION_LINE = os.environ.get("FAKE_PULUMI_VERSION") or f"v{importlib.metadata.version('pulumi')}"
+VERSION = VERSION_LINE.removeprefix("v")
 SIG, SECRET_SIG = model.SIG, model.SECRET_SIG
 
 
@@ -381,7 +390,7 @@ def cmd_operation(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
     if command == "preview":
         if flags.get("--save-plan"):
             plan = model.plan(
-                steps, f"v{VERSION}", lambda blob: ctx.decrypt(stack, blob), lambda text: ctx.encrypt(stack, text)
+                steps, VERSION_LINE, lambda blob: ctx.decrypt(stack, blob), lambda text: ctx.encrypt(stack, text)
             )
             # plan.Write (pkg/cmd/pulumi/plan/plan.go L28-L43): os.Create, JSON with a 4-space indent
             Path(flags["--save-plan"]).write_text(json.dumps(plan, indent=4) + "\n")
@@ -411,7 +420,7 @@ def main(argv: list[str]) -> int:
         words, flags = parse(argv)
         check_flags(words, flags)
         if words[:1] == ["version"]:
-            print(f"v{VERSION}")
+            print(VERSION_LINE)
             return 0
         ctx = Ctx(argv)
         ctx.record()

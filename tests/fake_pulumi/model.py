@@ -535,8 +535,23 @@ def forge(steps: list[dict[str, Any]], edits: list[dict[str, Any]]) -> list[dict
 
 
 def write_events(path: str | None, steps: list[dict[str, Any]]) -> None:
+    """The engine's events as the CLI delivers them (pkg/backend/display/display.go L197-L250):
+    `--event-log tcp://HOST:PORT` (the SDK's choice for CLIs after 3.205.0, automation/_stack.py
+    L290-L310) is one client stream of `pulumirpc.Events/StreamEvents`, one EventRequest per event
+    holding its JSON line, closed with CloseAndRecv; any other value is a file of JSON lines."""
     if not path:
         return
+    lines = [
+        json.dumps({"sequence": seq, "timestamp": int(time.time()), **event}) + "\n"
+        for seq, event in enumerate(events(steps))
+    ]
+    if path.startswith("tcp://"):
+        import grpc  # only here: a stand-in call without events starts faster
+        from pulumi.runtime.proto import events_pb2, events_pb2_grpc
+
+        with grpc.insecure_channel(path.removeprefix("tcp://")) as channel:
+            stub = events_pb2_grpc.EventsStub(channel)
+            stub.StreamEvents(iter([events_pb2.EventRequest(event=line) for line in lines]), timeout=60)
+        return
     with open(path, "a", encoding="utf-8") as f:
-        for seq, event in enumerate(events(steps)):
-            f.write(json.dumps({"sequence": seq, "timestamp": int(time.time()), **event}) + "\n")
+        f.writelines(lines)
