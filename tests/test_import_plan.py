@@ -109,7 +109,7 @@ def test_subchart_nesting_depth_is_capped() -> None:
         ({"demo/templates/a\x7f.yaml": b"x"}, "control character"),
         ({"demo/templates/\udcff.yaml": b"x"}, "not valid UTF-8"),
         ({"demo/templates": b"x", "demo/templates/a.yaml": b"x"}, "both a file and a directory"),
-        ({"demo/templates/A.yaml": b"x", "demo/templates/a.yaml": b"x"}, "one file on case-insensitive"),
+        ({"demo/templates/A.yaml": b"x", "demo/templates/a.yaml": b"x"}, "differ only in case"),
         ({"demo/.GIT/config": b"x"}, ".git"),
         (
             {"demo/charts/a-1.tgz": sub("a"), "demo/charts/a-2.tgz": sub("a", version="0.2.0")},

@@ -109,7 +109,10 @@ def tree_problems(paths: list[str]) -> list[str]:
         # Not case alone: `é` and `e` + U+0301 are one file on macOS (fold_name).
         other = folded.setdefault(fold_name(path), path)
         if other != path:
-            problems.append(f"{other!r} and {path!r} are one file on case-insensitive or normalizing file systems")
+            problems.append(
+                f"{other!r} and {path!r} differ only in case or Unicode normalization: one file on"
+                " case-insensitive or normalizing file systems"
+            )
     return problems
 
 
