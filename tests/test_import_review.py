@@ -5,6 +5,7 @@ names from the archive reach the PR body only when plain."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -14,7 +15,8 @@ import pytest
 import yaml
 
 from scoutflo.charts.archive import ArchiveError, FileNameError
-from scoutflo.charts.plan import ImportPlan, plan_import, plan_imports, tree_problems
+from scoutflo.charts.fetch import FetchedChart, sha256
+from scoutflo.charts.plan import ImportPlan, application_values, plan_import, plan_imports, tree_problems
 from tests.test_import_plan import CHART, fetched, sub, tgz
 
 CRB = b"""apiVersion: rbac.authorization.k8s.io/v1
@@ -69,8 +71,8 @@ def write(files: dict[str, str | bytes], root: Path) -> Path:
     return root / "chart"
 
 
-def template(chart: Path | str) -> str:
-    result = subprocess.run(["helm", "template", "rel", str(chart)], capture_output=True, text=True, timeout=120)
+def template(chart: Path | str, *args: str) -> str:
+    result = subprocess.run(["helm", "template", "rel", str(chart), *args], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -287,3 +289,32 @@ def test_an_archive_top_directory_name_is_shown_only_when_plain() -> None:
     files = {"@evil fixes #2/Chart.yaml": CHART}
     body = import_plan(files).body
     assert "@evil" not in body and "#2" not in body
+
+
+@pytest.mark.parametrize("name", ["kube-prometheus-stack", "cert-manager"])
+def test_catalog_corpus_charts_render_from_the_committed_text_alone(
+    name: str, tmp_path: Path, tools: dict[str, str]
+) -> None:
+    """The catalog's corpus charts (tests/corpus.py: kube-prometheus-stack with a packed
+    kube-state-metrics and a binary crds.bz2), with the catalog's values: the committed tree renders
+    what the upstream archive renders, every object from a text file of the PR."""
+    from charts_catalog import load_catalog
+    from tests import corpus
+
+    (archive,) = corpus.package({name: corpus.synthetic(tmp_path / "src")[name]}, tmp_path / "pkg").values()
+    values = tmp_path / "values.yaml"
+    values.write_text(json.dumps(application_values("vendor", name, load_catalog()[name].values)))
+    upstream = FetchedChart(
+        chart=name,
+        version="1.0.0",
+        digest=sha256(archive.read_bytes()),
+        source="https://x",
+        archive=archive.read_bytes(),
+    )
+    plan = plan_import(app="app", mode="vendor", fetched=upstream, constraint="*", description="d")
+    chart = write(plan.files, tmp_path / "repo")
+    before = rendered(template(archive, "-f", str(values)))
+    after = rendered(template(chart, "-f", str(values)))
+    assert after == before and len(after) >= 2
+    text = {path.removeprefix("chart/") for path, data in plan.files.items() if isinstance(data, str)}
+    assert set(after) <= text
