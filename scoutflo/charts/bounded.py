@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scoutflo.charts.errors import AcquisitionError, ChartError
+from scoutflo.charts.errors import AcquisitionError, ArchiveError, ChartError, FetchError
 from scoutflo.charts.http import redact
 from scoutflo.charts.plan import FileContent, ImportPlan
 
@@ -143,15 +143,14 @@ def answer(request: Request, returncode: int, stdout: bytes, stderr: bytes, limi
     raise AcquisitionError(f"{request.name}: {death(returncode, stderr, limits)}")
 
 
+_ERRORS: dict[str, type[ChartError]] = {
+    cls.__name__: cls for cls in (ChartError, FetchError, ArchiveError, AcquisitionError)
+}
+"""The classes of `errors.py` (each takes one message); a subclass elsewhere travels as its base."""
+
+
 def _error_class(name: str) -> type[ChartError]:
-    """The ChartError subclass of that name (archive's FileNameError included), else ChartError."""
-    todo: list[type[ChartError]] = [ChartError]
-    while todo:
-        cls = todo.pop()
-        if cls.__name__ == name:
-            return cls
-        todo.extend(cls.__subclasses__())
-    return ChartError
+    return _ERRORS.get(name, ChartError)
 
 
 def death(returncode: int, stderr: bytes, limits: Limits) -> str:
@@ -159,8 +158,13 @@ def death(returncode: int, stderr: bytes, limits: Limits) -> str:
     if returncode < 0:
         sig = -returncode
         name = signal.Signals(sig).name if sig in signal.valid_signals() else f"signal {sig}"
-        if sig == signal.SIGXCPU or sig == signal.SIGKILL:
+        if sig == signal.SIGXCPU:
             return f"acquisition was killed by {name} (CPU limit {limits.cpu_seconds} s); stopped"
+        if sig == signal.SIGKILL:  # RLIMIT_CPU's hard limit, or the kernel's OOM killer
+            return (
+                f"acquisition was killed by {name} (CPU limit {limits.cpu_seconds} s, or the system ran out of"
+                " memory); stopped"
+            )
         return f"acquisition was killed by {name} (memory cap {_mib(limits)}); stopped"
     # An unexpected exception (a bug): its last line, without control characters, for the report.
     last = (stderr.decode("utf-8", "replace").strip().splitlines() or [""])[-1]
@@ -209,7 +213,8 @@ def _child(raw: Mapping[str, Any]) -> None:
             description=request.description,
         )
     except ChartError as err:
-        out: dict[str, Any] = {"error": type(err).__name__, "message": str(err)}
+        base = next(cls for cls in type(err).__mro__ if cls in _ERRORS.values())
+        out: dict[str, Any] = {"error": base.__name__, "message": str(err)}
     else:
         files = {
             path: {"text": data} if isinstance(data, str) else {"base64": base64.b64encode(data).decode()}

@@ -185,6 +185,8 @@ class Http:
                 box["out"] = err
             except (httpx.HTTPError, httpx.InvalidURL, OSError, UnicodeError) as err:
                 box["out"] = f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
+            except (MemoryError, RecursionError) as err:  # under the child's caps: raised by the caller
+                box["out"] = err
 
         worker = threading.Thread(target=run, name="chart-fetch", daemon=True)
         worker.start()
@@ -196,7 +198,9 @@ class Http:
             if client is not None:
                 threading.Thread(target=client.close, daemon=True).start()
             raise FetchError(f"{source}: {redact(url)} gave no complete answer within the {self.deadline:g} s deadline")
-        out = box["out"]
+        out = box.get("out")
+        if out is None:  # the thread ended on an exception of another kind: threading printed it
+            raise FetchError(f"{source}: the request to {redact(url)} failed unexpectedly")
         if isinstance(out, BaseException):
             raise out
         return out
