@@ -192,7 +192,7 @@ def _parse(text: str) -> Any:
     except (ValueError, RecursionError) as err:
         # What PyYAML's constructors raise themselves: an integer of more than 4300 digits (int's
         # str-conversion limit, sys.get_int_max_str_digits), a date that does not exist.
-        raise KubeconfigError(f"the kubeconfig is not a kubeconfig: {' '.join(str(err).split())[:200]}") from None
+        raise KubeconfigError(f"the kubeconfig cannot be read: {' '.join(str(err).split())[:200]}") from None
 
 
 def _keys(obj: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
@@ -227,7 +227,7 @@ def _string(obj: Mapping[str, Any], key: str, where: str, limit: int = MAX_STRIN
         raise KubeconfigError(f"{where}.{key} must be a non-empty string")
     if len(value) > limit:
         raise KubeconfigError(f"{where}.{key} is longer than {limit} characters")
-    if value != value.strip() or any(unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in value):
+    if value != value.strip() or any(unicodedata.category(ch)[0] in "CZ" for ch in value):
         raise KubeconfigError(f"{where}.{key} holds whitespace or control characters")
     return value
 

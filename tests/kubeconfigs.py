@@ -45,8 +45,9 @@ def changed(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     node: Any = out
     for part in parents:
         node = node[int(part)] if isinstance(node, list) else node[part]
+    key: Any = int(last) if isinstance(node, list) else last
     if value is ...:
-        del node[last]
+        del node[key]
     else:
-        node[last] = value
+        node[key] = value
     return out
