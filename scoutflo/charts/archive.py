@@ -35,9 +35,10 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 # JavaScript end a line there, so a name in the import PR's body could forge a line of its own (a
 # `Scoutflo-Commit:` trailer, scoutflo/github_api.py TRAILER, is found by splitlines()). Cf
 # (U+202E RIGHT-TO-LEFT OVERRIDE, zero-width characters, U+FEFF): the name a reviewer reads is not
-# the name on disk, and Git ignores several of them when it compares `.git` on HFS+ (git/git
-# utf8.c is_hfs_dotgit). Cs, Co, Cn: surrogates, private use and unassigned code points, which no
-# reviewer can read either.
+# the name on disk, and HFS+ ignores several of them, so `.g<U+200C>it` is `.git` there (git/git
+# utf8.c next_hfs_char, used by is_hfs_dotgit: U+200C-200F, U+202A-202E, U+206A-206F, U+FEFF, all
+# Cf). Cs, Co, Cn: surrogates, private use and unassigned code points, which no reviewer can read
+# either.
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _BLOCK = tarfile.BLOCKSIZE
 _ZERO_BLOCK = bytes(_BLOCK)
