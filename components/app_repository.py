@@ -20,6 +20,15 @@ that into "no replacement". `diff` then sees the old provider's outputs (no `ten
 an update, which reads the repository and records this resource's state (0 writes when it is
 already set as ours). The old state's id is the repository's name (resource_github_repository.go
 :766 `d.SetId(repo.GetName())`), the id this resource uses too.
+
+Previews: an input computed from a resource not created yet reaches `check` and `diff` as a
+`pulumi.output.Unknown` (components/repo_commit.py's docstring says how). The program passes only
+known values today (config, and the look-up's ids), but an unknown one is accepted by `check` and
+taken by `diff` as a change: a replacement for `owner`/`name`, an update otherwise.
+
+A repository deleted on GitHub: `pulumi refresh` drops it (`read`), and the next `up` creates it
+again with a new id; the commits (RepoCommit, which carries `repo_id` as identity and notices the
+deletion in its own `read`) land on the new repository.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from components.repo_commit import is_unknown
+
 LEGACY_TYPE = "github:index/repository:Repository"
 # Inputs whose change is another repository (new owner, new name): create it, archive the old one.
 _IDENTITY = ("owner", "name")
@@ -53,7 +64,13 @@ def _client(props: dict[str, Any]) -> Any:
 # Permanent: see the module docstring.
 class AppRepositoryProvider(ResourceProvider):
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        failures = [CheckFailure(key, f"{key} is required") for key in _REQUIRED if not news.get(key)]
+        """Known values as strictly as at `up`; an unknown (a preview) is checked by the Check of
+        the `up` that knows it, and goes back to the engine unknown (module docstring)."""
+        failures = [
+            CheckFailure(key, f"{key} is required")
+            for key in _REQUIRED
+            if not is_unknown(news.get(key)) and not news.get(key)
+        ]
         return CheckResult(news, failures)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -70,10 +87,13 @@ class AppRepositoryProvider(ResourceProvider):
         if "tenant" not in olds:
             # A github.Repository's state taken over through the alias (module docstring).
             return DiffResult(changes=True, replaces=[], delete_before_replace=False)
-        replaces = [key for key in _IDENTITY if olds.get(key) != news.get(key)]
+        # An unknown new value is a change (never equal to the old one): a replacement for the
+        # identity, what the engine expects for an input it cannot compare yet.
+        replaces = [key for key in _IDENTITY if is_unknown(news.get(key)) or olds.get(key) != news.get(key)]
         # A new token is recorded too (an update with no write): removing the app later archives
         # with the token in the state, and a rotated-out one would fail.
-        changed = replaces or [k for k in ("description", "tenant", "token", "api_url") if olds.get(k) != news.get(k)]
+        recorded = ("description", "tenant", "token", "api_url")
+        changed = replaces or [k for k in recorded if is_unknown(news.get(k)) or olds.get(k) != news.get(k)]
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:

@@ -143,6 +143,12 @@ class ChartRepo(pulumi.ComponentResource):
                 executable=() if readopted else args.executable,
                 message=READOPTED_MESSAGE if readopted else "Scoutflo: chart repository scaffold",
                 token=args.token,
+                # The repository's identity: deleted on GitHub, then `pulumi refresh` and `up`,
+                # the repository is created again with a new id and the commit follows it
+                # (components/repo_commit.py). Known in a preview whenever the repository exists
+                # (AppRepository takes the look-up's id as an input), so an update never previews
+                # as a replacement.
+                repo_id=repo.repo_id,
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )
@@ -173,6 +179,7 @@ class ChartRepo(pulumi.ComponentResource):
                     branch=args.import_branch,
                     pr_title=args.import_title,
                     pr_body=args.import_body,
+                    repo_id=repo.repo_id,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[initial]),
             )

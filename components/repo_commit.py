@@ -17,23 +17,92 @@ to load. tests/test_github_api.py loads a pickled provider in a fresh process fr
 Binary files: Pulumi property values carry no bytes, so bytes travel base64-encoded in a separate
 input, `binary_files` (path -> base64), and are committed as Git blobs byte for byte; text stays in
 `files`. automation/render.py writes both into repos/<app>/ from these same inputs.
+
+Previews: inputs derived from resources not created yet (the CI role's ARN inside
+`ci/settings.env`, the repository's `repo_id`) reach `check` and `diff` unknown. The engine sends
+them as the sentinel string (pulumi/pulumi pkg/resource/plugin/rpc.go:190-211, MarshalPropertyValue
+keeps a computed or unknown output as UnknownStringValue when KeepUnknowns, which Check and Diff
+set in a preview: provider_plugin.go:1190-1213, 1317-1350; step_generator.go:1272 allowUnknowns =
+DryRun), and the Python host, which deserializes Check's and Diff's properties with keep_unknowns
+(pulumi sdk dynamic/__main__.py:115-116, 183-184), hands them over as `pulumi.output.Unknown`
+instances (runtime/rpc.py:1140-1141). `check` accepts them wherever a preview can have them and
+stays as strict as ever on known values; Create, Update, Read and Delete never see one (the engine
+does not call Create/Update in a preview of a provider without preview support,
+provider_plugin.go:1442-1444 and 1718-1719, and rejects unknowns outside one).
+
+The repository's identity: `repo_id` (AppRepository's GitHub id) is an input. A repository deleted
+on GitHub and created again by the next `pulumi up` (after `pulumi refresh` dropped it) has a new
+id, and the commit is replaced: the scaffold lands on the new repository instead of leaving it
+empty. `read` (`pulumi refresh`) answers gone when the repository is gone or its name now leads to
+another one, which covers states recorded before `repo_id` existed too.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
+from pulumi.output import Unknown
 
 # Properties whose change means another commit: anything else (the files themselves, the
 # message) is ignored once the commit exists, because from then on the content is the user's.
+# `repo_id` is identity too, when both sides have one (`_repo_changed`).
 _IDENTITY = ("owner", "repo", "base", "branch")
 _CONTENT = ("files", "binary_files")
+_REQUIRED = ("owner", "repo", "base", "message", "token")
+# Recorded, never written to GitHub: a new token is an update of the state alone, because
+# `read` (`pulumi refresh`) calls GitHub with the state's token, and a rotated-out one fails.
+_RECORDED = ("token", "api_url")
+
+
+def is_unknown(value: Any) -> bool:
+    """A value a preview does not know yet: the Python dynamic-provider host deserializes the
+    engine's unknown sentinel into a `pulumi.output.Unknown` for Check and Diff (pulumi
+    sdk/python/lib/pulumi/runtime/rpc.py:1140-1141, keep_unknowns from dynamic/__main__.py:115-116,
+    183-184)."""
+    return isinstance(value, Unknown)
+
+
+def _differs(old: Any, new: Any) -> bool:
+    """An unknown new value may be anything: a change (the conservative answer, which the engine
+    takes for a replacement when the key is identity)."""
+    return is_unknown(old) or is_unknown(new) or old != new
+
+
+def repo_id_of(value: Any) -> int | None:
+    """A GitHub repository id as the state holds it (a protobuf Struct number, so a float), or
+    None when it is not one (bool, fraction, zero or negative, not a number)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+        return None
+    return int(value) if value > 0 else None
+
+
+def _repo_changed(old: Any, new: Any) -> bool:
+    """Whether the commit's repository is another one. No id on either side is no evidence: a
+    state recorded before `repo_id` was an input (its next `up` must not replace the commit,
+    and its refresh records the id, `read`), or a commit given none. An unknown new id means
+    AppRepository is being created in this preview, which happens only when the program's
+    look-up found no repository (components/chart_repo.py passes a found one's id as a known
+    input), so it will be a new one: a replacement, as the `up` that follows decides."""
+    if old is None or new is None:
+        return False
+    return is_unknown(new) or repo_id_of(old) != repo_id_of(new)
 
 
 def path_problem(path: str) -> str | None:
@@ -74,26 +143,44 @@ def decode_binary(binary: Mapping[str, str]) -> dict[str, bytes]:
 # Permanent: see the module docstring (existing stacks unpickle it from this module path).
 class RepoCommitProvider(ResourceProvider):
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        """Every known value as strictly as at `up`; an unknown one (a preview: module docstring)
+        is accepted, and checked by the Check of the `up` that knows it (the engine checks again,
+        step_generator.go:1320-1345). The inputs go back unchanged, unknowns included: the host
+        serializes an Unknown as the sentinel again (runtime/rpc.py:469, serialize_property
+        `is_unknown`), so the engine keeps them unknown."""
         failures = []
         files = news.get("files") or {}
         binary = news.get("binary_files") or {}
-        if not isinstance(files, dict) or not isinstance(binary, dict) or not (files or binary):
+        # A whole map unknown may hold files: only known entries are checked, and known maps
+        # that are both empty are an error.
+        maps = {"files": {} if is_unknown(files) else files, "binary_files": {} if is_unknown(binary) else binary}
+        some_unknown = is_unknown(files) or is_unknown(binary)
+        if not all(isinstance(m, dict) for m in maps.values()) or not (some_unknown or any(maps.values())):
             failures.append(CheckFailure("files", "at least one file is required"))
         else:
-            for key, entries in (("files", files), ("binary_files", binary)):
+            for key, entries in maps.items():
                 for path, content in entries.items():
                     if problem := path_problem(path):
                         failures.append(CheckFailure(key, f"{path!r} {problem}"))
+                    elif is_unknown(content):
+                        continue  # e.g. ci/settings.env naming the CI role before the role exists
                     elif not isinstance(content, str):
                         failures.append(CheckFailure(key, f"{path!r} must be a string"))
                     elif key == "binary_files" and _b64(content) is None:
                         failures.append(CheckFailure(key, f"{path!r} must be base64 (the file's bytes)"))
-            for path in set(files) & set(binary):
+            for path in set(maps["files"]) & set(maps["binary_files"]):
                 failures.append(CheckFailure("binary_files", f"{path!r} is also in files"))
         # The token too: without it create fails inside PyGithub, after the plan was approved.
-        for key in ("owner", "repo", "base", "message", "token"):
-            if not news.get(key):
+        for key in _REQUIRED:
+            if not is_unknown(news.get(key)) and not news.get(key):
                 failures.append(CheckFailure(key, f"{key} is required"))
+        repo_id = news.get("repo_id")
+        if repo_id is not None and not is_unknown(repo_id) and repo_id_of(repo_id) is None:
+            failures.append(
+                CheckFailure(
+                    "repo_id", f"repo_id must be the repository's GitHub id (a positive integer), not {repo_id!r}"
+                )
+            )
         return CheckResult(news, failures)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -125,11 +212,54 @@ class RepoCommitProvider(ResourceProvider):
         return CreateResult(f"{props['owner']}/{props['repo']}@{result.branch}", outs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [key for key in _IDENTITY if (olds.get(key) or "") != (news.get(key) or "")]
-        return DiffResult(changes=bool(replaces), replaces=replaces, delete_before_replace=False)
+        """`olds` are the state's outputs (the host passes DiffRequest.olds, dynamic/__main__.py:115,
+        which the engine fills with the old outputs, provider_plugin.go:1357-1365), `news` the
+        checked inputs, unknowns included in a preview. An unknown identity key is a replacement
+        (`_differs`); the host answers DIFF_SOME with these replaces (dynamic/__main__.py:122-135)
+        and the engine plans a create-before-delete replacement, re-checking the inputs without
+        olds (step_generator.go:2003-2022). A refresh diffs too, with the refreshed outputs as
+        `olds` and the old inputs as `news` (pkg/resource/deploy/step.go:1699-1708)."""
+        replaces = [key for key in _IDENTITY if _differs(olds.get(key) or "", news.get(key) or "")]
+        if _repo_changed(olds.get("repo_id"), news.get("repo_id")):
+            replaces.append("repo_id")
+        recorded = [key for key in _RECORDED if _differs(olds.get(key) or "", news.get(key) or "")]
+        return DiffResult(changes=bool(replaces or recorded), replaces=replaces, delete_before_replace=False)
 
-    def update(self, _id: str, olds: dict[str, Any], _news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(olds)
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """No GitHub write: the new token (and API root) is recorded for the next refresh, and a
+        state recorded before `repo_id` was an input takes it now."""
+        recorded = {key: news[key] for key in (*_RECORDED, "repo_id") if news.get(key) is not None}
+        return UpdateResult({**olds, **recorded})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """`pulumi refresh`: the commit is gone when its repository is, or when the name now leads
+        to another repository than the recorded `repo_id` (deleted, the name reused). An empty id
+        drops it from the state (pulumi/pulumi pkg/resource/deploy/step.go:1616-1620), so the next
+        `up` commits the pipeline again to the repository AppRepository creates, instead of
+        leaving it empty. A repository still there records its id (states from before `repo_id`
+        was an input), which makes the commit's identity whole from then on. `props` are the
+        state's outputs (ReadRequest.properties, step.go:1580-1586; dynamic/__main__.py:233)."""
+        from scoutflo.github_api import API, GitHub, GitHubError
+        from scoutflo.github_repo import get_repository
+
+        owner, name = props["owner"], props["repo"]
+        try:
+            repo = get_repository(GitHub(props["token"], api=props.get("api_url") or API), owner, name)
+        except GitHubError as err:
+            if err.status != 401:
+                raise
+            raise GitHubError(
+                401,
+                "GET",
+                f"/repos/{owner}/{name}",
+                f"GitHub refused the token the state of the commit to {owner}/{name} holds (rotated before "
+                "this version recorded token changes): run `pulumi up` once, which records the current "
+                "token, then `pulumi refresh`",
+            ) from None
+        recorded = props.get("repo_id")
+        if repo is None or (recorded is not None and repo_id_of(recorded) != int(repo["id"])):
+            return ReadResult(None, {})
+        return ReadResult(id_, {**props, "repo_id": int(repo["id"])})
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         # The commit (and any PR branch) is the user's now; never remove it.
@@ -158,6 +288,9 @@ class RepoCommitArgs:
     pr_body: str = ""
     api_url: str = "https://api.github.com"
     """GitHub REST API root (GitHub Enterprise Server: https://HOST/api/v3)."""
+    repo_id: pulumi.Input[int] | None = None
+    """The repository's GitHub id (AppRepository.repo_id): another id (the repository deleted and
+    created again) replaces the commit, so the files land on the new repository."""
 
 
 class RepoCommit(pulumi.dynamic.Resource):
@@ -181,6 +314,7 @@ class RepoCommit(pulumi.dynamic.Resource):
             "pr_title": args.pr_title,
             "pr_body": args.pr_body,
             "api_url": args.api_url,
+            "repo_id": args.repo_id,
             "commit_sha": None,
             "pull_request_url": None,
             "github_writes": None,
