@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 EXIT_USAGE = 2
+MAX_TENANT_FILE = 16 * 1024 * 1024
+"""A tenant spec with hundreds of apps and their values is a few MB."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,13 +54,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(text: str, err: bool = False) -> None:
+    """Print through the approval text's escaping (automation/changeset.py terminal_safe): error
+    messages carry what charts, tenants and the engine wrote, and a terminal obeys escapes in them."""
+    from automation.changeset import terminal_safe
+
+    print(terminal_safe(text), file=sys.stderr if err else sys.stdout)
+
+
 def _emit(value: Any, as_json: bool) -> None:
     if as_json:
-        print(
-            json.dumps(value.to_json() if hasattr(value, "to_json") else value, indent=2, sort_keys=True, default=str)
-        )
+        # json.dumps escapes every control and non-ASCII character (ensure_ascii).
+        _say(json.dumps(value.to_json() if hasattr(value, "to_json") else value, indent=2, sort_keys=True, default=str))
     else:
-        print(value.to_text() if hasattr(value, "to_text") else json.dumps(value, indent=2, default=str))
+        _say(value.to_text() if hasattr(value, "to_text") else json.dumps(value, indent=2, default=str))
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -68,13 +77,13 @@ def _render(args: argparse.Namespace) -> int:
         recording = run_program(args.stack)
         counts = write(recording, args.out)
     except RenderError as err:
-        print(f"render: {err}", file=sys.stderr)
+        _say(f"render: {err}", err=True)
         return EXIT_USAGE
     except Exception as err:  # noqa: BLE001 - the program's own error, shown without a traceback
-        print(f"render: the program failed: {err}", file=sys.stderr)
+        _say(f"render: the program failed: {err}", err=True)
         return 1
-    print(tree_text(recording, str(recording.outputs.get("tenant", args.stack))))
-    print(f"wrote {counts['resources']} resources, {counts['repos']} repos, {counts['k8s']} k8s objects to {args.out}")
+    _say(tree_text(recording, str(recording.outputs.get("tenant", args.stack))))
+    _say(f"wrote {counts['resources']} resources, {counts['repos']} repos, {counts['k8s']} k8s objects to {args.out}")
     return 0
 
 
@@ -83,13 +92,27 @@ def _load_tenant(path: Path) -> Any:
     from automation.tenant import Tenant, TenantError
 
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_TENANT_FILE + 1)
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise TenantError(f"--tenant {path}: cannot read it ({getattr(err, 'strerror', None) or err})") from None
+    if len(raw) > MAX_TENANT_FILE:
+        raise TenantError(f"--tenant {path}: larger than {MAX_TENANT_FILE} bytes")
+
+    def no_constant(name: str) -> Any:
+        # Python's json reads NaN and Infinity, which are not JSON and which the CLI refuses.
+        raise ValueError(f"{name} is not a JSON value")
+
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=no_constant)
     except json.JSONDecodeError as err:
         raise TenantError(f"--tenant {path}: not JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+    except RecursionError:
+        raise TenantError(f"--tenant {path}: not a tenant spec (nested too deeply)") from None
+    except ValueError as err:
+        # An integer of more than 4300 digits (int's str-conversion limit), NaN, Infinity.
+        raise TenantError(f"--tenant {path}: not a tenant spec ({' '.join(str(err).split())[:200]})") from None
     try:
         return Tenant.from_dict(data)
     except TenantError as err:
@@ -105,8 +128,11 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             changes = changeset_from_events(events_from_log(args.events), stack=args.stack)
-        except (OSError, ValueError) as err:
-            print(f"diff: {err}", file=sys.stderr)
+        except OSError as err:
+            _say(f"diff: {args.events}: cannot read it ({err.strerror or err})", err=True)
+            return EXIT_USAGE
+        except ValueError as err:
+            _say(f"diff: {err}", err=True)
             return EXIT_USAGE
         _emit(changes, args.json)
         return 0
@@ -143,9 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ops.AutomationError, TenantError) as err:
         mapped = ops.map_error(err)
         if args.json:
-            print(json.dumps({"error": mapped.kind, "message": str(mapped)}))
+            _say(json.dumps({"error": mapped.kind, "message": str(mapped)}))
         else:
-            print(f"{args.command}: {mapped}", file=sys.stderr)
+            _say(f"{args.command}: {mapped}", err=True)
         return mapped.exit_code
 
 

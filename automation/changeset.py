@@ -29,6 +29,13 @@ APP_COMPONENTS = {"scoutflo:index:ChartRepo", "scoutflo:index:ChartRegistry", "s
 # A replacement arrives as three steps; "replace" stands for all of them.
 _HIDDEN_STEPS = {"create-replacement", "delete-replaced", "discard-replaced"}
 _OPS = {"same", "create", "update", "replace", "delete"}
+MAX_INPUT_DEPTH = 100
+"""Nesting of a resource's inputs in an event. The walks below recurse (a frame or two per
+level): deeper input would end as a RecursionError instead of an EventLogError naming it."""
+
+
+class EventLogError(ValueError):
+    """Engine events that are not what the engine writes; the message names the event and field."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,13 @@ class ChangeSet:
 
 _SHORT = 100
 _DIFF_LINES = 20
+_DIFF_REGION = 2000
+"""Lines of a changed region (old and new together, after the lines both share at the start and
+end) that are diffed. difflib's SequenceMatcher is quadratic and worse on lines that repeat
+without being junk: a 466 KB file with every other line changed took 104 s. Beyond this the
+region is summarized by its size, which takes one linear pass."""
+_LINE_MAX = 240
+"""Characters of one shown line: a minified file is one line of any length."""
 
 
 def _unsafe(ch: str) -> bool:
@@ -204,7 +218,7 @@ def _value_lines(path: str, value: Any, note: str) -> list[str]:
     body = _lines(text) if "\n" in text else json.dumps(value, sort_keys=True, indent=2).splitlines()
     shown = body[:_DIFF_LINES]
     out = [f"        {path}: ({len(body)} lines, {_hash(text)}){note}"]
-    out += [f"          | {line}" for line in shown]
+    out += [f"          | {_cut(line)}" for line in shown]
     if len(body) > len(shown):
         out.append(f"          | … {len(body) - len(shown)} more lines (whole value: {_hash(text)})")
     return out
@@ -218,16 +232,62 @@ def _change_lines(path: str, old: Any, new: Any, note: str) -> list[str]:
     def body(value: Any, text: str) -> list[str]:
         return _lines(text) if "\n" in text else json.dumps(value, sort_keys=True, indent=2).splitlines()
 
-    diff = [
-        line
-        for line in difflib.unified_diff(body(old, old_text), body(new, new_text), lineterm="", n=1)
-        if not line.startswith(("---", "+++"))
-    ]
+    a, b = body(old, old_text), body(new, new_text)
     out = [f"        {path}: {_hash(old_text)} → {_hash(new_text)}{note}"]
-    out += [f"          {line}" for line in diff[:_DIFF_LINES]]
+    head = 0
+    while head < min(len(a), len(b)) and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(a), len(b)) - head and a[len(a) - 1 - tail] == b[len(b) - 1 - tail]:
+        tail += 1
+    removed, added = len(a) - head - tail, len(b) - head - tail
+    if removed + added > _DIFF_REGION:
+        out.append(f"          @@ -{_range(head, len(a) - tail)} +{_range(head, len(b) - tail)} @@")
+        out.append(
+            f"          … {removed} lines removed and {added} added ({len(a)} → {len(b)} lines): "
+            "too large to show (whole values hashed above)"
+        )
+        return out
+    diff = _unified(a, b, max(0, head - 1), len(a) - max(0, tail - 1), len(b) - max(0, tail - 1))
+    out += [f"          {_cut(line)}" for line in diff[:_DIFF_LINES]]
     if len(diff) > _DIFF_LINES:
         out.append(f"          … {len(diff) - _DIFF_LINES} more diff lines elided (whole values hashed above)")
     return out
+
+
+def _unified(a: list[str], b: list[str], lo: int, a_hi: int, b_hi: int) -> list[str]:
+    """difflib.unified_diff's hunks (context 1, no file header) of a[lo:a_hi] against b[lo:b_hi],
+    numbered as lines of the whole values: only the changed region and its context are matched."""
+    out = []
+    matcher = difflib.SequenceMatcher(None, a[lo:a_hi], b[lo:b_hi])
+    for group in matcher.get_grouped_opcodes(1):
+        first, last = group[0], group[-1]
+        out.append(f"@@ -{_range(lo + first[1], lo + last[2])} +{_range(lo + first[3], lo + last[4])} @@")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                out += [" " + line for line in a[lo + i1 : lo + i2]]
+                continue
+            if tag in ("replace", "delete"):
+                out += ["-" + line for line in a[lo + i1 : lo + i2]]
+            if tag in ("replace", "insert"):
+                out += ["+" + line for line in b[lo + j1 : lo + j2]]
+    return out
+
+
+def _range(start: int, stop: int) -> str:
+    """A hunk range as unified_diff writes it (difflib._format_range_unified)."""
+    beginning, length = start + 1, stop - start
+    if length == 1:
+        return str(beginning)
+    if not length:
+        beginning -= 1
+    return f"{beginning},{length}"
+
+
+def _cut(line: str) -> str:
+    if len(line) <= _LINE_MAX:
+        return line
+    return f"{line[:_LINE_MAX]}… ({len(line) - _LINE_MAX} more characters)"
 
 
 def mask(value: Any) -> Any:
@@ -365,6 +425,7 @@ def changeset_from_events(
     parents: dict[str, str] = {}
     types: dict[str, str] = {}
     for event in events:
+        check_event(event)
         pre = event.resource_pre_event
         if pre is None:
             continue
@@ -441,14 +502,68 @@ def changeset_from_events(
     )
 
 
+def check_event(event: EngineEvent) -> None:
+    """EventLogError unless a resource step has the shape the walks above read: the SDK's
+    `from_json` takes whatever JSON it is given (a number where a URN goes, a list as inputs)."""
+    pre = event.resource_pre_event
+    if pre is None:
+        return
+    meta = pre.metadata
+    if not isinstance(meta.urn, str) or not meta.urn:
+        raise EventLogError("resourcePreEvent.metadata.urn must be a non-empty string")
+    where = f"resourcePreEvent {meta.urn!r}"
+    if not isinstance(meta.type, str):
+        raise EventLogError(f"{where}: type must be a string")
+    if meta.keys is not None and not (isinstance(meta.keys, list) and all(isinstance(k, str) for k in meta.keys)):
+        raise EventLogError(f"{where}: keys must be a list of strings")
+    for side, state in (("old", meta.old), ("new", meta.new)):
+        if state is None:
+            continue
+        for name in ("urn", "parent", "type"):
+            if not isinstance(getattr(state, name), str | None):
+                raise EventLogError(f"{where}: {side}.{name} must be a string")
+        if state.inputs is not None and not isinstance(state.inputs, dict):
+            raise EventLogError(f"{where}: {side}.inputs must be an object")
+        if _deeper_than(state.inputs, MAX_INPUT_DEPTH):
+            raise EventLogError(f"{where}: {side}.inputs are nested deeper than {MAX_INPUT_DEPTH} levels")
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 def events_from_log(path: Path) -> list[EngineEvent]:
-    """The JSON lines `pulumi preview --event-log FILE` writes, as the SDK's EngineEvent objects."""
+    """The JSON lines `pulumi preview --event-log FILE` writes, as the SDK's EngineEvent objects;
+    EventLogError naming the file and line of anything else (never a traceback)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise EventLogError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     events = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
-            events.append(EngineEvent.from_json(json.loads(line)))
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"{path}:{number}: not an engine event ({err})") from None
+            event = EngineEvent.from_json(json.loads(line))
+            check_event(event)
+        except RecursionError:
+            raise EventLogError(f"{path}:{number}: not an engine event (nested too deeply)") from None
+        except (ValueError, TypeError, AttributeError, KeyError) as err:
+            # ValueError covers JSON errors, an unknown op or diff kind, and an integer of more
+            # than 4300 digits (int's str-conversion limit); the others a JSON value of the wrong
+            # kind where the SDK calls .get or a constructor.
+            raise EventLogError(f"{path}:{number}: not an engine event ({_short(err)})") from None
+        events.append(event)
     return events
+
+
+def _short(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 200 else text[:200] + "…"
