@@ -17,7 +17,13 @@ accepted `POST /pulls` would open a second pull request, and it sleeps whatever 
 says (no clamp, no budget). This module decides instead, per request, whether repeating is safe.
 We call `Requester.requestJson` (status, headers, body), not the object model: its
 `requestJsonAndCheck` raises only for status >= 400 (`Requester.py:889-897`), so a 302/307/308,
-which PyGithub neither follows nor refuses, would be taken for success.
+which PyGithub neither follows nor refuses, would be taken for success. A 202 to a GET PyGithub
+would sleep on and ask again without end (`Requester.py:1285-1289`); its connection class is
+replaced on our requester so that the 202 reaches us and is waited for within the budget.
+
+On a branch whose ruleset requires signed commits our (unsigned) commits are refused when the
+ref moves; that refusal is a typed error naming the ruleset and the fix (see `_move_ref` for why
+this module does not switch to GraphQL `createCommitOnBranch`).
 
 Every write sequence here is safe to repeat (the engine re-runs a create that failed or whose
 answer was lost): each commit carries a `Scoutflo-Commit:` trailer and is looked for before a new
@@ -60,6 +66,28 @@ class GitHubError(RuntimeError):
     def __init__(self, status: int, method: str, path: str, message: str):
         super().__init__(f"GitHub {method} {path} failed with {status}: {message}")
         self.status = status
+        self.message = message
+
+
+RULE_VIOLATION = "Repository rule violations found"
+"""How GitHub opens its refusal of a ref write that breaks a ruleset, the rules' own messages
+following (`GH013: Repository rule violations found for refs/heads/…` over git; over the REST API
+the same words in `message`, e.g. "Repository rule violations found\n\nChanges must be made
+through a pull request." quoted against docs.github.com/rest/git/refs#update-a-reference in
+satisfactory-factories/application#67; "409 Repository rule violations found — Commits must have
+verified signatures" for Git Data API commits in grafana/pyroscope-dotnet#386). Matched on the
+words, whatever the 4xx status."""
+UNSIGNED = "Commits must have verified signatures"
+"""The "Require signed commits" rule's own line in that refusal (GH013 reports quoted in
+vercel/workflow#1867, transloadit/uppy#6442)."""
+
+
+class RulesetRefused(GitHubError):
+    """A ruleset of the repository or its organisation refused a ref write; nothing moved."""
+
+
+class SignedCommitsRequired(RulesetRefused):
+    """The branch requires signed commits and ours are not signed (see commit_files)."""
 
 
 class Pacer:
@@ -155,6 +183,33 @@ def rate_limit_wait(status: int, headers: Mapping[str, str], message: str, now: 
     return min(max(wait, 1.0), MAX_WAIT)
 
 
+class _Accepted(Exception):
+    """GitHub answered a GET with 202 Accepted: the answer is being computed (the statistics
+    endpoints say so: "Give the job a few moments to complete, and then submit the request again",
+    docs.github.com/rest/metrics/statistics). Raised from the connection, before PyGithub sees the
+    202: PyGithub would sleep 2 s and ask again, without limit and outside our budget
+    (github/Requester.py:1285-1289, Consts.PROCESSING_202_WAIT_TIME = 2 at github/Consts.py:63;
+    each repeat a recursive call, so a 202 that never ends is a RecursionError)."""
+
+    def __init__(self, headers: Mapping[str, str]):
+        super().__init__("202 Accepted")
+        self.headers = {k.lower(): v for k, v in headers.items()}
+
+
+def _answering_202(connection_class: type) -> type:
+    """PyGithub's connection class (github/Requester.py:148-245, requests underneath), raising
+    _Accepted for a 202 to a GET or HEAD, the only ones PyGithub repeats (Requester.py:1285-1287)."""
+
+    class Connection(connection_class):
+        def getresponse(self) -> Any:
+            response = super().getresponse()
+            if response.status == 202 and self.verb in ("GET", "HEAD"):
+                raise _Accepted(dict(response.getheaders()))
+            return response
+
+    return Connection
+
+
 @dataclass
 class GitHub:
     """One operation's client: its waits (rate limits, pacing, backoff) share one `budget`."""
@@ -186,6 +241,10 @@ class GitHub:
             seconds_between_writes=None,
         )
         self._requester = client.requester
+        # The requester's own connection class (an instance attribute, Requester.py:430-433,
+        # used by __createConnection, :1371-1394), so no other client or thread is affected.
+        attribute = "_Requester__connectionClass"
+        setattr(self._requester, attribute, _answering_202(getattr(self._requester, attribute)))
         if self.pacer is None:
             self.pacer = pacer_for(self.token)
 
@@ -226,8 +285,11 @@ class GitHub:
                 self._wait(self.pacer.reserve(self.now()), "pacing writes to GitHub's secondary limits", method, path)
                 self.writes += 1
             self.requests.append((method, path))
+            accepted = False
             try:
                 status, headers, raw = self._requester.requestJson(method, path, input=body)
+            except _Accepted as answer:
+                status, headers, raw, accepted = 202, answer.headers, "", True
             except RuntimeError as err:
                 # PyGithub refuses a 301 to another host or scheme (Requester.py:1291-1303).
                 raise GitHubError(0, method, path, f"redirect not followed: {err}") from None
@@ -246,6 +308,24 @@ class GitHub:
                 )
             if status == 404 and ok404:
                 return None
+            if status == 202 and write and not idempotent and verify is not None:
+                # A write GitHub queued ("Accepted"): sending it again could do it twice, so it is
+                # read back until it shows, within this operation's budget.
+                return self._await_write(method, path, verify)
+            if status == 202 and (accepted or (write and idempotent)):
+                # A GET whose answer is still being computed, or a queued write that is safe to
+                # send again: asked again within this operation's budget.
+                if attempt == self.max_attempts:
+                    raise GitHubError(
+                        202,
+                        method,
+                        path,
+                        f"GitHub still had not finished after {self.max_attempts} attempts (202 Accepted); "
+                        "run `pulumi up` again later",
+                    )
+                self._wait(backoff, "GitHub is preparing the answer (202 Accepted)", method, path)
+                backoff = min(backoff * 2, 60.0)
+                continue
             if 200 <= status < 300:
                 return json.loads(raw) if raw else None
             message = _message(raw) if status else raw
@@ -254,6 +334,8 @@ class GitHub:
                 self._wait(wait, f"rate limited ({status}: {message})", method, path)
                 continue
             if status and status < 500:
+                if RULE_VIOLATION.lower() in message.lower():
+                    raise RulesetRefused(status, method, path, message)
                 raise GitHubError(status, method, path, message)
             # 5xx or no answer: GitHub may or may not have done it.
             if write and not idempotent:
@@ -267,6 +349,19 @@ class GitHub:
             self._wait(backoff, f"GitHub failing ({status or message})", method, path)
             backoff = min(backoff * 2, 60.0)
         raise GitHubError(status, method, path, f"{message} (after {self.max_attempts} attempts)")
+
+    def _await_write(self, method: str, path: str, verify: Callable[[], Any]) -> Any:
+        backoff = 1.0
+        for _ in range(self.max_attempts):
+            if (landed := verify()) is not None:
+                return landed
+            self._wait(backoff, "GitHub accepted the write (202) and has not done it yet", method, path)
+            backoff = min(backoff * 2, 60.0)
+        if (landed := verify()) is not None:
+            return landed
+        raise GitHubError(
+            202, method, path, "GitHub accepted the write (202) but it has not shown; run `pulumi up` again later"
+        )
 
 
 def _message(payload: str) -> str:
@@ -426,6 +521,70 @@ def _user_paths(gh: GitHub, r: str, head: str) -> tuple[set[str], str]:
     return paths, tree_sha
 
 
+def _signature_rulesets(gh: GitHub, r: str, branch: str) -> str:
+    """Which rulesets require signed commits on `branch`, as GitHub lists a branch's active rules
+    (GET /repos/{owner}/{repo}/rules/branches/{branch}, docs.github.com/rest/repos/rules: each rule
+    with its `type`, `ruleset_source_type`, `ruleset_source` and `ruleset_id`), for the message
+    only: a read that fails leaves the message general."""
+    try:
+        rules = gh.call("GET", f"{r}/rules/branches/{_q(branch)}?per_page=100", ok404=True) or []
+    except GitHubError:
+        return "a ruleset"
+    named = sorted(
+        {
+            f"ruleset {rule.get('ruleset_id')} of {rule.get('ruleset_source_type')} {rule.get('ruleset_source')}"
+            for rule in rules
+            if isinstance(rule, dict) and rule.get("type") == "required_signatures"
+        }
+    )
+    return " and ".join(named) or "a ruleset"
+
+
+def _move_ref(gh: GitHub, *, owner: str, repo: str, branch: str, write: Callable[[], Any]) -> Any:
+    """A ref write (the only writes a ruleset judges), its refusal by a ruleset made plain.
+
+    Why a refusal and not signing: on a branch whose ruleset has "Require signed commits", GitHub
+    accepts only commits "signed and verified", checking every commit the update brings
+    (docs: repositories/…/managing-rulesets/available-rules-for-rulesets.md, "Require signed
+    commits"). Our commits come from POST /git/commits and carry no signature: GitHub signs API
+    commits only for a GitHub App or bot that sends no author, committer or signature
+    (authentication/…/about-commit-signature-verification.md, "Signature verification for bots"),
+    not for a personal access token. GraphQL `createCommitOnBranch` is signed by GitHub for any
+    token (its doc: "Commits made using this mutation are automatically signed by GitHub"), but it
+    cannot carry what our commits are: a `FileAddition` is a path and its contents only, no mode
+    (octokit/graphql-schema schema.graphql, input FileAddition), so `ci/*` would lose its
+    executable bit and the release workflow (`run: ci/release`) would fail; and every file goes
+    in full in one request (a 100 MiB chart budget is no GraphQL payload), where the Git Data API
+    writes binaries as blobs one by one. Its commit and ref move are one write (fewer than our 3),
+    and its `expectedHeadOid` would keep the trailer logic safe to repeat, but neither outweighs
+    a pipeline that cannot run. With an App installation token the same Git Data API commits are
+    signed, so the fix is the token (or a bypass), named here."""
+    try:
+        return write()
+    except RulesetRefused as err:
+        if UNSIGNED.lower() not in err.message.lower():
+            raise RulesetRefused(
+                err.status,
+                "PATCH/POST",
+                f"/repos/{owner}/{repo}/git/refs/heads/{branch}",
+                f"{' '.join(err.message.split())}; a ruleset on branch {branch!r} refused this program's commit and "
+                "nothing moved: add the token's account to the ruleset's bypass list or exclude the branch, then "
+                "run `pulumi up` again",
+            ) from None
+        rulesets = _signature_rulesets(gh, f"/repos/{owner}/{repo}", branch)
+        raise SignedCommitsRequired(
+            err.status,
+            "PATCH/POST",
+            f"/repos/{owner}/{repo}/git/refs/heads/{branch}",
+            f'{rulesets} requires signed commits on branch {branch!r} (rule "Require signed commits") and this '
+            "program's commits, made through the Git Data API with a personal access token, are not signed; "
+            "nothing on the branch changed. Fix, then run `pulumi up` again: set `github:token` to a GitHub App "
+            "installation token (GitHub signs the API commits of an App that sets no author or committer, as "
+            "this program does), or add the token's account to that ruleset's bypass list, or exclude the "
+            "branch from it",
+        ) from None
+
+
 def commit_files(
     gh: GitHub,
     *,
@@ -460,11 +619,17 @@ def commit_files(
             gh, r, parent=head, base_tree=base_tree, files=todo, executable=executable, message=full_message
         )
         # Not forced: if main moved since we read it, fail rather than drop someone's commit.
-        gh.call(
-            "PATCH",
-            f"{r}/git/refs/heads/{_q(base)}",
-            {"sha": sha, "force": False},
-            verify=lambda: {} if _ref_sha(gh, r, base) == sha else None,
+        _move_ref(
+            gh,
+            owner=owner,
+            repo=repo,
+            branch=base,
+            write=lambda: gh.call(
+                "PATCH",
+                f"{r}/git/refs/heads/{_q(base)}",
+                {"sha": sha, "force": False},
+                verify=lambda: {} if _ref_sha(gh, r, base) == sha else None,
+            ),
         )
         return CommitResult(sha, base, kept=kept)
 
@@ -493,12 +658,18 @@ def commit_files(
             gh, r, parent=head, base_tree=base_tree, files=files, executable=executable, message=full_message
         )
         ref_body = {"ref": f"refs/heads/{branch}", "sha": sha}
-        try:
-            gh.call("POST", f"{r}/git/refs", ref_body, verify=lambda: {} if _ref_sha(gh, r, branch) == sha else None)
-        except GitHubError as err:
-            # "Reference already exists": an earlier attempt of ours landed (the answer was lost).
-            if err.status != 422 or _ref_sha(gh, r, branch) != sha:
-                raise
+
+        def create_branch() -> None:
+            try:
+                gh.call(
+                    "POST", f"{r}/git/refs", ref_body, verify=lambda: {} if _ref_sha(gh, r, branch) == sha else None
+                )
+            except GitHubError as err:
+                # "Reference already exists": an earlier attempt of ours landed (the answer was lost).
+                if err.status != 422 or _ref_sha(gh, r, branch) != sha:
+                    raise
+
+        _move_ref(gh, owner=owner, repo=repo, branch=branch, write=create_branch)
     body = f"{pr_body.rstrip()}\n\n{marker_line(key)}\n" if pr_body else f"{marker_line(key)}\n"
     request = {"title": pr_title, "head": branch, "base": base, "body": body}
     pr: dict[str, Any] | None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fnmatch
 import hashlib
 import http.server
 import json
@@ -75,6 +76,33 @@ def _description_problem(description: Any) -> str | None:
     return None
 
 
+REF_DOCS = "https://docs.github.com/rest/git/refs"
+SIGNATURE_RULE = "required_signatures"
+"""The "Require signed commits" rule's type in GitHub's ruleset answers (docs.github.com/rest/
+repos/rules, "Get rules for a branch"; REQUIRED_SIGNATURES in octokit/graphql-schema's
+RepositoryRuleType)."""
+UNSIGNED_REFUSAL = "Repository rule violations found\n\nCommits must have verified signatures.\n\n"
+"""GitHub's refusal of a ref write bringing an unsigned commit onto a branch that requires signed
+ones: the git refusal's lines (`GH013: Repository rule violations found for refs/heads/…`,
+`- Commits must have verified signatures.`, quoted in vercel/workflow#1867, transloadit/uppy#6442)
+as the REST API words them ("Repository rule violations found\n\nChanges must be made through a
+pull request." for another rule, satisfactory-factories/application#67); status 409 as reported
+for Git Data API commits (grafana/pyroscope-dotnet#386)."""
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """An active branch ruleset (repository's or organisation's) holding `rules` for branches
+    matching `include` (fnmatch patterns; "~DEFAULT_BRANCH" for the default branch, as GitHub's
+    ruleset conditions name it)."""
+
+    id: int
+    source: str
+    source_type: str = "Organization"
+    include: tuple[str, ...] = ("~DEFAULT_BRANCH",)
+    rules: tuple[str, ...] = (SIGNATURE_RULE,)
+
+
 @dataclass(frozen=True)
 class Fault:
     """One abnormal answer. kind: 'status' (answer `status` with `headers` and `message`, the
@@ -125,6 +153,13 @@ class GitHubState:
     also_named: set[str] = field(default_factory=set)
     """Other full names (lower case) whose Git Data and pull-request routes serve `repo`: the
     target of a redirect a test fakes with a Fault. Any other name's answer 404, as GitHub's do."""
+    rulesets: list[Ruleset] = field(default_factory=list)
+    """Active rulesets over the repository's branches (only "Require signed commits" is enforced)."""
+    signs_api_commits: bool = False
+    """Whether GitHub signs a commit made with POST /git/commits: only for a GitHub App or bot whose
+    request sets no author, committer or signature ("Signature verification for bots",
+    docs.github.com/authentication/managing-commit-signature-verification/about-commit-signature-
+    verification); a personal access token's commits are unsigned (False)."""
 
     def __post_init__(self) -> None:
         if self.repo is not None:
@@ -228,13 +263,54 @@ class GitHubState:
     def blob(self, data: bytes) -> str:
         return self.put({"type": "blob", "data": base64.b64encode(data).decode()})
 
-    def commit(self, tree: dict[str, tuple[str, str]], parents: list[str], message: str) -> str:
+    def commit(
+        self, tree: dict[str, tuple[str, str]], parents: list[str], message: str, *, verified: bool = True
+    ) -> str:
+        """`verified`: signed and verified (what GitHub makes itself, auto_init's commit, is)."""
         # Like GitHub, two identical commit requests give two commits (the committer date differs).
         self.commit_counter += 1
         tree_sha = self.put({"type": "tree", "entries": tree})
         return self.put(
-            {"type": "commit", "tree": tree_sha, "parents": parents, "message": message, "n": self.commit_counter}
+            {
+                "type": "commit",
+                "tree": tree_sha,
+                "parents": parents,
+                "message": message,
+                "n": self.commit_counter,
+                "verified": verified,
+            }
         )
+
+    def branch_rules(self, branch: str) -> list[dict[str, Any]]:
+        """GET /repos/{owner}/{repo}/rules/branches/{branch} (docs.github.com/rest/repos/rules)."""
+        default = self.repo["default_branch"] if self.repo else ""
+        return [
+            {"type": rule, "ruleset_source_type": rs.source_type, "ruleset_source": rs.source, "ruleset_id": rs.id}
+            for rs in self.rulesets
+            if any(fnmatch.fnmatchcase(branch, default if p == "~DEFAULT_BRANCH" else p) for p in rs.include)
+            for rule in rs.rules
+        ]
+
+    def reachable(self, sha: str) -> set[str]:
+        seen, todo = set(), [sha]
+        while todo:
+            if (current := todo.pop()) not in seen:
+                seen.add(current)
+                todo.extend(self.objects[current]["parents"])
+        return seen
+
+    def ref_refusal(self, branch: str, new: str) -> str | None:
+        """A ruleset's refusal of moving (or creating) `branch` to `new`. Which commits are checked
+        is GitHub's ("Require signed commits", available-rules-for-rulesets): on an update every
+        commit of the range (old..new); on a creation only those no other branch reaches."""
+        if not any(r["type"] == SIGNATURE_RULE for r in self.branch_rules(branch)):
+            return None
+        if branch in self.refs:
+            known = self.reachable(self.refs[branch])
+        else:
+            known = set().union(*(self.reachable(sha) for name, sha in self.refs.items() if name != branch))
+        brought = self.reachable(new) - known
+        return UNSIGNED_REFUSAL if any(not self.objects[c].get("verified") for c in brought) else None
 
     def files(self, ref: str) -> dict[str, bytes]:
         """Path -> bytes at a branch (or commit sha)."""
@@ -464,19 +540,26 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
                 return 201, {"sha": state.put({"type": "tree", "entries": entries})}
             if method == "POST" and rest == "git/commits":
                 tree = objects[body["tree"]]["entries"]
-                return 201, {"sha": state.commit(tree, body["parents"], body["message"])}
+                signed = state.signs_api_commits and not {"author", "committer", "signature"} & set(body)
+                return 201, {"sha": state.commit(tree, body["parents"], body["message"], verified=signed)}
+            if method == "GET" and rest.startswith("rules/branches/"):
+                return 200, state.branch_rules(urllib.parse.unquote(rest.removeprefix("rules/branches/")))
             if method == "PATCH" and rest.startswith("git/refs/heads/"):
                 name = urllib.parse.unquote(rest.removeprefix("git/refs/heads/"))
                 if name not in state.refs:
                     return 422, {"message": "Reference does not exist"}
                 if not body.get("force") and not state.is_ancestor(state.refs[name], body["sha"]):
                     return 422, {"message": "Update is not a fast forward"}
+                if refusal := state.ref_refusal(name, body["sha"]):
+                    return 409, {"message": refusal, "documentation_url": REF_DOCS + "#update-a-reference"}
                 state.refs[name] = body["sha"]
                 return 200, {"object": {"sha": body["sha"]}}
             if method == "POST" and rest == "git/refs":
                 name = body["ref"].removeprefix("refs/heads/")
                 if name in state.refs:
                     return 422, {"message": "Reference already exists"}
+                if refusal := state.ref_refusal(name, body["sha"]):
+                    return 409, {"message": refusal, "documentation_url": REF_DOCS + "#create-a-reference"}
                 state.refs[name] = body["sha"]
                 return 201, {"object": {"sha": body["sha"]}}
             if method == "GET" and rest == "pulls":

@@ -19,8 +19,18 @@ import pytest
 
 from components.app_repository import AppRepositoryProvider
 from components.repo_commit import RepoCommitProvider
-from scoutflo.github_api import MAX_WAIT, GitHub, GitHubError, Pacer, commit_files, marker_line, rate_limit_wait
-from tests.github_stub import AUTO_INIT_README, Fault, GitHubState, github_stub
+from scoutflo.github_api import (
+    MAX_WAIT,
+    GitHub,
+    GitHubError,
+    Pacer,
+    RulesetRefused,
+    SignedCommitsRequired,
+    commit_files,
+    marker_line,
+    rate_limit_wait,
+)
+from tests.github_stub import AUTO_INIT_README, Fault, GitHubState, Ruleset, github_stub
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES: dict[str, str | bytes] = {f"chart/templates/t{i:03}.yaml": f"kind: ConfigMap # {i}\n" for i in range(98)} | {
@@ -307,6 +317,12 @@ def http_date(offset: float) -> str:
         # float() takes these; RFC 9110 §10.2.3 delta-seconds is 1*DIGIT (NaN slept = ValueError)
         (429, {"Retry-After": "nan"}, "", 60.0),
         (429, {"Retry-After": "1_0"}, "", 60.0),
+        # Unicode digits: str.isdigit() says yes to "²" but float("²") raises; float() reads "٣" as 3
+        # (and int("٣٠٠٠...") too): DIGIT is ASCII only (RFC 5234 B.1).
+        (429, {"Retry-After": "²"}, "", 60.0),
+        (429, {"Retry-After": "٣"}, "", 60.0),
+        (403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "١٨٠٠٠٠٠٠١٠"}, "rate limit", 60.0),
+        (429, {"Retry-After": "9" * 5000}, "", MAX_WAIT),  # beyond int()'s 4300-digit limit: no ValueError
         (403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "NaN"}, "API rate limit exceeded", 60.0),
         (403, {}, "Resource not accessible by integration", None),
         (403, {"x-ratelimit-remaining": "12"}, "Must have admin rights", None),
@@ -657,3 +673,124 @@ def test_binary_files_reach_the_commit_inputs_and_the_rendered_repo_byte_for_byt
         if p.is_file()
     }
     assert written == as_bytes({**FILES, **BINARY})
+
+
+# ------------------------------------------------------------------ answers PyGithub would mishandle
+
+
+def test_a_non_ascii_retry_after_is_a_sane_wait_through_the_real_client(stub: Stub) -> None:
+    """`Retry-After: ²` on the wire (the stand-in sends header bytes as Latin-1, as http.client
+    reads them): waited as GitHub's "at least a minute", then repeated; no traceback."""
+    state, url, sleeps = stub
+    state.failures[("POST", "/repos/o/r/git/trees")] = [Fault("status", 429, {"Retry-After": "²"}, "slow down")]
+    # PyGithub reads x-ratelimit-reset itself (int(float(...)), Requester.py:1246-1248): "²" raises
+    # there, which the client takes as an answer lost (a GET: asked again after 1 s).
+    odd_reset = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": "²"}
+    state.failures[("GET", "/repos/o/r/git/ref/heads/main")] = [Fault("status", 403, odd_reset, "rate limit")]
+    commit_files(client(url, sleeps), owner="o", repo="r", files={"a": "b"}, message="m")
+    assert sleeps == [1.0, 60.0] and len(state.history("main")) == 2
+
+
+def test_a_non_ascii_retry_after_beyond_the_budget_is_a_typed_error(stub: Stub) -> None:
+    state, url, sleeps = stub
+    state.failures[("POST", "/repos/o/r/git/trees")] = [Fault("status", 429, {"Retry-After": "²"}, "slow down")]
+    with pytest.raises(GitHubError, match="budget of 30 s"):
+        commit_files(client(url, sleeps, budget=30), owner="o", repo="r", files={"a": "b"}, message="m")
+    assert sleeps == []
+
+
+@pytest.fixture
+def no_pygithub_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyGithub's own 202 wait (time.sleep in github/Requester.py:1288) must never run."""
+    import github.Requester
+
+    def refuse(seconds: float) -> None:
+        raise AssertionError(f"PyGithub slept {seconds} s outside the operation's budget")
+
+    monkeypatch.setattr(github.Requester.time, "sleep", refuse)
+
+
+def test_a_202_to_a_read_is_asked_again_within_the_budget(stub: Stub, no_pygithub_sleep: None) -> None:
+    state, url, sleeps = stub
+    state.failures[("GET", "/repos/o/r/git/ref/heads/main")] = [Fault("status", 202, message="")] * 2
+    result = commit_files(client(url, sleeps), owner="o", repo="r", files={"a": "b"}, message="m")
+    assert sleeps == [1.0, 2.0] and state.refs["main"] == result.commit_sha
+
+
+def test_a_202_that_never_ends_is_a_typed_error_not_a_recursion(stub: Stub, no_pygithub_sleep: None) -> None:
+    state, url, sleeps = stub
+    state.failures[("GET", "/repos/o/r/git/ref/heads/main")] = [Fault("status", 202, message="")] * 50
+    with pytest.raises(GitHubError, match=r"failed with 202: GitHub still had not finished after 5 attempts"):
+        commit_files(client(url, sleeps), owner="o", repo="r", files={"a": "b"}, message="m")
+    assert sleeps == [1.0, 2.0, 4.0, 8.0] and len(state.history("main")) == 1
+    with pytest.raises(GitHubError, match="budget of 2 s"):
+        commit_files(client(url, [], budget=2), owner="o", repo="r", files={"a": "b"}, message="m")
+
+
+def test_a_write_answered_202_is_read_back_or_sent_again_only_when_safe(stub: Stub, no_pygithub_sleep: None) -> None:
+    state, url, sleeps = stub
+    # The tree write queued (not done): content-addressed, so sent again. The pull request done but
+    # answered "Accepted": found by reading back, never opened twice.
+    state.failures[("POST", "/repos/o/r/git/trees")] = [Fault("status", 202, message="")]
+    state.failures[("POST", "/repos/o/r/pulls")] = [Fault("status-after", 202, message="Accepted")]
+    result = commit_files(client(url, sleeps), owner="o", repo="r", files={"a": "b"}, message="m", branch="b")
+    assert len(state.pulls) == 1 and result.pull_request == 1
+    assert [c for c in calls(state) if c[0] != "GET"].count(("POST", "/repos/o/r/pulls")) == 1
+    assert sleeps == [1.0]
+
+
+# ------------------------------------------------------------------ rulesets that require signed commits
+
+
+def test_a_ruleset_requiring_signed_commits_refuses_the_scaffold_with_the_rule_and_the_fix(stub: Stub) -> None:
+    state, url, sleeps = stub
+    state.rulesets = [Ruleset(4242, "o")]  # the organisation's, on the default branch
+    with pytest.raises(SignedCommitsRequired) as err:
+        commit_files(client(url, sleeps), owner="o", repo="r", files=FILES, message="m")
+    text = str(err.value)
+    assert err.value.status == 409 and isinstance(err.value, RulesetRefused)
+    assert "ruleset 4242 of Organization o requires signed commits on branch 'main'" in text
+    assert '"Require signed commits"' in text and "GitHub App installation token" in text and "bypass" in text
+    assert len(state.history("main")) == 1, "nothing moved"
+    assert ("GET", "/repos/o/r/rules/branches/main") in calls(state), "the rule is named from GitHub's own list"
+
+
+def test_an_import_branch_under_such_a_ruleset_is_refused_before_any_pull_request(stub: Stub) -> None:
+    state, url, sleeps = stub
+    state.rulesets = [Ruleset(7, "o/r", "Repository", include=("scoutflo/import-*",))]
+    with pytest.raises(SignedCommitsRequired, match=r"ruleset 7 of Repository o/r .* 'scoutflo/import-x-1\.0\.0'"):
+        commit_files(
+            client(url, sleeps), owner="o", repo="r", files=FILES, message="m", branch="scoutflo/import-x-1.0.0"
+        )
+    assert "scoutflo/import-x-1.0.0" not in state.refs and state.pulls == []
+
+
+def test_a_ruleset_on_main_only_leaves_the_import_branch_alone(stub: Stub) -> None:
+    """Rulesets judge the branches they target (a creation checks the commits no other branch
+    reaches): the import branch is created and proposed."""
+    state, url, sleeps = stub
+    state.rulesets = [Ruleset(1, "o")]
+    result = commit_files(client(url, sleeps), owner="o", repo="r", files=FILES, message="m", branch="scoutflo/i")
+    assert result.pull_request == 1 and state.refs["scoutflo/i"] == result.commit_sha
+
+
+def test_with_an_app_token_the_same_commits_are_signed_and_a_rerun_after_the_fix_commits_once(stub: Stub) -> None:
+    state, url, sleeps = stub
+    state.rulesets = [Ruleset(4242, "o")]
+    with pytest.raises(SignedCommitsRequired):
+        commit_files(client(url, sleeps), owner="o", repo="r", files=FILES, message="m")
+    state.signs_api_commits = True  # the stack now holds a GitHub App installation token
+    result = commit_files(client(url, sleeps), owner="o", repo="r", files=FILES, message="m")
+    assert state.history("main") == [result.commit_sha, state.history("main")[-1]]
+    assert state.objects[result.commit_sha]["verified"]
+    again = commit_files(client(url, sleeps), owner="o", repo="r", files=FILES, message="m")
+    assert not again.created and again.commit_sha == result.commit_sha
+
+
+def test_another_rule_violation_is_typed_and_names_the_branch(stub: Stub) -> None:
+    state, url, sleeps = stub
+    refusal = "Repository rule violations found\n\nChanges must be made through a pull request.\n\n"
+    state.failures[("PATCH", "/repos/o/r/git/refs/heads/main")] = [Fault("status", 422, message=refusal)]
+    with pytest.raises(RulesetRefused, match=r"Changes must be made through a pull request\..*branch 'main'") as err:
+        commit_files(client(url, sleeps), owner="o", repo="r", files={"a": "b"}, message="m")
+    assert not isinstance(err.value, SignedCommitsRequired)
