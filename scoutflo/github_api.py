@@ -540,7 +540,7 @@ def _signature_rulesets(gh: GitHub, r: str, branch: str) -> str:
     return " and ".join(named) or "a ruleset"
 
 
-def _move_ref(gh: GitHub, *, owner: str, repo: str, branch: str, write: Callable[[], Any]) -> Any:
+def _move_ref(gh: GitHub, *, method: str, owner: str, repo: str, branch: str, write: Callable[[], Any]) -> Any:
     """A ref write (the only writes a ruleset judges), its refusal by a ruleset made plain.
 
     Why a refusal and not signing: on a branch whose ruleset has "Require signed commits", GitHub
@@ -565,7 +565,7 @@ def _move_ref(gh: GitHub, *, owner: str, repo: str, branch: str, write: Callable
         if UNSIGNED.lower() not in err.message.lower():
             raise RulesetRefused(
                 err.status,
-                "PATCH/POST",
+                method,
                 f"/repos/{owner}/{repo}/git/refs/heads/{branch}",
                 f"{' '.join(err.message.split())}; a ruleset on branch {branch!r} refused this program's commit and "
                 "nothing moved: add the token's account to the ruleset's bypass list or exclude the branch, then "
@@ -574,7 +574,7 @@ def _move_ref(gh: GitHub, *, owner: str, repo: str, branch: str, write: Callable
         rulesets = _signature_rulesets(gh, f"/repos/{owner}/{repo}", branch)
         raise SignedCommitsRequired(
             err.status,
-            "PATCH/POST",
+            method,
             f"/repos/{owner}/{repo}/git/refs/heads/{branch}",
             f'{rulesets} requires signed commits on branch {branch!r} (rule "Require signed commits") and this '
             "program's commits, made through the Git Data API with a personal access token, are not signed; "
@@ -621,6 +621,7 @@ def commit_files(
         # Not forced: if main moved since we read it, fail rather than drop someone's commit.
         _move_ref(
             gh,
+            method="PATCH",
             owner=owner,
             repo=repo,
             branch=base,
@@ -669,7 +670,7 @@ def commit_files(
                 if err.status != 422 or _ref_sha(gh, r, branch) != sha:
                     raise
 
-        _move_ref(gh, owner=owner, repo=repo, branch=branch, write=create_branch)
+        _move_ref(gh, method="POST", owner=owner, repo=repo, branch=branch, write=create_branch)
     body = f"{pr_body.rstrip()}\n\n{marker_line(key)}\n" if pr_body else f"{marker_line(key)}\n"
     request = {"title": pr_title, "head": branch, "base": base, "body": body}
     pr: dict[str, Any] | None
