@@ -10,7 +10,8 @@ What the provider does with `kubernetes:kubeconfig` (pulumi/pulumi-kubernetes at
 What client-go then does with it (kubernetes/client-go at 32ce75a7d6bc):
 - `exec` runs a command (`plugin/pkg/client/auth/exec/exec.go` L458) with the process's whole
   environment (`os.Environ`, L217): the provider inherits the Pulumi CLI's, i.e. the backend's
-  secrets passphrase and cloud credentials (pulumi/pulumi `sdk/go/common/resource/plugin/plugin.go`);
+  secrets passphrase and cloud credentials (pulumi/pulumi at 1b5949891b3c
+  `sdk/go/common/resource/plugin/plugin.go` L500, L601-L602);
 - `auth-provider` hands the config to an in-process auth plugin that may refresh tokens over the
   network and write the result back (`rest/plugin.go` L74-L80; `tools/clientcmd/client_config.go`
   L306-L308);
@@ -30,7 +31,9 @@ Cluster L65-L99, AuthInfo L102-L149, Context L152-L163): exactly one cluster (`s
 `namespace`); every other key is refused by name. Nothing of the tenant's text reaches the
 provider: the checked values are written out again as JSON (which `clientcmd.Load` reads, its
 codec is YAML-or-JSON, `tools/clientcmd/loader.go` L439-L445), so no YAML reader disagreement
-between PyYAML and Go can smuggle a field past this check.
+between PyYAML and Go can smuggle a field past this check. That JSON is also no path the provider
+could `os.Stat` by accident: it starts with `{"apiVersion"` and names a file only if someone who
+already writes the backend's disk made one of that name in the provider's working directory.
 """
 
 from __future__ import annotations
