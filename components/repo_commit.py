@@ -12,7 +12,8 @@ sdk/python/lib/pulumi/dynamic/__main__.py:45-69, `get_provider`: `dill.loads(bas
 props[PROVIDER_KEY]))`); dill pickles a class importable from a module by reference, i.e. as
 `components.repo_commit.RepoCommitProvider`.
 Moving or renaming it makes every existing stack's refresh, update and delete of its commits fail
-to load. tests/test_github_api.py loads a pickled provider in a fresh process from the project root.
+to load. tests/test_github_api.py loads a pickled provider in a fresh process from the project root;
+tests/test_dynamic_host.py runs both providers in the real host (`python -m pulumi.dynamic`) over gRPC.
 
 Binary files: Pulumi property values carry no bytes, so bytes travel base64-encoded in a separate
 input, `binary_files` (path -> base64), and are committed as Git blobs byte for byte; text stays in
@@ -20,15 +21,16 @@ input, `binary_files` (path -> base64), and are committed as Git blobs byte for 
 
 Previews: inputs derived from resources not created yet (the CI role's ARN inside
 `ci/settings.env`, the repository's `repo_id`) reach `check` and `diff` unknown. The engine sends
-them as the sentinel string (pulumi/pulumi pkg/resource/plugin/rpc.go:190-211, MarshalPropertyValue
-keeps a computed or unknown output as UnknownStringValue when KeepUnknowns, which Check and Diff
-set in a preview: provider_plugin.go:1190-1213, 1317-1350; step_generator.go:1272 allowUnknowns =
-DryRun), and the Python host, which deserializes Check's and Diff's properties with keep_unknowns
-(pulumi sdk dynamic/__main__.py:115-116, 183-184), hands them over as `pulumi.output.Unknown`
-instances (runtime/rpc.py:1140-1141). `check` accepts them wherever a preview can have them and
-stays as strict as ever on known values; Create, Update, Read and Delete never see one (the engine
-does not call Create/Update in a preview of a provider without preview support,
-provider_plugin.go:1442-1444 and 1718-1719, and rejects unknowns outside one).
+them as the sentinel string (pulumi/pulumi at 1b5949891b3c, pkg/resource/plugin/rpc.go:190-211:
+MarshalPropertyValue keeps a computed or unknown output as UnknownStringValue when KeepUnknowns,
+which Check and Diff set in a preview: provider_plugin.go:1190-1213, 1317-1350; step_generator.go
+:1272 allowUnknowns = DryRun), and the Python host, which deserializes Check's and Diff's
+properties with keep_unknowns (dynamic/__main__.py:115-116, 183-184), hands them over as
+`pulumi.output.Unknown` instances (runtime/rpc.py:1140-1141; Python line numbers are the pinned
+SDK 3.272.0's). `check` accepts them wherever a preview can have them and stays as strict as ever
+on known values. Create, Update, Read and Delete never see one: the engine does not call Create
+or Update in a preview of a provider without preview support (provider_plugin.go:1442-1444,
+1718-1719), and leaves unknowns out of every request outside a preview (rpc.go:190-200).
 
 The repository's identity: `repo_id` (AppRepository's GitHub id) is an input. A repository deleted
 on GitHub and created again by the next `pulumi up` (after `pulumi refresh` dropped it) has a new
