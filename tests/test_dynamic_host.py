@@ -225,7 +225,7 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
 
 
 @pytest.fixture
-def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[GitHubState, str]]:
+def github() -> Iterator[tuple[GitHubState, str]]:
     """The stand-in, holding the app's repository (marked as tenant acme's, id OLD_ID)."""
     state = GitHubState(repo={"full_name": "o/web", "id": OLD_ID, "description": repo_description("Web", "acme")})
     with github_stub.github_stub(state) as url:
@@ -423,8 +423,10 @@ def test_a_token_rotation_is_recorded_without_a_write(
     writes, before = state.writes, len(state.requests)
     repo_news = repo_inputs(url, token="n3w-t0ken", repo_id=OLD_ID)
     commit_news = commit_inputs(url, settings=SETTINGS, repo_id=OLD_ID, token="n3w-t0ken")
-    assert changes(host.diff(REPO_URN, repo_id, repo, repo_news, preview=True)) == (True, [])
-    assert changes(host.diff(COMMIT_URN, commit_id, commit, commit_news, preview=True)) == (True, [])
+    # The preview and the `up` decide alike (what `up --plan` holds the update to).
+    for preview in (True, False):
+        assert changes(host.diff(REPO_URN, repo_id, repo, repo_news, preview=preview)) == (True, [])
+        assert changes(host.diff(COMMIT_URN, commit_id, commit, commit_news, preview=preview)) == (True, [])
     assert host.check(COMMIT_URN, commit[0], commit_news, preview=False).failures == []
     repo_outs = host.update(REPO_URN, repo_id, repo, repo_news)
     commit_outs = host.update(COMMIT_URN, commit_id, commit, commit_news)
