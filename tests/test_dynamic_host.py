@@ -340,14 +340,17 @@ def test_known_values_are_checked_as_strictly_in_a_preview(host: Host, github: t
         "token": "",
         "repo_id": "web",
     }
-    failures = [(f.property, f.reason) for f in host.check(COMMIT_URN, {}, bad, preview=True).failures]
-    assert failures == [
-        ("files", "'../x' must be a relative path without '.', '..', '\\' or empty parts"),
-        ("files", "'a' must be a string"),
-        ("binary_files", "'b.bin' must be base64 (the file's bytes)"),
-        ("token", "token is required"),
-        ("repo_id", "repo_id must be the repository's GitHub id (a positive integer), not 'web'"),
-    ]
+    # A Struct is a protobuf map: the host sees the entries in no set order.
+    failures = sorted((f.property, f.reason) for f in host.check(COMMIT_URN, {}, bad, preview=True).failures)
+    assert failures == sorted(
+        [
+            ("files", "'../x' must be a relative path without '.', '..', '\\' or empty parts"),
+            ("files", "'a' must be a string"),
+            ("binary_files", "'b.bin' must be base64 (the file's bytes)"),
+            ("token", "token is required"),
+            ("repo_id", "repo_id must be the repository's GitHub id (a positive integer), not 'web'"),
+        ]
+    )
     empty = {**news, "files": {}, "binary_files": {}}
     assert [f.property for f in host.check(COMMIT_URN, {}, empty, preview=True).failures] == ["files"]
     for wrong in (0, -3, 4.5, True):
