@@ -127,7 +127,8 @@ def encode_binary(
     files: Mapping[str, str | bytes | pulumi.Output[str]],
 ) -> tuple[dict[str, str | pulumi.Output[str]], dict[str, str]]:
     """Split a path -> text|bytes map into (text files, binary files as base64). Text may be an
-    Output (a file naming a resource's ARN); the provider's `check` sees it resolved to str."""
+    Output (a file naming a resource's ARN); the provider's `check` sees it as a str at `up`, and
+    unknown in a preview while that resource is yet to be created (module docstring)."""
     for path, content in files.items():
         if not isinstance(content, str | bytes | pulumi.Output):
             raise TypeError(
