@@ -8,7 +8,8 @@ holds a tenant's lock. So each public chart is acquired by a child Python proces
 - RLIMIT_AS and RLIMIT_CPU are set by the child itself before it reads anything a source sent
   (`preexec_fn` "is NOT SAFE to use in the presence of threads", Python's `subprocess` docs, and
   the Pulumi program runs gRPC threads); past RLIMIT_CPU's soft limit the kernel sends SIGXCPU,
-  past the hard one SIGKILL (setrlimit(2));
+  past the hard one SIGKILL (setrlimit(2)); RLIMIT_CORE is 0, so a child killed by a signal
+  leaves no core file holding the credentials it was given;
 - the parent waits `Limits.seconds` of wall-clock time and then kills it (`subprocess.run`'s
   timeout kills the child and waits for it);
 - the request (credentials included) goes to the child on stdin, never on its command line; the
@@ -43,6 +44,7 @@ _BOOT = """import resource, sys
 memory, cpu = int(sys.argv[1]), int(sys.argv[2])
 resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 from scoutflo.charts.bounded import child_main
 child_main()
 """
