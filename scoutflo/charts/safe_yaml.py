@@ -24,7 +24,8 @@ What is built is bounded, not only what is read (issue 16):
   characters behind or on an earlier line (`yaml_parser_stale_simple_keys` 1074-1075). So when
   the first too-deep event arrives the scanner's flow level is at most `MAX_DEPTH` + 1025, and
   the work done is linear in the bytes read until then (at most that many stack entries per
-  token): a 10 000-deep document is refused in about a millisecond (bench/yaml_bounds.py);
+  token): a 10 000-deep document is refused in milliseconds (bench/yaml_bounds.py). The
+  pure-Python scanner, the fallback, has the same staleness rule (`lib/yaml/scanner.py` 286-289);
 - integers: a scalar resolved as an integer longer than `MAX_INT_CHARS` is refused (Python's
   int() raises a bare ValueError past 4300 digits; a sexagesimal `1:2:3...` is built by repeated
   multiplication, `yaml/constructor.py` `construct_yaml_int` 253-260, quadratic in its length);
