@@ -36,7 +36,8 @@ NESTED = {
     "flow mappings": "a: " + "{a: " * DEPTH + "1" + "}" * DEPTH + "\n",
     "unclosed flow sequences (the 590-byte gzip index)": "a: " + "[" * 600_000,
     "compact block sequences": "a:\n" + "- " * DEPTH + "x\n",
-    "indented block mappings": "a:\n" + "".join(" " * i + "k:\n" for i in range(1, DEPTH)) + " " * DEPTH + "k: 1\n",
+    # 1 000 deep: each level is one more column, so 10 000 would be 50 MB of spaces.
+    "indented block mappings": "a:\n" + "".join(" " * i + "k:\n" for i in range(1, 1000)) + " " * 1000 + "k: 1\n",
 }
 
 
@@ -89,8 +90,11 @@ def bounded(repo: str, tmp_path: Path, *, oci: bool = False, limits: Limits = TE
 # ------------------------------------------------------------------ nesting
 
 
+@pytest.mark.parametrize("libyaml", [True, False], ids=["libyaml", "pure Python"])
 @pytest.mark.parametrize("text", list(NESTED.values()), ids=list(NESTED))
-def test_deep_nesting_is_refused_before_it_is_built(text: str) -> None:
+def test_deep_nesting_is_refused_before_it_is_built(text: str, libyaml: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not libyaml:
+        monkeypatch.setattr(safe_yaml, "_CLoader", None)
     for load in (lambda: safe_yaml.load(text, "Chart.yaml"), lambda: safe_yaml.load_at(text, "index.yaml", ("a",))):
         with pytest.raises(safe_yaml.UntrustedYamlError, match=f"nested more than {safe_yaml.MAX_DEPTH} collections"):
             load()
