@@ -25,7 +25,7 @@ from scoutflo.charts import safe_yaml
 from scoutflo.charts.bounded import Limits, Request, acquire, answer
 from scoutflo.charts.errors import AcquisitionError, ArchiveError, ChartError, FetchError
 from scoutflo.charts.fetch import MAX_TAGS, MAX_VERSIONS, ChartFetcher
-from scoutflo.charts.http import Http
+from scoutflo.charts.http import Http, _retry_after
 from scoutflo.charts.plan import plan_import
 from scoutflo.charts.versions import MAX_VERSION_CHARS, VersionError, highest_match, parse_version
 from tests.hostile import Route, hostile_server, reply
@@ -300,3 +300,17 @@ def test_a_child_past_its_memory_cap_is_a_typed_error(tmp_path: Path) -> None:
 def test_a_child_that_died_is_named_with_the_limit(returncode: int, stderr: bytes, message: str) -> None:
     with pytest.raises(AcquisitionError, match=f"^chart demo from http://h: .*{message}"):
         answer(request("http://h"), returncode, b"", stderr, Limits())
+
+
+@pytest.mark.parametrize(("value", "wait"), [("²", None), ("٣", None), ("7", 7.0), (" 12 ", 12.0), ("-5", None)])
+def test_retry_after_takes_ascii_digits_only(value: str, wait: float | None) -> None:
+    """str.isdigit() accepts a superscript two, float() then raised: a traceback, not a wait."""
+    assert _retry_after(value) == wait
+
+
+def test_a_non_ascii_retry_after_from_a_server_is_waited_as_backoff(tmp_path: Path) -> None:
+    with hostile_server(lambda _p: lambda h, _q: reply(h, 503, b"", {"Retry-After": "²"})) as (port, seen):
+        http = Http(attempts=2, backoff=0.01)
+        with pytest.raises(FetchError, match=r"unreachable after 2 attempts \(HTTP 503\)"):
+            ChartFetcher(tmp_path, http=http).fetch(f"http://127.0.0.1:{port}", "demo", "*")
+    assert len(seen.requests) == 2

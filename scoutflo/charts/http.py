@@ -298,7 +298,9 @@ def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    # RFC 9110 10.2.3: delay-seconds is 1*DIGIT, ASCII; str.isdigit() also accepts '²', which
+    # float() refuses.
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
