@@ -23,6 +23,7 @@ holds a tenant's lock. So each public chart is acquired by a child Python proces
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import signal
@@ -114,7 +115,7 @@ def acquire(
     """Fetch and plan one chart in a capped child process."""
     payload = json.dumps(
         {
-            "request": request.__dict__,
+            "request": dataclasses.asdict(request),
             "cache": str(Path(cache).resolve()),
             "credentials": {host: list(pair) for host, pair in credentials.items()},
         }
