@@ -28,7 +28,9 @@ taken by `diff` as a change: a replacement for `owner`/`name`, an update otherwi
 
 A repository deleted on GitHub: `pulumi refresh` drops it (`read`), and the next `up` creates it
 again with a new id; the commits (RepoCommit, which carries `repo_id` as identity and notices the
-deletion in its own `read`) land on the new repository.
+deletion in its own `read`) land on the new repository. An update (a rotated token, a new
+description) that finds the repository deleted creates it again itself (`update`): a refresh with a
+revoked token in the state cannot run first.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ class AppRepositoryProvider(ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         from scoutflo.adoption import with_mark
-        from scoutflo.github_repo import ensure_repository, update_repository
+        from scoutflo.github_repo import RepositoryGone, ensure_repository, update_repository
 
         gh = _client(news)
         adopted = bool(olds.get("adopted"))
@@ -119,9 +121,23 @@ class AppRepositoryProvider(ResourceProvider):
             # Only what the program changed is written: the user's own edits of the repository's
             # description on GitHub are left alone otherwise.
             fields = {"description": news["description"]} if olds.get("description") != news["description"] else {}
-            facts = update_repository(
-                gh, owner=news["owner"], name=news["name"], fields=fields, repo_id=olds.get("repo_id")
-            )
+            try:
+                facts = update_repository(
+                    gh, owner=news["owner"], name=news["name"], fields=fields, repo_id=olds.get("repo_id")
+                )
+            except RepositoryGone:
+                # Deleted on GitHub: created again here, not left to `pulumi refresh`. A refresh
+                # reads with the state's token (ReadRequest.properties are the prior outputs,
+                # dynamic/__main__.py:229-236), and the update exists precisely because the
+                # token changed (or the description): when the old token was revoked, the
+                # refresh fails with 401 and this update was the only way to record the new
+                # one, a loop. The new id reaches the commits (a replacement onto this
+                # repository, components/repo_commit.py `_repo_changed`), the CI role's trust
+                # and the protection; the preview planned all three, since the program's
+                # look-up found no repository and so passed no known id (chart_repo.py).
+                facts = ensure_repository(
+                    gh, owner=news["owner"], name=news["name"], tenant=news["tenant"], description=news["description"]
+                )
         return UpdateResult({**news, **facts.outputs(), "adopted": adopted, "github_writes": gh.writes})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:

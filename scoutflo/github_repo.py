@@ -211,6 +211,10 @@ def _same_repository(repo: Mapping[str, Any], repo_id: Any) -> bool:
     return repo_id is None or int(repo["id"]) == int(repo_id)
 
 
+class RepositoryGone(GitHubError):
+    """The repository an update was to set no longer exists (deleted on GitHub)."""
+
+
 def update_repository(
     gh: GitHub, *, owner: str, name: str, fields: Mapping[str, Any], repo_id: Any = None
 ) -> RepoFacts:
@@ -220,7 +224,7 @@ def update_repository(
     before = gh.writes
     repo = get_repository(gh, owner, name)
     if repo is None:
-        raise GitHubError(
+        raise RepositoryGone(
             404,
             "GET",
             _path(owner, name),

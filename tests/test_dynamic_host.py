@@ -522,3 +522,37 @@ def test_removing_the_app_archives_the_repository_and_leaves_the_commit(
     host.delete(REPO_URN, repo_id, repo)
     assert state.repo is not None and state.repo["archived"] is True
     assert state.refs["main"] == head
+
+
+def test_a_rotated_token_and_a_deleted_repository_need_no_refresh(
+    host: Host, github: tuple[GitHubState, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`github:token` rotated (the old one revoked) and the repository deleted on GitHub before the
+    next `up`: a refresh cannot read with the state's tokens, so the `up` must not send the user to
+    one (it used to: update answered "deleted on GitHub: run `pulumi refresh`", the refresh
+    answered 401 "run `pulumi up` once", a loop). The update creates the repository again and
+    records the new token; the commit, whose `repo_id` the preview had unknown, is replaced onto
+    it, as planned."""
+    state, url = github
+    repo_id, repo, commit_id, commit = deploy(host, url)
+    monkeypatch.setattr(github_stub, "TOKEN", "n3w-t0ken")
+    state.repo, state.refs, state.pulls = None, {}, []  # deleted on GitHub
+    with pytest.raises(grpc.RpcError):
+        host.read(REPO_URN, repo_id, repo)  # the refresh: the state's token is revoked
+    # The program's look-up finds no repository: no known id among the inputs.
+    repo_news = repo_inputs(url, token="n3w-t0ken")
+    for preview in (True, False):
+        assert changes(host.diff(REPO_URN, repo_id, repo, repo_news, preview=preview)) == (True, [])
+    # The preview of the update has the inputs as its outputs: repo_id unknown downstream.
+    commit_preview = commit_inputs(url, settings=SETTINGS, repo_id=COMPUTED, token="n3w-t0ken")
+    assert changes(host.diff(COMMIT_URN, commit_id, commit, commit_preview, preview=True)) == (True, ["repo_id"])
+    repo_outs = host.update(REPO_URN, repo_id, repo, repo_news)
+    assert state.repo is not None and repo_outs["repo_id"] == state.repo["id"] != OLD_ID
+    assert repo_outs["token"] == "n3w-t0ken"
+    commit_news = commit_inputs(url, settings=SETTINGS, repo_id=repo_outs["repo_id"], token="n3w-t0ken")
+    assert changes(host.diff(COMMIT_URN, commit_id, commit, commit_news, preview=False)) == (True, ["repo_id"])
+    _, replaced = host.create(COMMIT_URN, commit_news)
+    assert state.files("main")[SETTINGS_PATH] == SETTINGS.encode()
+    # A refresh now reads with the recorded token and changes nothing.
+    assert host.read(REPO_URN, repo_id, (repo_news, repo_outs)).id == repo_id
+    assert host.read(COMMIT_URN, commit_id, replaced).id == commit_id
