@@ -109,7 +109,8 @@ def test_release_version_tag_release_end_to_end(app_repo: tuple[Path, dict[str, 
 def test_version_rules(app_repo: tuple[Path, dict[str, str]]) -> None:
     repo, env = app_repo
     chart = repo / "chart" / "Chart.yaml"
-    assert run(["ci/version", "bump", "1.0.0-rc.2"], repo, env).stdout.strip() == "1.0.0"
+    assert run(["ci/version", "bump", "1.0.0-rc.2"], repo, env).stdout.strip() == "1.0.0-rc.3"
+    assert run(["ci/version", "bump", "1.0.0-beta"], repo, env).stdout.strip() == "1.0.0-beta.1"
     assert run(["ci/version", "bump", "1.2.9"], repo, env).stdout.strip() == "1.2.10"
     git(repo, env, "tag", "v0.3.0")
     git(repo, env, "tag", "v-not-a-version")  # other tags are ignored
@@ -122,7 +123,17 @@ def test_version_rules(app_repo: tuple[Path, dict[str, str]]) -> None:
     chart.write_text(chart.read_text().replace("version: 0.1.0", "version: 2.0.0-rc.1  # ours"))
     git(repo, env, "commit", "-qam", "rc")
     assert run(["ci/version", "next"], repo, env).stdout.strip() == "2.0.0-rc.1"
-    chart.write_text(chart.read_text().replace("2.0.0-rc.1", "two"))
+    # Released as 2.0.0-rc.1, the next merge touching chart/ goes on as a prerelease (issue 17 §2):
+    # 2.0.0 is released only once Chart.yaml names it.
+    git(repo, env, "tag", "v2.0.0-rc.1")
+    (repo / "chart" / "values.yaml").write_text((repo / "chart" / "values.yaml").read_text() + "# fix\n")
+    git(repo, env, "commit", "-qam", "fix")
+    assert run(["ci/version", "next"], repo, env).stdout.strip() == "2.0.0-rc.2"
+    git(repo, env, "tag", "v2.0.0-rc.2")
+    chart.write_text(chart.read_text().replace("2.0.0-rc.1", "2.0.0"))
+    git(repo, env, "commit", "-qam", "final")
+    assert run(["ci/version", "next"], repo, env).stdout.strip() == "2.0.0"
+    chart.write_text(chart.read_text().replace("2.0.0", "two"))
     git(repo, env, "commit", "-qam", "two")
     bad = run(["ci/version", "check", "main"], repo, env, check=False)
     assert bad.returncode == 1 and "'two' is not a semantic version" in bad.stderr
