@@ -169,7 +169,7 @@ def parse_cli_version(output: str) -> Version | None:
         return None
 
 
-_CLI_VERSIONS: dict[tuple[str, int, int, int], Version] = {}
+_CLI_VERSIONS: dict[tuple[str, int, int, int, int], Version] = {}
 _CLI_VERSIONS_LOCK = threading.Lock()
 
 
@@ -178,13 +178,16 @@ def require_cli() -> tuple[str, Version]:
     `required_cli_version()`. The SDK's own check would let an old CLI through: it asks for 3.1.0
     and PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK switches it off (_cmd.py L84-L89,
     _local_workspace.py L714-L718); this one reads neither. The answer is kept per binary (path,
-    inode, mtime, size), so an upgrade in place is seen and each operation runs no extra process."""
+    inode, mtime, size, ctime), so an upgrade in place is seen and each operation runs no extra
+    process. The change time counts because installers set mtime back (`cp -p`, `install -p`,
+    archives extracted with their mtimes) and a new build can have the old one's size; nothing
+    but the kernel sets ctime (stat(2): any write or utime updates it)."""
     found = shutil.which("pulumi")
     if found is None:
         raise PulumiCliMissing(INSTALL_CLI)
     required = required_cli_version()
     info = os.stat(found)
-    key = (os.path.realpath(found), info.st_ino, info.st_mtime_ns, info.st_size)
+    key = (os.path.realpath(found), info.st_ino, info.st_mtime_ns, info.st_size, info.st_ctime_ns)
     with _CLI_VERSIONS_LOCK:
         version = _CLI_VERSIONS.get(key)
     if version is None:

@@ -146,3 +146,25 @@ def test_the_command_line_exits_10_with_the_kind(
     out = capsys.readouterr().out
     assert code == 10, out
     assert json.loads(out)["error"] == "cli-too-old"
+
+
+def test_a_binary_replaced_with_the_same_size_and_mtime_is_asked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upgrade or downgrade in place that keeps size and modification time (`cp -p`, `install
+    -p`, an archive extracted with its mtimes, as package managers do) must not reuse the kept
+    answer: the inode's change time, which no caller can set back, is part of the key."""
+    newer = ops.required_cli_version().bump_minor()
+    folder = cli_of(tmp_path, f"{newer}-dev.0")
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    script = folder / "pulumi"
+    assert ops.require_cli()[1] == Version.parse(f"{newer}-dev.0")
+    before = script.stat()
+    old = f"{newer.major}.173.0-dev.0"
+    assert len(old) == len(f"{newer}-dev.0")
+    script.write_text(script.read_text().replace(f"{newer}-dev.0", old))
+    os.utime(script, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = script.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+    with pytest.raises(ops.PulumiCliTooOld, match=r"is version 3\.173\.0-dev\.0"):
+        ops.require_cli()
