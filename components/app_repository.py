@@ -147,9 +147,11 @@ class AppRepositoryProvider(ResourceProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: the repository as it is (gone: an empty id, which drops it from state)."""
-        from scoutflo.github_repo import get_repository, repo_facts
+        from scoutflo.github_repo import refresh_repository, repo_facts
 
-        repo = get_repository(_client(props), props["owner"], props["name"])
+        repo = refresh_repository(
+            _client(props), props["owner"], props["name"], f"the repository {props['owner']}/{props['name']}"
+        )
         if repo is None or (props.get("repo_id") is not None and int(repo["id"]) != int(props["repo_id"])):
             # Gone, or the name now holds another repository (ours deleted, the name reused):
             # recording that one's id would make the next update act on it.

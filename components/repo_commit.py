@@ -242,23 +242,12 @@ class RepoCommitProvider(ResourceProvider):
         leaving it empty. A repository still there records its id (states from before `repo_id`
         was an input), which makes the commit's identity whole from then on. `props` are the
         state's outputs (ReadRequest.properties, step.go:1580-1586; dynamic/__main__.py:233)."""
-        from scoutflo.github_api import API, GitHub, GitHubError
-        from scoutflo.github_repo import get_repository
+        from scoutflo.github_api import API, GitHub
+        from scoutflo.github_repo import refresh_repository
 
         owner, name = props["owner"], props["repo"]
-        try:
-            repo = get_repository(GitHub(props["token"], api=props.get("api_url") or API), owner, name)
-        except GitHubError as err:
-            if err.status != 401:
-                raise
-            raise GitHubError(
-                401,
-                "GET",
-                f"/repos/{owner}/{name}",
-                f"GitHub refused the token the state of the commit to {owner}/{name} holds (rotated before "
-                "this version recorded token changes): run `pulumi up` once, which records the current "
-                "token, then `pulumi refresh`",
-            ) from None
+        gh = GitHub(props["token"], api=props.get("api_url") or API)
+        repo = refresh_repository(gh, owner, name, f"the commit to {owner}/{name}")
         recorded = props.get("repo_id")
         if repo is None or (recorded is not None and repo_id_of(recorded) != int(repo["id"])):
             return ReadResult(None, {})

@@ -211,6 +211,28 @@ def _same_repository(repo: Mapping[str, Any], repo_id: Any) -> bool:
     return repo_id is None or int(repo["id"]) == int(repo_id)
 
 
+def refresh_repository(gh: GitHub, owner: str, name: str, holder: str) -> dict[str, Any] | None:
+    """`get_repository` for a provider's `read` (`pulumi refresh`), which can only use the token
+    the state holds (ReadRequest.properties are the prior outputs: pulumi sdk/python/lib/pulumi/
+    dynamic/__main__.py:229-236). A 401 there is a `github:token` rotated, the old one revoked,
+    before any `up` recorded the new one (or, for a commit, before this version recorded token
+    changes at all): the error says the `up` that records it comes first. That `up` succeeds even
+    when the repository was deleted meanwhile (AppRepository's update creates it again), so the
+    advice holds."""
+    try:
+        return get_repository(gh, owner, name)
+    except GitHubError as err:
+        if err.status != 401:
+            raise
+        raise GitHubError(
+            401,
+            "GET",
+            _path(owner, name),
+            f"GitHub refused the token the state of {holder} holds (rotated since it was recorded): run "
+            "`pulumi up` once, which records the current token, then `pulumi refresh`",
+        ) from None
+
+
 class RepositoryGone(GitHubError):
     """The repository an update was to set no longer exists (deleted on GitHub)."""
 

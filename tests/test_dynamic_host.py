@@ -537,8 +537,11 @@ def test_a_rotated_token_and_a_deleted_repository_need_no_refresh(
     repo_id, repo, commit_id, commit = deploy(host, url)
     monkeypatch.setattr(github_stub, "TOKEN", "n3w-t0ken")
     state.repo, state.refs, state.pulls = None, {}, []  # deleted on GitHub
-    with pytest.raises(grpc.RpcError):
-        host.read(REPO_URN, repo_id, repo)  # the refresh: the state's token is revoked
+    # The refresh: the state's token is revoked; both say what gets out of it.
+    for urn, id_, recorded in ((REPO_URN, repo_id, repo), (COMMIT_URN, commit_id, commit)):
+        with pytest.raises(grpc.RpcError) as refused:
+            host.read(urn, id_, recorded)
+        assert "run `pulumi up` once, which records the current token" in str(refused.value.details()), urn
     # The program's look-up finds no repository: no known id among the inputs.
     repo_news = repo_inputs(url, token="n3w-t0ken")
     for preview in (True, False):
