@@ -241,7 +241,17 @@ class RepoCommitProvider(ResourceProvider):
         `up` commits the pipeline again to the repository AppRepository creates, instead of
         leaving it empty. A repository still there records its id (states from before `repo_id`
         was an input), which makes the commit's identity whole from then on. `props` are the
-        state's outputs (ReadRequest.properties, step.go:1580-1586; dynamic/__main__.py:233)."""
+        state's outputs (ReadRequest.properties, step.go:1580-1586; dynamic/__main__.py:233).
+
+        The commit itself is not looked for, on purpose: once landed it is the user's. An import
+        PR squash-merged (its branch deleted on merge, its commit on no branch), a PR closed
+        unmerged, the scaffold's files edited, removed or reverted, `main` rewritten: each is the
+        user's decision, and a commit dropped from the state would be made again by the next
+        `up`, undoing it: commit_files looks for its trailer among the newest commits of the
+        branch only (github_api._find_marked, one page), so it re-proposes a PR closed unmerged,
+        and once the scaffold commit is past that page (or `main` was rewritten) commits again
+        every scaffold file the user no longer has. Only a repository gone (or another one) means the
+        pipeline was lost rather than changed."""
         from scoutflo.github_api import API, GitHub
         from scoutflo.github_repo import refresh_repository
 
