@@ -559,3 +559,23 @@ def test_a_rotated_token_and_a_deleted_repository_need_no_refresh(
     # A refresh now reads with the recorded token and changes nothing.
     assert host.read(REPO_URN, repo_id, (repo_news, repo_outs)).id == repo_id
     assert host.read(COMMIT_URN, commit_id, replaced).id == commit_id
+
+
+def test_a_refresh_keeps_commits_the_user_merged_closed_or_undid(host: Host, github: tuple[GitHubState, str]) -> None:
+    """`read` checks the repository, not the commit (RepoCommit.read): the import PR merged and
+    its branch deleted, or closed unmerged, and the scaffold's files removed on main all keep the
+    commits in the state, so the next `up` re-proposes and re-commits nothing."""
+    state, url = github
+    _, _, commit_id, commit = deploy(host, url)
+    imported = commit_inputs(url, settings=SETTINGS, repo_id=OLD_ID, branch="scoutflo/import-x-1.0.0", pr_title="I")
+    imported["files"] = {"chart/Chart.yaml": "name: x\n"}
+    import_id, import_state = host.create(IMPORT_URN, imported)
+    assert state.pulls and "scoutflo/import-x-1.0.0" in state.refs
+    # The PR closed (or merged) and its branch deleted; main rewritten without the scaffold.
+    state.pulls = []
+    del state.refs["scoutflo/import-x-1.0.0"]
+    state.refs["main"] = state.commit({}, [], "mine")
+    writes, before = state.writes, len(state.requests)
+    assert host.read(IMPORT_URN, import_id, import_state).id == import_id
+    assert host.read(COMMIT_URN, commit_id, commit).id == commit_id
+    assert state.writes == writes and {m for m, *_ in state.requests[before:]} == {"GET"}
