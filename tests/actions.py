@@ -3,7 +3,8 @@
 `Hosting` keeps bare repositories as GitHub does for one base repository and its forks: pull
 requests with `refs/pull/N/head` in the base repository (GitHub keeps it there, so a PR's commits
 stay fetchable from the base even when the fork is deleted), squash merges, "update branch".
-`run_job` executes a workflow job step by step: `run:` steps in `bash -e` with the step's `env`
+`run_workflow` runs a workflow's jobs in `needs` order (job `if`, `needs.<job>.outputs`);
+`run_job` executes one job step by step: `run:` steps in `bash -e` with the step's `env`
 and GITHUB_OUTPUT / GITHUB_STEP_SUMMARY files, `${{ }}` expressions over the event payload, and
 actions/checkout emulated from its source (v7.0.1, the pinned commit): the inputs `ref`,
 `repository`, `fetch-depth`, `persist-credentials` and the fetch and checkout it does with them.
@@ -236,6 +237,8 @@ class JobResult:
     outputs: dict[str, dict[str, str]] = field(default_factory=dict)
     inputs: dict[str, dict[str, str]] = field(default_factory=dict)
     workspace: Path | None = None
+    job_outputs: dict[str, str] = field(default_factory=dict)
+    """The job's `outputs:`, what later jobs read as `needs.<job>.outputs`."""
 
 
 _EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
@@ -256,7 +259,7 @@ def evaluate(expr: str, ctx: dict[str, Any]) -> Any:
             return text[1:-1]
         if not re.fullmatch(r"[A-Za-z_][\w-]*(\.[A-Za-z_][\w-]*)*", text):
             raise NotImplementedError(f"expression {expr!r}")
-        if text.split(".")[0] not in ("github", "steps", "vars"):
+        if text.split(".")[0] not in ("github", "steps", "vars", "needs"):
             raise NotImplementedError(f"context of {expr!r}")
         return _lookup(text, ctx)
 
@@ -293,13 +296,36 @@ class Runner:
     variables: dict[str, str] = field(default_factory=dict)
     """The `vars` context (Actions variables), for workflows that still read them."""
 
-    def run_job(self, workflow: dict[str, Any], job: str, github: dict[str, Any]) -> JobResult:
+    def run_workflow(self, workflow: dict[str, Any], github: dict[str, Any]) -> dict[str, JobResult | None]:
+        """Every job of the run in `needs` order, None for a job that did not run. A job runs when
+        every job it needs succeeded (the implicit `success()` of a job's `if`) and its `if`
+        holds; it reads their outputs as `needs.<job>.outputs` (GitHub docs, "Using jobs in a
+        workflow", jobs.<job_id>.needs and jobs.<job_id>.outputs)."""
+        jobs = workflow["jobs"]
+        results: dict[str, JobResult | None] = {}
+        while len(results) < len(jobs):
+            ready = [j for j in jobs if j not in results and all(n in results for n in _needs(jobs[j]))]
+            if not ready:
+                raise ValueError(f"jobs {sorted(set(jobs) - set(results))} need each other")
+            for job in ready:
+                needed = {n: results[n] for n in _needs(jobs[job])}
+                needs = {n: {"outputs": r.job_outputs if r else {}} for n, r in needed.items()}
+                condition = str(jobs[job].get("if", "true")).removeprefix("${{").removesuffix("}}").strip()
+                runs = all(r is not None and r.ok for r in needed.values()) and (
+                    condition == "true" or evaluate(condition, {"github": github, "needs": needs})
+                )
+                results[job] = self.run_job(workflow, job, github, needs) if runs else None
+        return results
+
+    def run_job(
+        self, workflow: dict[str, Any], job: str, github: dict[str, Any], needs: dict[str, Any] | None = None
+    ) -> JobResult:
         tmp = Path(tempfile.mkdtemp(prefix="run-", dir=self.hosting.root))
         workspace = tmp / "workspace"
         workspace.mkdir()
         summary = tmp / "summary.md"
         summary.touch()
-        ctx: dict[str, Any] = {"github": github, "steps": {}, "vars": self.variables}
+        ctx: dict[str, Any] = {"github": github, "steps": {}, "vars": self.variables, "needs": needs or {}}
         result = JobResult(ok=True, workspace=workspace)
         env = dict(self.env)
         for index, step in enumerate(workflow["jobs"][job]["steps"]):
@@ -350,6 +376,9 @@ class Runner:
                 result.ok, result.failed_step = False, name
                 break
         result.summary = summary.read_text()
+        if result.ok:
+            outputs_spec = workflow["jobs"][job].get("outputs") or {}
+            result.job_outputs = {k: render(_text(v), ctx) for k, v in outputs_spec.items()}
         return result
 
     def _action(
@@ -360,8 +389,8 @@ class Runner:
                 return True, self._checkout(inputs, github, workspace, env)
             except AssertionError as err:
                 return False, str(err)
-        if uses.startswith(("azure/setup-helm@", "aws-actions/configure-aws-credentials@")):
-            return True, ""  # helm is on PATH; the loopback registry needs no AWS credentials
+        if uses.startswith("aws-actions/configure-aws-credentials@"):
+            return True, ""  # the loopback registry needs no AWS credentials
         raise NotImplementedError(f"no emulation of {uses}")
 
     def _checkout(self, inputs: dict[str, str], github: dict[str, Any], workspace: Path, env: dict[str, str]) -> str:
@@ -443,6 +472,11 @@ class Runner:
                 env,
             )
         return log
+
+
+def _needs(job: dict[str, Any]) -> list[str]:
+    needs = job.get("needs") or []
+    return [needs] if isinstance(needs, str) else list(needs)
 
 
 def git_env(home: Path) -> dict[str, str]:

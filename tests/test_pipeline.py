@@ -4,6 +4,7 @@ on 127.0.0.1. Whole workflows on several PRs, forks and merges: tests/test_pipel
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -64,6 +65,12 @@ def app_repo(rendered: Path, tmp_path: Path, registry: str) -> tuple[Path, dict[
     git(repo, env, "add", "-A")
     git(repo, env, "commit", "-q", "-m", "scaffold")
     return repo, env
+
+
+# Helm v4.2.4 for linux-amd64 and the sha256 Helm publishes beside it (helm/helm release notes of
+# v4.2.4: helm-v4.2.4-linux-amd64.tar.gz.sha256sum).
+HELM_URL = "https://get.helm.sh/helm-v4.2.4-linux-amd64.tar.gz"
+HELM_SHA256 = "c306b46f719b0a4da32d0f78ee21bf90ce8d602f15b22ab753f0674d1670a7f3"
 
 
 def chart_version(repo: Path) -> str:
@@ -208,18 +215,33 @@ def test_workflow_permissions_and_pins(rendered: Path) -> None:
                 if "uses" in step:
                     ref = step["uses"].split("@", 1)[1]
                     assert len(ref) == 40 and all(c in "0123456789abcdef" for c in ref), step["uses"]
-                if step.get("uses", "").startswith("azure/setup-helm"):
-                    assert step["with"]["version"].startswith("v") and step["with"]["version"] != "latest"
     assert pr["jobs"]["lint"]["name"] == "lint"  # the check branch protection requires
     # Read-only: the PR job pushes nothing, so `lint` is its own check run on the PR head.
     assert pr["jobs"]["lint"]["permissions"] == {"contents": "read"}
     assert "if" not in pr["jobs"]["lint"], "a skipped job reports `lint` as skipped, which protection accepts"
     assert set(pr[True]["pull_request"]["types"]) >= {"opened", "synchronize", "reopened", "edited"}
-    assert release["jobs"]["release"]["permissions"] == {"contents": "write", "id-token": "write"}
+    # Issue 17 §2: only the step that pushes the tag holds `contents: write`. Permissions are per
+    # job, so that step is the `tag` job's only one; it runs no action and checks nothing out.
+    assert release["jobs"]["release"]["permissions"] == {"contents": "read", "id-token": "write"}
+    assert release["jobs"]["tag"]["permissions"] == {"contents": "write"}
+    assert release["jobs"]["tag"]["needs"] == "release"
+    [push_tag] = release["jobs"]["tag"]["steps"]
+    assert "uses" not in push_tag and "git push" in push_tag["run"]
+    for doc in (pr, release):
+        for job in doc["jobs"].values():
+            # No action receives the job's token by an input's default (azure/setup-helm's `token`).
+            assert not any(s.get("uses", "").startswith("azure/setup-helm") for s in job["steps"])
+    installs = [
+        s for doc in (pr, release) for j in doc["jobs"].values() for s in j["steps"] if s.get("name") == "Install Helm"
+    ]
+    assert len(installs) == 2 and installs[0] == installs[1]
+    assert installs[0]["env"] == {"HELM_URL": HELM_URL, "HELM_SHA256": HELM_SHA256}
     assert release["concurrency"] == {"group": "release", "cancel-in-progress": False, "queue": "max"}
     assert release[True]["push"] == {"branches": ["main"], "paths": ["chart/**"]}  # YAML 1.1: `on` is true
     for doc in (pr, release):
-        for job in doc["jobs"].values():
+        for name, job in doc["jobs"].items():
+            if name == "tag":
+                continue
             checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
             assert checkout["with"]["persist-credentials"] is False and checkout["with"]["fetch-depth"] == 0
     assert "vars." not in (wf / "release.yaml").read_text(), "settings come from ci/settings.env"
@@ -292,15 +314,17 @@ def test_a_chart_rename_is_refused_before_merge_and_before_release(app_repo: tup
 
 
 def test_the_release_token_is_offered_to_github_only(rendered: Path, tmp_path: Path) -> None:
-    """The Release step lets `git push` authenticate through a credential helper in its env (no
+    """The tag job's step lets `git push` authenticate through a credential helper in its env (no
     token in .git/config). An unscoped `credential.helper` answers every host git asks about, so
     anything in that step reaching another HTTPS git host would be handed the contents: write token;
     `credential.<url>.helper` applies to that URL only (git-config(1), credential.<url>.*)."""
     from tests.actions import load, render
 
     workflow = load(rendered / "repos" / "storefront" / ".github" / "workflows" / "release.yaml")
-    step = next(s for s in workflow["jobs"]["release"]["steps"] if s.get("name") == "Release")
-    ctx = {"github": {"token": "ghs_secret", "server_url": "https://github.com"}, "steps": {}}
+    release = next(s for s in workflow["jobs"]["release"]["steps"] if s.get("name") == "Release")
+    assert "github.token" not in str(release), "the release job pushes no tag and holds no write token"
+    step = next(s for s in workflow["jobs"]["tag"]["steps"] if s.get("name") == "Push the release tag")
+    ctx = {"github": {"token": "ghs_secret", "server_url": "https://github.com"}, "steps": {}, "needs": {}}
     step_env = {k: render(str(v), ctx) for k, v in step["env"].items()}
     env = {
         "PATH": os.environ["PATH"],
@@ -321,3 +345,51 @@ def test_the_release_token_is_offered_to_github_only(rendered: Path, tmp_path: P
 
     assert "password=ghs_secret" in fill("github.com")
     assert "ghs_secret" not in fill("charts.example.com")
+
+
+def test_helm_is_installed_only_with_the_pinned_checksum(rendered: Path, tmp_path: Path) -> None:
+    """The workflows' `Install Helm` step, run as written against a loopback download: an archive
+    with other bytes than the pinned sha256 fails the step and puts nothing on the PATH; one
+    with the pinned digest is unpacked and its helm put on the PATH. (The real archive cannot be
+    downloaded here: the step's own digest is checked against Helm's published one above.)"""
+    from tests.actions import load, render
+    from tests.loopback import static_http
+
+    workflow = load(rendered / "repos" / "storefront" / ".github" / "workflows" / "release.yaml")
+    step = next(s for s in workflow["jobs"]["release"]["steps"] if s.get("name") == "Install Helm")
+    served = tmp_path / "served"
+    (served / "pack" / "linux-amd64").mkdir(parents=True)
+    helm = served / "pack" / "linux-amd64" / "helm"
+    helm.write_text("#!/bin/sh\necho fake helm\n")
+    helm.chmod(0o755)
+    archive = served / "helm.tar.gz"
+    subprocess.run(["tar", "-czf", str(archive), "-C", str(served / "pack"), "linux-amd64"], check=True)
+
+    def install(sha256: str, label: str) -> tuple[subprocess.CompletedProcess[str], str]:
+        runner_temp = tmp_path / label
+        runner_temp.mkdir()
+        github_path = runner_temp / "path"
+        github_path.touch()
+        env = {
+            "PATH": os.environ["PATH"],
+            "RUNNER_TEMP": str(runner_temp),
+            "GITHUB_PATH": str(github_path),
+            "HELM_URL": f"{base}/helm.tar.gz",
+            "HELM_SHA256": sha256,
+        }
+        script = runner_temp / "step.sh"
+        script.write_text(render(step["run"], {"github": {}, "steps": {}}))
+        result = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-e", str(script)], env=env, capture_output=True, text=True, timeout=60
+        )
+        return result, github_path.read_text()
+
+    with static_http(served) as base:
+        refused, path = install(HELM_SHA256, "pinned")  # the fake is not Helm's archive
+        assert refused.returncode != 0 and "FAILED" in refused.stdout + refused.stderr
+        assert path == "" and not (tmp_path / "pinned" / "helm").exists()
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+        accepted, path = install(digest, "matching")
+        assert accepted.returncode == 0, accepted.stderr
+        assert path.strip() == str(tmp_path / "matching" / "helm" / "linux-amd64")
+        assert subprocess.run([f"{path.strip()}/helm"], capture_output=True, text=True).stdout == "fake helm\n"

@@ -10,6 +10,7 @@ at the loopback registry.
 from __future__ import annotations
 
 import itertools
+import re
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -61,6 +62,9 @@ class Flow:
     release_workflow: dict[str, Any]
     queued: list[dict[str, Any]] = field(default_factory=list)
     runs: list[JobResult] = field(default_factory=list)
+    """The `release` job of every release run (and the `lint` job of every check)."""
+    tag_runs: list[JobResult | None] = field(default_factory=list)
+    """The `tag` job of every release run, None where it did not run (nothing released)."""
 
     @property
     def base(self) -> str:
@@ -120,13 +124,19 @@ class Flow:
         )
         self.drain()
 
-    def drain(self) -> list[JobResult]:
-        """Runs the queued release runs of the `release` concurrency group, after GitHub's rules."""
+    def drain(self, ok: bool = True) -> list[JobResult]:
+        """Runs the queued release runs of the `release` concurrency group, after GitHub's rules:
+        each run's jobs, `release` then `tag`. With ok, every job that runs must succeed."""
         results = []
         for github in surviving_runs(self.release_workflow, self.queued):
-            result = self.runner.run_job(self.release_workflow, "release", github)
-            assert result.ok, f"release of {github['sha']} failed in {result.failed_step}:\n{result.log}"
-            results.append(result)
+            jobs = self.runner.run_workflow(self.release_workflow, github)
+            release, tag = jobs["release"], jobs["tag"]
+            assert release is not None
+            for job in (release, tag):
+                if ok and job is not None:
+                    assert job.ok, f"release of {github['sha']} failed in {job.failed_step}:\n{job.log}"
+            results.append(release)
+            self.tag_runs.append(tag)
         self.queued.clear()
         self.runs.extend(results)
         return results
@@ -164,12 +174,19 @@ def flow(tmp_path: Path, registry: str) -> Flow:
     env.pop("GITHUB_STEP_SUMMARY", None)
     scaffold = write_scaffold(tmp_path / "scaffold", f"oci://{registry}/{namespace}")
     hosting = Hosting(tmp_path, env)
+    # The `tag` job reaches the repository at github.server_url as GitHub's runner would: here
+    # that URL leads to the loopback bare repositories.
+    (tmp_path / "home").mkdir(exist_ok=True)
+    (tmp_path / "home" / ".gitconfig").write_text(
+        f'[url "{(tmp_path / "hosted").as_uri()}/"]\n\tinsteadOf = https://github.com/\n'
+    )
     first = hosting.create(scaffold)
     workflows = scaffold / ".github" / "workflows"
     settings = dict(
         line.split("=", 1) for line in (scaffold / SETTINGS_PATH).read_text().splitlines() if not line.startswith("#")
     )
-    runner = Runner(hosting, env, skip_steps=("Log Helm in to ECR",), variables=settings)
+    # Helm is on PATH already: its download is tested alone (test_pipeline.py, checksum refused).
+    runner = Runner(hosting, env, skip_steps=("Install Helm", "Log Helm in to ECR"), variables=settings)
     f = Flow(hosting, runner, registry, namespace, load(workflows / "pr.yaml"), load(workflows / "release.yaml"))
     # The scaffold's own push to main releases the first version.
     f.queued.append(f._github("push", {"before": "0" * 40, "after": first}, sha=first, ref="refs/heads/main"))
@@ -199,7 +216,7 @@ def add_file(rel: str, text: str) -> Callable[[Path], None]:
 def set_version(version: str) -> Callable[[Path], None]:
     def edit(work: Path) -> None:
         chart = work / "chart" / "Chart.yaml"
-        chart.write_text(chart.read_text().replace("version: 0.1.0", f"version: {version}"))
+        chart.write_text(re.sub(r"^version: .*$", f"version: {version}", chart.read_text(), count=1, flags=re.M))
 
     return edit
 
@@ -401,3 +418,91 @@ def test_release_job_reads_the_settings_file_and_persists_no_credentials(flow: F
     assert release.workspace is not None
     config = (release.workspace / ".git" / "config").read_text()
     assert "extraheader" not in config and "ghs_" not in config
+
+
+def refuse_tags(flow: Flow) -> Path:
+    """A pre-receive hook refusing every tag push (a network failure, a tag ruleset)."""
+    hook = flow.hosting.path(flow.base) / "hooks" / "pre-receive"
+    hook.write_text(
+        "#!/bin/sh\nwhile read old new ref; do\n"
+        '  case "$ref" in refs/tags/*) echo "tag refused" >&2; exit 1 ;; esac\n'
+        "done\nexit 0\n"
+    )
+    hook.chmod(0o755)
+    return hook
+
+
+def test_a_rerun_after_a_lost_tag_push_tags_the_pushed_chart_instead_of_releasing_it_again(flow: Flow) -> None:
+    """Issue 17 §2: the chart landed in the registry, the tag push failed. The re-run finds HEAD's
+    chart there under the version it would take, and tags it: one commit, one version."""
+    hook = refuse_tags(flow)
+    merged = flow.merge(flow.branch("replicas", values("replicaCount: 1", "replicaCount: 2")), run=False)
+    run = flow.queued[0]
+    flow.drain(ok=False)
+    tag = flow.tag_runs[-1]
+    assert flow.runs[-1].ok and tag is not None and not tag.ok and "tag refused" in tag.log
+    assert flow.released() == ["0.1.0", "0.1.1"] and "v0.1.1" not in flow.release_tags()
+
+    hook.unlink()
+    flow.queued.append(run)  # "Re-run all jobs" of that run
+    flow.drain()
+    assert flow.released() == ["0.1.0", "0.1.1"], "the same chart is not released again as 0.1.2"
+    assert flow.release_tags()["v0.1.1"] == merged
+    assert "with this commit's chart (a run pushed it but could not tag it): tagging it" in flow.runs[-1].log
+    assert "only its tag was missing" in flow.runs[-1].summary
+    assert f"tagged `{merged}` as `v0.1.1`" in (flow.tag_runs[-1] or JobResult(ok=False)).summary
+
+    # The next merge is numbered above it, as usual.
+    flow.merge(flow.branch("more", values("replicaCount: 2", "replicaCount: 3")))
+    assert flow.released() == ["0.1.0", "0.1.1", "0.1.2"]
+
+
+def test_a_rerun_of_the_tag_job_alone_pushes_the_same_tag(flow: Flow) -> None:
+    """ "Re-run failed jobs" re-runs `tag` with the release job's outputs: the same version."""
+    hook = refuse_tags(flow)
+    merged = flow.merge(flow.branch("replicas", values("replicaCount: 1", "replicaCount: 2")), run=False)
+    run = flow.queued[0]
+    flow.drain(ok=False)
+    outputs = flow.runs[-1].job_outputs
+    assert outputs == {"tag": "v0.1.1", "commit": merged}
+    hook.unlink()
+    tag = flow.runner.run_job(flow.release_workflow, "tag", run, {"release": {"outputs": outputs}})
+    assert tag.ok, tag.log
+    assert flow.release_tags()["v0.1.1"] == merged
+    again = flow.runner.run_job(flow.release_workflow, "tag", run, {"release": {"outputs": outputs}})
+    assert again.ok, "pushing an existing tag to the same commit changes nothing"
+
+
+def test_a_prerelease_line_continues_until_chart_yaml_names_the_final_version(flow: Flow) -> None:
+    flow.merge(flow.branch("rc", set_version("1.0.0-rc.1")))
+    assert flow.released() == ["0.1.0", "1.0.0-rc.1"]
+    fix = flow.branch("fix", values("replicaCount: 1", "replicaCount: 2"))
+    assert "releases the chart as version 1.0.0-rc.2" in passed(flow.check(fix, "opened")).summary
+    flow.merge(fix)
+    assert flow.released() == ["0.1.0", "1.0.0-rc.1", "1.0.0-rc.2"], "not 1.0.0 by itself"
+    final = flow.branch("final", set_version("1.0.0"))
+    assert "releases the chart as version 1.0.0" in passed(flow.check(final, "opened")).summary
+    flow.merge(final)
+    assert flow.released() == ["0.1.0", "1.0.0", "1.0.0-rc.1", "1.0.0-rc.2"]
+    assert flow.release_tags()["v1.0.0"] == flow.hosting.sha(flow.base, "main")
+
+
+def test_the_version_a_pr_releases_is_right_while_an_earlier_release_is_queued(flow: Flow) -> None:
+    first = flow.branch("first", values("replicaCount: 1", "replicaCount: 2"))
+    second = flow.branch("second", add_file("chart/templates/NOTES.txt", "second\n"))
+    docs = flow.branch("docs", add_file("README.md", "# storefront\n"))
+    flow.merge(first, run=False)  # its release is queued: no tag yet
+    flow.hosting.update_branch(second)
+    result = passed(flow.check(second))
+    stated = "Merging this pull request now releases the chart as version 0.1.2."
+    assert stated in result.summary and "come first: 0.1.1" in result.summary
+    # Shown on the check itself (an annotation in the PR's Checks tab), with no write permission.
+    assert f"::notice title=Release::{stated}" in result.log
+    flow.hosting.update_branch(docs)
+    nothing = passed(flow.check(docs))
+    assert "::notice title=Release::This pull request changes nothing under chart/: merging it releases nothing." in (
+        nothing.log
+    )
+    flow.drain()
+    flow.merge(second)
+    assert flow.released() == ["0.1.0", "0.1.1", "0.1.2"], "the version the check stated"
