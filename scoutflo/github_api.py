@@ -572,6 +572,15 @@ def _move_ref(gh: GitHub, *, method: str, owner: str, repo: str, branch: str, wr
                 "run `pulumi up` again",
             ) from None
         rulesets = _signature_rulesets(gh, f"/repos/{owner}/{repo}", branch)
+        # GitHub lists every rule the update breaks, one per paragraph (the refusal quoted at
+        # RULE_VIOLATION); a ruleset on main often requires a pull request too, and a fix for the
+        # signatures alone would meet that refusal next: the others are named as well.
+        others = [
+            " ".join(line.split())
+            for line in err.message.splitlines()
+            if line.strip() and not any(known.lower() in line.lower() for known in (UNSIGNED, RULE_VIOLATION))
+        ]
+        also = f" The same refusal names other rules, which the fix must meet too: {' '.join(others)}" if others else ""
         raise SignedCommitsRequired(
             err.status,
             method,
@@ -581,7 +590,7 @@ def _move_ref(gh: GitHub, *, method: str, owner: str, repo: str, branch: str, wr
             "nothing on the branch changed. Fix, then run `pulumi up` again: set `github:token` to a GitHub App "
             "installation token (GitHub signs the API commits of an App that sets no author or committer, as "
             "this program does), or add the token's account to that ruleset's bypass list, or exclude the "
-            "branch from it",
+            f"branch from it.{also}",
         ) from None
 
 

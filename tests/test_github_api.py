@@ -794,3 +794,18 @@ def test_another_rule_violation_is_typed_and_names_the_branch(stub: Stub) -> Non
     with pytest.raises(RulesetRefused, match=r"Changes must be made through a pull request\..*branch 'main'") as err:
         commit_files(client(url, sleeps), owner="o", repo="r", files={"a": "b"}, message="m")
     assert not isinstance(err.value, SignedCommitsRequired)
+
+
+def test_a_signature_refusal_that_names_other_rules_too_shows_them(stub: Stub) -> None:
+    """An organisation's ruleset on main often has "Require a pull request" beside "Require signed
+    commits": the fix named for signatures alone (an App token) would meet the next refusal."""
+    state, url, sleeps = stub
+    refusal = (
+        "Repository rule violations found\n\nChanges must be made through a pull request.\n\n"
+        "Commits must have verified signatures.\n\n"
+    )
+    state.failures[("PATCH", "/repos/o/r/git/refs/heads/main")] = [Fault("status", 422, message=refusal)]
+    with pytest.raises(SignedCommitsRequired) as err:
+        commit_files(client(url, sleeps), owner="o", repo="r", files={"a": "b"}, message="m")
+    assert "Changes must be made through a pull request." in str(err.value)
+    assert "\n" not in str(err.value)
