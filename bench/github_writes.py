@@ -8,7 +8,7 @@ one GitHub stand-in that starts without the repository. pulumi-github resources 
 terraform-provider-github; their writes on create are read in its source
 (integrations/terraform-provider-github at v6.13.0, commit 20728bb: the `upstream` submodule of
 pulumi/pulumi-github v6.15.0, the version pinned; github/…, file:line below) and tabulated.
-Usage: python bench/github_writes.py [--tenant-apps 40]
+Usage: python bench/github_writes.py [--tenant-apps 40] [--smoke]
 """
 
 from __future__ import annotations
@@ -123,7 +123,10 @@ def measured_writes(recording: render.Recording) -> dict[str, int]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tenant-apps", type=int, default=40)
+    parser.add_argument("--smoke", action="store_true", help="the same two apps; a tenant of 2")
     args = parser.parse_args()
+    if args.smoke:
+        args.tenant_apps = 2
     with tempfile.TemporaryDirectory() as tmp:
         recording = record(Path(tmp))
     owner = render.app_of(recording, {"template-app", "public-app"})
@@ -140,12 +143,24 @@ def main() -> None:
         elif res.type.startswith("github:"):
             raise SystemExit(f"no write count for {res.type}: read its create in terraform-provider-github")
     print("GitHub writes of a first `pulumi up` (owner's default branch already `main`)")
+    # The README's table: one row per app, a column per resource that writes.
+    columns = [
+        ("AppRepository", "AppRepository"),
+        ("BranchDefault", "BranchDefault"),
+        ("scaffold commit", "RepoCommit initial"),
+        ("BranchProtection", "BranchProtection"),
+        ("import commit + PR", "RepoCommit import"),
+    ]
+    unknown = {k for parts in per_app.values() for k in parts} - {key for _, key in columns}
+    if unknown:
+        raise SystemExit(f"writes of {sorted(unknown)} have no column in the table")
+    print(f"  {'app':<13}" + "".join(f" {title:>{len(title)}}" for title, _ in columns) + f" {'total':>5}")
     totals = {}
-    for app in ("template-app", "public-app"):
+    for app, label in (("template-app", "template"), ("public-app", "public chart")):
         parts = per_app[app]
         totals[app] = sum(parts.values())
-        detail = ", ".join(f"{k} {v}" for k, v in sorted(parts.items()))
-        print(f"  {app:<13} {totals[app]:>3}  ({detail})")
+        cells = "".join(f" {parts[key] if key in parts else '–':>{len(title)}}" for title, key in columns)
+        print(f"  {label:<13}{cells} {totals[app]:>5}")
     print("  owner's default branch not `main`: +1 per app (BranchDefault renames it)")
     print("  where the provider writes:")
     for type_, (n, where) in PROVIDER_WRITES.items():

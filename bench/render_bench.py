@@ -2,7 +2,8 @@
 of 10, 100 and 300 files. Prints seconds, peak RSS and resources per app; asserts nothing.
 
 Each case runs in its own process so peak RSS is that case's alone.
-Usage: python bench/render_bench.py [--apps 1,10,100,300] [--files 10,100,300]
+Usage: python bench/render_bench.py [--apps 1,10,100,300] [--files 10,100,300] [--smoke]
+(--smoke: 1 app, and 10 apps of a 10-file chart; what `make test` runs)
 """
 
 from __future__ import annotations
@@ -68,7 +69,10 @@ def main() -> None:
     parser.add_argument("--apps", default="1,10,100,300")
     parser.add_argument("--files", default="10,100,300")
     parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help="the smallest sizes only")
     args = parser.parse_args()
+    if args.smoke:
+        args.apps, args.files = "1", "10"
     if args.case:
         apps, files = map(int, args.case.split(":"))
         print(json.dumps(one_case(apps, files)))

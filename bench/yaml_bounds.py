@@ -5,7 +5,7 @@ semver's parser on the whole version, json on every tag page. "After" is the cod
 runs in its own child process under a wall-clock bound and an address-space cap, so a bomb that
 still works shows as a timeout, a signal or a MemoryError instead of stopping the benchmark.
 Columns: wall seconds, the child's peak RSS (MiB), and how it ended.
-Usage: python bench/yaml_bounds.py [--before-seconds 60]
+Usage: python bench/yaml_bounds.py [--before-seconds 60] [--smoke]
 """
 
 from __future__ import annotations
@@ -82,47 +82,58 @@ def run(body: str, data: bytes, seconds: float) -> str:
         return f"{elapsed:8.3f} {peak:9.1f}  {outcome}"
 
 
+def _n(n: int) -> str:
+    return f"{n:,}".replace(",", " ")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--before-seconds", type=float, default=60.0)
+    parser.add_argument("--smoke", action="store_true", help="every case at 1/1000 of its size (seconds)")
     args = parser.parse_args()
     slow = args.before_seconds
+    # --smoke: the same cases, each a thousandth of its size (no longer a bomb, still every path).
+    div = 1000 if args.smoke else 1
 
-    flow = b"entries:\n  demo: " + b"[" * 1_000_000
+    deep = 1_000_000 // div
+    flow = b"entries:\n  demo: " + b"[" * deep
     # Each dot-separated identifier is one more repetition of semver's prerelease group, and
     # Python's re keeps a backtracking frame per repetition.
-    prerelease = b"1.0.0-" + b"a." * (4 * 1024 * 1024 - 4) + b"a"
-    tags = [f"{i}.0.0"[:7] for i in range(380_000)]
+    prerelease = b"1.0.0-" + b"a." * ((4 * 1024 * 1024 - 4) // div) + b"a"
+    tags = [f"{i}.0.0"[:7] for i in range(380_000 // div)]
     page = json.dumps({"tags": tags}).encode()
-    chart = b"apiVersion: v2\nname: demo\nversion: 1.0.0\nkeywords: " + b"[" * 40_000 + b"]" * 40_000 + b"\n"
-    block = b"keywords:\n" + b"- " * 40_000 + b"x\n"
-    entries = b"entries:\n  demo:\n" + b"  - {version: 1.0.0}\n" * 1_600_000
+    seqs = 40_000 // div
+    chart = b"apiVersion: v2\nname: demo\nversion: 1.0.0\nkeywords: " + b"[" * seqs + b"]" * seqs + b"\n"
+    block = b"keywords:\n" + b"- " * seqs + b"x\n"
+    many = 1_600_000 // div
+    entries = b"entries:\n  demo:\n" + b"  - {version: 1.0.0}\n" * many
+    n10, n20 = 10_000 // div, 20_000 // div
 
     cases = [
         (
-            f"index.yaml, flow nesting 1 000 000 deep ({len(gzip.compress(flow))} B gzipped)",
+            f"index.yaml, flow nesting {_n(deep)} deep ({len(gzip.compress(flow))} B gzipped)",
             flow,
             BEFORE_EVENTS,
             AFTER_INDEX,
         ),
-        ("flow nesting 10 000 deep, events", b"[" * 10_000 + b"]" * 10_000, BEFORE_EVENTS, AFTER_YAML),
+        (f"flow nesting {_n(n10)} deep, events", b"[" * n10 + b"]" * n10, BEFORE_EVENTS, AFTER_YAML),
         (
-            "flow nesting 20 000 deep, events (twice as deep)",
-            b"[" * 20_000 + b"]" * 20_000,
+            f"flow nesting {_n(n20)} deep, events (twice as deep)",
+            b"[" * n20 + b"]" * n20,
             BEFORE_EVENTS,
             AFTER_YAML,
         ),
-        ("flow nesting 10 000 deep, loaded", b"[" * 10_000 + b"]" * 10_000, BEFORE_YAML, AFTER_YAML),
+        (f"flow nesting {_n(n10)} deep, loaded", b"[" * n10 + b"]" * n10, BEFORE_YAML, AFTER_YAML),
         (f"Chart.yaml of nested sequences ({len(chart) // 1024} KiB)", chart, BEFORE_YAML, AFTER_YAML),
-        ("compact block sequences 40 000 deep", block, BEFORE_YAML, AFTER_YAML),
+        (f"compact block sequences {_n(seqs)} deep", block, BEFORE_YAML, AFTER_YAML),
         (
-            f"1.6 M entries under one chart ({len(gzip.compress(entries)) // 1024} KiB gzipped)",
+            f"{_n(many)} entries under one chart ({len(gzip.compress(entries)) // 1024} KiB gzipped)",
             entries,
             BEFORE_INDEX,
             AFTER_INDEX,
         ),
-        (f"{len(prerelease) / 2**20:.0f} MiB valid-semver prerelease", prerelease, BEFORE_VERSION, AFTER_VERSION),
-        (f"50 tag pages of {len(page) / 2**20:.1f} MiB ({len(tags)} tags each)", page, BEFORE_TAGS, AFTER_TAGS),
+        (f"{len(prerelease) / 2**20:.2f} MiB valid-semver prerelease", prerelease, BEFORE_VERSION, AFTER_VERSION),
+        (f"50 tag pages of {len(page) / 2**20:.2f} MiB ({len(tags)} tags each)", page, BEFORE_TAGS, AFTER_TAGS),
     ]
     print(f"cap {CAP // 2**30} GiB; 'before' stopped after {slow:g} s")
     print(f"{'':<58} {'seconds':>8} {'peak MiB':>9}  outcome")

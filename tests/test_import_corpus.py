@@ -1,9 +1,11 @@
-"""Catalog charts imported end to end: a corpus built at test time (tests/corpus.py) with the
-structure of kube-prometheus-stack (binary files/crds.bz2, a directory subchart, a vendored .tgz
-dependency) and cert-manager (`v`-prefixed versions), served on loopback as a Helm repository
+"""Catalog charts imported end to end: the committed corpus (tests/data/charts, packaged by
+tests/corpus.py with the real helm) with the structure of kube-prometheus-stack (binary
+files/crds.bz2, a directory subchart, a vendored .tgz dependency), cert-manager (`v`-prefixed
+versions) and a Bitnami chart (a vendored `common` library, the substituted-image check the
+catalog's values answer), two versions of the last two; served on loopback as a Helm repository
 and as an OCI registry (docker-registry), imported in both modes, then `helm lint`, `helm
 template` with the catalog's default values, and the app repo's own `ci/release` into a registry.
-The same runs on the real upstream charts when their snapshots are in /work/.mirror."""
+Nothing outside the repository is read, so CI runs all of it."""
 
 from __future__ import annotations
 
@@ -49,16 +51,16 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, tools: dict[str, str]) -> Iterator[dict[str, Any]]:
-    """The synthetic corpus as a Helm repository and in an OCI registry; the registry also
-    receives what ci/release pushes."""
+    """Every version of the corpus's catalog charts as a Helm repository and in an OCI registry;
+    the registry also receives what ci/release pushes."""
     work = tmp_path_factory.mktemp("corpus")
-    packages = corpus.package(corpus.synthetic(work / "src"), work / "repo")
+    packages = corpus.package_all(work / "src", work / "repo")
     corpus.helm("repo", "index", str(work / "repo"))
     home = env_for(work / "home")
     with oci_registry(work / "oci") as host, static_http(work / "repo") as url:
         for path in packages.values():
             run(["helm", "push", "--plain-http", str(path), f"oci://{host}/charts"], work, home)
-        yield {"http": url, "oci": f"oci://{host}/charts", "host": host, "sources": work / "src"}
+        yield {"http": url, "oci": f"oci://{host}/charts", "host": host, "packages": packages}
 
 
 def write_tree(files: Mapping[str, str | bytes], root: Path) -> None:
@@ -70,13 +72,15 @@ def write_tree(files: Mapping[str, str | bytes], root: Path) -> None:
 
 
 def import_and_check(
-    name: str, repo: str, mode: str, registry_host: str, tmp_path: Path, plain: bool
+    name: str, repo: str, mode: str, registry_host: str, tmp_path: Path, plain: bool, version: str = ""
 ) -> tuple[dict[str, str | bytes], str, Path]:
-    """Fetch with the catalog's range, plan, lint, template with the catalog's values, ci/release."""
+    """Fetch with the catalog's range (or an app's pinned version), plan, lint, template with the
+    catalog's values, ci/release."""
     entry = load_catalog()[name]
+    constraint = version or entry.source.version
     fetcher = ChartFetcher(tmp_path / "cache", http=Http(attempts=2, sleep=lambda _s: None))
-    fetched = fetcher.fetch(repo, name, entry.source.version, plain_http=plain)
-    plan = plan_import(app="app", mode=mode, fetched=fetched, constraint=entry.source.version, description="d")
+    fetched = fetcher.fetch(repo, name, constraint, plain_http=plain)
+    plan = plan_import(app="app", mode=mode, fetched=fetched, constraint=constraint, description="d")
     app = tmp_path / "app"
     write_tree(plan.files, app)
     values = tmp_path / "values.yaml"
@@ -131,7 +135,8 @@ def test_kube_prometheus_stack_with_its_binary_crds(
     files, rendered, _app = import_and_check(
         "kube-prometheus-stack", served[source], mode, served["host"], tmp_path, plain=source == "oci"
     )
-    crds = (served["sources"] / "kube-prometheus-stack" / "charts" / "crds" / "files" / "crds.bz2").read_bytes()
+    crds = (corpus.source("kube-prometheus-stack", "77.0.0") / "charts/crds/files/crds.bz2").read_bytes()
+    assert crds.startswith(b"BZh"), "the committed binary is bzip2, as upstream's files/crds.bz2"
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     upgrade = next(d for d in docs if d["metadata"]["name"] == "app-crds-upgrade")
     assert base64.b64decode(upgrade["binaryData"]["crds.bz2"]) == crds, "the binary reaches the cluster intact"
@@ -154,34 +159,68 @@ def test_cert_manager_with_a_v_prefixed_version(served: dict[str, Any], source: 
     )
     docs = [d for d in yaml.safe_load_all(rendered) if d]
     image = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
-    assert image.endswith(":v1.17.2"), "appVersion kept as upstream wrote it"
+    assert image.endswith(":v1.17.3"), "the newest in the catalog's range; appVersion kept as upstream wrote it"
     assert any(d["kind"] == "CustomResourceDefinition" for d in docs), "crds.enabled from the catalog's values"
     chart = yaml.safe_load((app / "chart" / "Chart.yaml").read_text())
     if mode == "umbrella":
-        assert chart["dependencies"][0]["version"] == "v1.17.2"
+        assert chart["dependencies"][0]["version"] == "v1.17.3"
     else:
-        assert chart["annotations"]["scoutflo.io/upstream"].endswith("/cert-manager:v1.17.2")
+        assert chart["annotations"]["scoutflo.io/upstream"].endswith("/cert-manager:v1.17.3")
     assert isinstance(files["chart/Chart.yaml"], str)
 
 
-@pytest.mark.skipif(not corpus.mirror_available(), reason="upstream snapshots are not in /work/.mirror")
 @pytest.mark.parametrize("mode", ["vendor", "umbrella"])
-def test_real_upstream_charts_from_the_mirror(
-    tmp_path_factory: pytest.TempPathFactory, tools: dict[str, str], mode: str
+@pytest.mark.parametrize("source", ["http", "oci"])
+def test_a_bitnami_chart_with_its_vendored_common_library(
+    served: dict[str, Any], source: str, mode: str, tmp_path: Path
 ) -> None:
-    """The real kube-prometheus-stack and cert-manager, packaged from their upstream sources."""
-    work = tmp_path_factory.mktemp("real")
-    packages = corpus.package(corpus.from_mirror(work / "src"), work / "repo")
-    corpus.helm("repo", "index", str(work / "repo"))
-    with oci_registry(work / "oci") as host, static_http(work / "repo") as url:
-        for path in packages.values():
-            run(["helm", "push", "--plain-http", str(path), f"oci://{host}/charts"], work, env_for(work / "home"))
-        for name in packages:
-            for source, repo in (("http", url), ("oci", f"oci://{host}/charts")):
-                tmp = work / f"{name}-{mode}-{source}"
-                tmp.mkdir()
-                files, rendered, _app = import_and_check(name, repo, mode, host, tmp, plain=source == "oci")
-                if name == "kube-prometheus-stack" and mode == "vendor":
-                    bz = files["chart/charts/crds/files/crds.bz2"]
-                    assert isinstance(bz, bytes) and bz.startswith(b"BZh")
-                assert "kind: Deployment" in rendered
+    """The catalog's Bitnami entries point the image at bitnamilegacy, which Bitnami's common
+    library refuses as a substituted image unless global.security.allowInsecureImages: the
+    catalog's values must reach the chart in both modes. In an umbrella they sit under `redis:`,
+    `global` included, and Helm keeps a subchart section's own `global`, merging the parent's into
+    it (helm/helm pkg/chart/common/util/coalesce.go:122-125 and 140-190, coalesceDeps and
+    coalesceGlobals, at e9b85e4)."""
+    files, rendered, _app = import_and_check("redis", served[source], mode, served["host"], tmp_path, source == "oci")
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    stateful = next(d for d in docs if d["kind"] == "StatefulSet")
+    image = stateful["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "docker.io/bitnamilegacy/redis:7.4.3-debian-12-r1", "21.0.1, the newest in range"
+    assert stateful["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "redis-data"
+    if mode == "vendor":
+        assert "chart/charts/common/templates/_errors.tpl" in files, "the vendored library is unpacked"
+
+
+def test_the_bitnami_check_refuses_the_legacy_image_without_the_catalog_values(
+    served: dict[str, Any], tmp_path: Path
+) -> None:
+    """What the previous test relies on: without allowInsecureImages the same chart fails."""
+    archive = served["packages"][("redis", "21.0.1")]
+    result = subprocess.run(
+        ["helm", "template", "x", str(archive), "--set", "image.repository=bitnamilegacy/redis"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env_for(tmp_path),
+    )
+    assert result.returncode != 0 and "substituted" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "older", "image"),
+    [
+        ("cert-manager", "v1.17.2", "quay.io/jetstack/cert-manager-controller:v1.17.2"),
+        ("redis", "21.0.0", "docker.io/bitnamilegacy/redis:7.4.2-debian-12-r0"),
+    ],
+)
+def test_the_previous_version_imports_when_an_app_pins_it(
+    served: dict[str, Any], name: str, older: str, image: str, tmp_path: Path
+) -> None:
+    """Each chart with two consecutive versions in the corpus: an app pinned to the older one gets
+    it, not the newest its catalog range admits."""
+    files, rendered, _app = import_and_check(name, served["http"], "vendor", served["host"], tmp_path, False, older)
+    chart = files["chart/Chart.yaml"]
+    assert isinstance(chart, str)
+    assert yaml.safe_load(chart)["annotations"]["scoutflo.io/upstream"].endswith(f"/{name}:{older}")
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    workload = next(d for d in docs if d["kind"] in ("Deployment", "StatefulSet"))
+    assert workload["spec"]["template"]["spec"]["containers"][0]["image"] == image
