@@ -283,6 +283,14 @@ def test_app_repo_readme_explains_release_race_and_rollback(rendered: Path) -> N
         "[skip ci]",
         "AssumeRoleWithWebIdentity",
         "15 July 2026",
+        # Issue 17 §2: what a PR's own pr.yaml can change, fork PRs of private repositories, the
+        # prerelease line, a lost tag push, where the release version is stated.
+        "can change, or skip, its own check",
+        "Run workflows from fork pull requests",
+        "`2.0.0-rc.1` -> `2.0.0-rc.2`",
+        "Re-run jobs",
+        "notice on the `lint` check",
+        "releases nothing",
     ):
         assert needle in readme, needle
 
