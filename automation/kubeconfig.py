@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import json
 import unicodedata
 import urllib.parse
@@ -170,32 +171,77 @@ def restrict(text: str, context: str = "") -> Kubeconfig:
 
 
 def _parse(text: str) -> Any:
-    # Depth is checked on the parser's events, which libyaml produces without recursing; the
-    # first event past MAX_DEPTH stops it (a 30 000-deep flow sequence is refused in ~1 ms). Only
-    # then does safe_yaml build the document (no aliases, no duplicate keys).
+    # Checked on the parser's events, which libyaml produces without recursing, before anything
+    # is built: depth (the first event past MAX_DEPTH stops it; a 30 000-deep flow sequence is
+    # refused in ~1 ms), and what `kubectl config view --raw` never writes. An explicit tag makes
+    # PyYAML's constructors crash (`!!timestamp x`: AttributeError, yaml/constructor.py L325) or
+    # quote the scalar, the token, in their message (`!!int`: "invalid literal for int()"); an
+    # anchor or alias could grow the document; a key that is a collection is no field name.
+    # Only then does safe_yaml build the document (no aliases, no duplicate keys).
     try:
         depth = 0
+        keys: list[set[str] | None] = []  # per open collection: a mapping's keys so far, or None
+        at_key: list[bool] = []
         loader = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
-        for event in yaml.parse(text, Loader=loader):
+        # A stream, not the string: PyYAML's pure-Python reader then keeps no buffer in its marks
+        # (yaml/reader.py get_mark), which would otherwise quote the offending line, token and all.
+        for event in yaml.parse(io.StringIO(text), Loader=loader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                raise KubeconfigError(f"anchors and aliases are not accepted in a kubeconfig{_at(event)}")
+            if getattr(event, "tag", None) is not None:
+                raise KubeconfigError(f"explicit YAML tags (!!int, !name) are not accepted in a kubeconfig{_at(event)}")
+            key = isinstance(event, yaml.NodeEvent) and bool(at_key) and at_key[-1] and keys[-1] is not None
+            if key and not isinstance(event, yaml.ScalarEvent):
+                raise KubeconfigError(f"a mapping key that is a list or mapping is no kubeconfig field{_at(event)}")
+            if key and isinstance(event, yaml.ScalarEvent):
+                seen = keys[-1]
+                assert seen is not None
+                if event.value in seen:
+                    raise KubeconfigError(f"duplicate key {event.value!r}{_at(event)}")
+                seen.add(event.value)
+            if isinstance(event, yaml.NodeEvent) and at_key and keys[-1] is not None:
+                at_key[-1] = not at_key[-1]
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
                     raise KubeconfigError(
                         f"the kubeconfig is nested deeper than {MAX_DEPTH} levels; a kubeconfig is not"
                     )
+                keys.append(set() if isinstance(event, yaml.MappingStartEvent) else None)
+                at_key.append(True)
             elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
                 depth -= 1
+                keys.pop()
+                at_key.pop()
         return load_untrusted(text, "the kubeconfig")
     except KubeconfigError:
         raise
     except UntrustedYamlError as err:
         raise KubeconfigError(str(err)) from None
     except yaml.YAMLError as err:
-        raise KubeconfigError(f"the kubeconfig is not valid YAML: {' '.join(str(err).split())}") from None
+        raise KubeconfigError(f"the kubeconfig is not valid YAML: {_yaml_problem(err)}") from None
     except (ValueError, RecursionError) as err:
         # What PyYAML's constructors raise themselves: an integer of more than 4300 digits (int's
-        # str-conversion limit, sys.get_int_max_str_digits), a date that does not exist.
+        # str-conversion limit), a date that does not exist; and a lone surrogate, which no UTF-8
+        # text holds (libyaml is given UTF-8).
         raise KubeconfigError(f"the kubeconfig cannot be read: {' '.join(str(err).split())[:200]}") from None
+
+
+def _at(event: Any) -> str:
+    mark = event.start_mark
+    return f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """What is wrong and where, never the offending text: the line may carry the token."""
+    if isinstance(err, yaml.reader.ReaderError):
+        return f"unacceptable character #x{err.character:04x} ({err.reason}) at character {err.position}"
+    if isinstance(err, yaml.MarkedYAMLError):
+        what = "; ".join(" ".join(part.split()) for part in (err.context, err.problem) if part)
+        mark = err.problem_mark or err.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return f"{what or type(err).__name__}{where}"
+    return type(err).__name__
 
 
 def _keys(obj: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
@@ -249,7 +295,12 @@ def _pem(obj: Mapping[str, Any], key: str, where: str, marker: bytes) -> str:
 
 def _check_server(server: str) -> None:
     where = "clusters[0].cluster.server"
-    parts = urllib.parse.urlsplit(server)
+    try:
+        parts = urllib.parse.urlsplit(server)
+    except ValueError:
+        # An unbalanced '[' or ']' ("Invalid IPv6 URL"), or a host that NFKC-normalizes to a
+        # separator (urllib/parse.py _checknetloc): no URL client-go and this check would agree on.
+        raise KubeconfigError(f"{where} is not a URL (scheme://host[:port][/path])") from None
     try:
         parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
     except ValueError:
