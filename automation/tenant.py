@@ -75,9 +75,29 @@ def value_problem(value: Any, limit: int = MAX_VALUE_DEPTH) -> str:
                 return f"is nested deeper than {limit} levels"
             children = item.values() if isinstance(item, Mapping) else item
             stack.extend((child, depth + 1) for child in children)
+            if isinstance(item, Mapping):
+                stack.extend((key, depth) for key in item)
         elif isinstance(item, float) and not math.isfinite(item):
             return "holds NaN or Infinity, which JSON and the Pulumi CLI do not accept"
+        elif isinstance(item, str) and not _is_text(item):
+            return _SURROGATE
     return ""
+
+
+_SURROGATE = (
+    "holds a lone surrogate (a \\ud800-\\udfff escape in JSON), which is no Unicode text: the Pulumi CLI "
+    "cannot store it"
+)
+
+
+def _is_text(value: str) -> bool:
+    """False for a string holding a lone surrogate: JSON's `"\\ud800"` reads as one, and neither
+    UTF-8 (the CLI's stdin, the stack file) nor the CLI's YAML can carry it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def kubeconfig_of(tenant: Tenant) -> Kubeconfig:
@@ -158,8 +178,20 @@ class Tenant:
     """Further `scoutflo:*` keys from TENANT_KEYS, without the namespace."""
 
     def __post_init__(self) -> None:
-        # A Tenant never holds a kubeconfig that could run code or name a backend file, however
-        # it was built (automation/kubeconfig.py says why).
+        # However a Tenant is built (from_dict, or the backend's own code), it names its own
+        # credentials: the CLI hands Backend.env (the state bucket's and KMS key's AWS
+        # credentials) to every provider, and pulumi-aws given an empty aws:accessKey takes the
+        # environment's. Its strings are Unicode text the CLI can store.
+        for name, path in _FIELDS.items():
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise TenantError(f"tenant spec {path!r} (Tenant.{name}) must be a string")
+            if name in _REQUIRED and not value:
+                raise TenantError(f"tenant spec {path!r} (Tenant.{name}) is empty: a tenant names its own credentials")
+            if not _is_text(value):
+                raise TenantError(f"tenant spec {path!r} {_SURROGATE}")
+        # Nor a kubeconfig that could run code or name a backend file (automation/kubeconfig.py
+        # says why).
         kubeconfig_of(self)
         for name, value in (("apps", list(self.apps)), ("config", self.config)):
             if problem := value_problem(value):
@@ -215,6 +247,24 @@ class Tenant:
             apps=tuple(apps),
             config=dict(config),
         )
+
+
+_FIELDS = {
+    "id": "id",
+    "github_owner": "github.owner",
+    "github_token": "github.token",
+    "aws_region": "aws.region",
+    "aws_access_key_id": "aws.accessKeyId",
+    "aws_secret_access_key": "aws.secretAccessKey",
+    "aws_session_token": "aws.sessionToken",
+    "aws_role_arn": "aws.roleArn",
+    "kubeconfig": "cluster.kubeconfig",
+    "kube_context": "cluster.context",
+}
+"""Tenant's string fields and where the spec holds them."""
+_REQUIRED = frozenset(
+    {"id", "github_owner", "github_token", "aws_region", "aws_access_key_id", "aws_secret_access_key", "kubeconfig"}
+)
 
 
 @dataclass(frozen=True)
