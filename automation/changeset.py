@@ -162,8 +162,10 @@ _LINE_MAX = 240
 def _unsafe(ch: str) -> bool:
     # Cc: C0/C1 controls (ESC sequences move the cursor and erase lines, CR overwrites, C1 CSI
     # \x9b is ESC [ on many terminals); Cf: bidi overrides and zero-width characters reorder or
-    # hide text ("Trojan Source", CVE-2021-42574); Zl/Zp: line breaks a terminal may honour.
-    return unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")
+    # hide text ("Trojan Source", CVE-2021-42574); Zl/Zp: line breaks a terminal may honour;
+    # Cs: a lone surrogate (JSON's "\\ud800" in an event log, an undecodable file name), which
+    # print() to a UTF-8 stdout refuses with UnicodeEncodeError, a traceback instead of the diff.
+    return unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs")
 
 
 def terminal_safe(text: str) -> str:
@@ -208,7 +210,7 @@ def _long(text: str) -> bool:
 
 
 def _hash(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:12]
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def _value_lines(path: str, value: Any, note: str) -> list[str]:
