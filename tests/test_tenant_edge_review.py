@@ -1,0 +1,219 @@
+"""Hostile review of the tenant's kubeconfig and the Automation edge (issue 16 §2, §5): what a
+tenant spec or an event log can still do that is not a typed error naming the field, and what a
+refusal must never print back (the tenant's own credentials)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from automation.__main__ import main as cli
+from automation.kubeconfig import KubeconfigError, restrict
+from automation.tenant import Tenant, TenantError, tenant_settings
+from tests.kubeconfigs import kubeconfig_text
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE = Path(__file__).resolve().parent / "fake_pulumi"
+TOKEN = "S3CRET-TENANT-TOKEN"
+
+
+def spec(**changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": "acme",
+        "github": {"owner": "acme-gitops", "token": "ghp_TOKEN"},
+        "aws": {"region": "eu-west-1", "accessKeyId": "AKIAACME", "secretAccessKey": "AWS-S3CRET"},
+        "cluster": {"kubeconfig": kubeconfig_text(token=TOKEN)},
+        "apps": [{"name": "storefront", "chart": "webapp"}],
+    }
+    return data | changes
+
+
+def with_token_line(line: str) -> str:
+    text = kubeconfig_text(token=TOKEN)
+    assert f"token: {TOKEN}" in text
+    return text.replace(f"token: {TOKEN}", line)
+
+
+# ------------------------------------------------------------------ the kubeconfig's refusals
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"token: !!timestamp {TOKEN}",  # was an AttributeError traceback out of PyYAML's constructor
+        f"token: !!int {TOKEN}",  # was "invalid literal for int() ... '<the token>'"
+        f"token: !!float {TOKEN}",
+        f"token: !!bool {TOKEN}",
+        f"token: !!binary {TOKEN}=",
+        f"token: !!str {TOKEN}",
+        f"token: !custom {TOKEN}",
+        f"token: &anchor {TOKEN}",
+        "token: !!map {}",
+    ],
+)
+def test_explicit_tags_and_anchors_are_refused_without_echoing_the_value(line: str) -> None:
+    # `kubectl config view --raw` never writes a tag or an anchor; PyYAML's constructors, given
+    # one, either crash or quote the scalar (the token) in their message.
+    with pytest.raises(TenantError, match=r"cluster\.kubeconfig': .*(tags|anchors) .* not accepted") as err:
+        Tenant.from_dict(spec(cluster={"kubeconfig": with_token_line(line)}))
+    assert TOKEN not in str(err.value)
+
+
+@pytest.mark.parametrize("libyaml", [True, False], ids=["libyaml", "pure-python"])
+@pytest.mark.parametrize(
+    ("line", "where"),
+    [
+        (f"token: {TOKEN}: x", r"line 18, column 31"),
+        (f'token: "{TOKEN}', r"line 19, column 1"),
+        (f"token: [{TOKEN}", r"line 19, column 1"),
+        (f"token: {TOKEN}\x07", r"character 45[0-9]"),
+    ],
+)
+def test_a_yaml_syntax_error_names_the_line_not_its_text(
+    line: str, where: str, libyaml: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PyYAML's pure-Python reader (the fallback without libyaml) quotes the offending line in its
+    # marks (yaml/error.py Mark.get_snippet): with a token on it, the refusal would print the token.
+    if not libyaml:
+        monkeypatch.setattr(yaml, "__with_libyaml__", False)
+    with pytest.raises(KubeconfigError, match=rf"^the kubeconfig is not valid YAML: .* at {where}$") as err:
+        restrict(with_token_line(line))
+    assert TOKEN not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "server",
+    ["https://[x", "https://k8s[.example.test", "https://a]b", "https://[fe80::1%25eth0", "https://h＃example"],
+)
+def test_a_server_python_cannot_split_is_a_typed_refusal(
+    server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # urllib.parse.urlsplit raises a bare ValueError on an unbalanced '[' or ']' (Invalid IPv6
+    # URL) and on a host NFKC-normalizing to a separator: was a traceback out of `python -m automation`.
+    path = tmp_path / "tenant.json"
+    path.write_text(json.dumps(spec(cluster={"kubeconfig": kubeconfig_text(server=server)})))
+    assert cli(["preview", "--tenant", str(path)]) == 6
+    err = capsys.readouterr().err
+    assert "clusters[0].cluster.server is not a URL" in err and "Traceback" not in err, err
+
+
+# ------------------------------------------------------------------ the rest of the tenant spec
+
+
+@pytest.fixture
+def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    monkeypatch.setenv("PATH", f"{FAKE}{os.pathsep}{os.environ['PATH']}")
+    passphrase = tmp_path / "passphrase"
+    passphrase.write_text("correct horse battery staple\n")
+    passphrase.chmod(0o600)
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE_FILE", str(passphrase))
+    (tmp_path / "state").mkdir()
+    return [
+        "--backend",
+        f"file://{tmp_path}/state",
+        "--secrets-provider",
+        "passphrase",
+        "--state-dir",
+        str(tmp_path / "t"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"github": {"owner": "acme-gitops", "token": "ghp_\ud800"}}, "'github.token'"),
+        ({"aws": {"region": "eu-west-1\udc80", "accessKeyId": "A", "secretAccessKey": "S"}}, "'aws.region'"),
+        ({"apps": [{"name": "storefront", "chart": "webapp", "values": {"k\udfff": 1}}]}, "'apps'"),
+        ({"config": {"ecrPrefix": "x\ud800"}}, "'config'"),
+    ],
+)
+def test_a_lone_surrogate_is_refused_before_the_cli_starts(
+    changes: dict[str, Any], field: str, backend: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # JSON's "\ud800" escape reads as a lone surrogate, which no UTF-8 text holds: it used to
+    # reach `config set` and fail there ('utf-8' codec can't encode...), after the stack was made.
+    path = tmp_path / "tenant.json"
+    path.write_text(json.dumps(spec(**changes)))
+    assert cli(["preview", "--tenant", str(path), *backend, "--json"]) == 6
+    out = json.loads(capsys.readouterr().out)
+    assert out["error"] == "invalid-tenant" and field in out["message"] and "surrogate" in out["message"], out
+    assert not (tmp_path / "state" / ".fake-pulumi").exists(), "the stand-in CLI was never started"
+    assert not (tmp_path / "t" / "tenants" / "acme").exists(), "no stack workspace was made"
+
+
+@pytest.mark.parametrize("field", ["github_token", "aws_access_key_id", "aws_secret_access_key", "github_owner"])
+def test_a_tenant_built_in_code_names_its_credentials_too(field: str) -> None:
+    # The CLI passes Backend.env (the state bucket's and KMS key's AWS credentials) to every
+    # provider; pulumi-aws given an empty aws:accessKey falls back to the environment's.
+    values: dict[str, Any] = {
+        "id": "acme",
+        "github_owner": "o",
+        "github_token": "t",
+        "aws_region": "eu-west-1",
+        "aws_access_key_id": "AKIA",
+        "aws_secret_access_key": "s",
+        "kubeconfig": kubeconfig_text(),
+    }
+    with pytest.raises(TenantError, match=field):
+        Tenant(**(values | {field: ""}))
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "kubernetes:kubeconfig",
+        "kubernetes:context",
+        "kubernetes:cluster",
+        "kubernetes:renderYamlToDirectory",
+        "kubernetes:helmReleaseSettings",
+        "kubernetes:kubeClientSettings",
+        "aws:sharedCredentialsFiles",
+        "aws:profile",
+        "aws:assumeRoles",
+        "aws:endpoints",
+        "github:appAuth",
+        "github:baseUrl",
+        "github:token",
+        "pulumi:disable-default-providers",
+    ],
+)
+def test_no_provider_key_is_tenant_settable(key: str) -> None:
+    # Each of these names a backend file, runs code, or sends a backend credential elsewhere
+    # (pulumi-kubernetes provider.go Configure; terraform-provider-aws/-github provider schemas).
+    with pytest.raises(TenantError, match="without a namespace"):
+        tenant_settings(Tenant.from_dict(spec(config={key: "x"})))
+
+
+# ------------------------------------------------------------------ what is printed
+
+
+def _dynamic_event(name: str, inputs: dict[str, Any]) -> str:
+    urn = f"urn:pulumi:acme::scoutflo::pulumi-python:dynamic:Resource::{name}"
+    new = {"type": "pulumi-python:dynamic:Resource", "urn": urn, "custom": True, "inputs": inputs}
+    meta = {"op": "create", "urn": urn, "type": "pulumi-python:dynamic:Resource", "provider": "", "new": new}
+    return json.dumps({"sequence": 1, "timestamp": 1, "resourcePreEvent": {"metadata": meta}})
+
+
+def test_a_lone_surrogate_in_an_event_log_is_shown_escaped(tmp_path: Path) -> None:
+    # A real stdout (not pytest's capture) encodes strictly: print() raised UnicodeEncodeError.
+    log = tmp_path / "events.jsonl"
+    log.write_text(_dynamic_event("shop\ud800", {"short": "x\udc80", "long": "line\n" * 30 + "\udfff\n"}) + "\n")
+    env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "automation", "diff", "--events", str(log)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "shop\\ud800" in result.stdout and "x\\udc80" in result.stdout, result.stdout
