@@ -401,3 +401,40 @@ def test_helm_is_installed_only_with_the_pinned_checksum(rendered: Path, tmp_pat
         assert accepted.returncode == 0, accepted.stderr
         assert path.strip() == str(tmp_path / "matching" / "helm" / "linux-amd64")
         assert subprocess.run([f"{path.strip()}/helm"], capture_output=True, text=True).stdout == "fake helm\n"
+
+
+def test_check_counts_main_merges_not_yet_released_as_the_release_workflow_runs_them(
+    app_repo: tuple[Path, dict[str, str]],
+) -> None:
+    """`ci/version check` numbers a PR after main's merges whose release runs are still queued:
+    one release per merge touching chart/; none for a merge GitHub starts no run for ([skip ci],
+    GitHub docs "Skipping workflow runs") or one outside chart/ (the workflow's `paths`)."""
+    repo, env = app_repo
+    env = {k: v for k, v in env.items() if k != "GITHUB_ACTIONS"}  # this test may itself run on GitHub
+    values = repo / "chart" / "values.yaml"
+    git(repo, env, "tag", "v0.1.0")
+
+    def commit(message: str, path: Path, line: str) -> None:
+        path.write_text(path.read_text() + line)
+        git(repo, env, "commit", "-qam", message)
+
+    commit("queued A", values, "# a\n")
+    commit("squash of x\n\n* wip [skip ci]", values, "# skipped\n")
+    (repo / "README.md").write_text("docs\n")
+    git(repo, env, "add", "README.md")
+    git(repo, env, "commit", "-qm", "docs only")
+    commit("queued B", values, "# b\n")
+    git(repo, env, "checkout", "-q", "-b", "pr", "HEAD")
+    commit("the PR", values, "# pr\n")
+    summary = repo.parent / "summary.md"
+    out = run(["ci/version", "check", "main"], repo, {**env, "GITHUB_STEP_SUMMARY": str(summary)}).stdout
+    assert "releases the chart as version 0.1.3." in out, out
+    assert "come first: 0.1.1, 0.1.2." in out
+    assert "::notice" not in out, "annotations only on GitHub"
+    out = run(["ci/version", "check", "main"], repo, {**env, "GITHUB_ACTIONS": "true"}).stdout
+    assert "::notice title=Release::Merging this pull request now releases the chart as version 0.1.3." in out
+    # Once main's releases are tagged, the same PR is numbered after them.
+    git(repo, env, "tag", "v0.1.1", "main~3")
+    git(repo, env, "tag", "v0.1.2", "main")
+    assert "releases the chart as version 0.1.3." in run(["ci/version", "check", "main"], repo, env).stdout
+    assert "come first" not in run(["ci/version", "check", "main"], repo, env).stdout
