@@ -181,7 +181,9 @@ class Tenant:
         # However a Tenant is built (from_dict, or the backend's own code), it names its own
         # credentials: the CLI hands Backend.env (the state bucket's and KMS key's AWS
         # credentials) to every provider, and pulumi-aws given an empty aws:accessKey takes the
-        # environment's. Its strings are Unicode text the CLI can store.
+        # environment's (hashicorp/aws-sdk-go-base at 71dcf8ad2f4d, aws_config.go L91-L117: static
+        # credentials only when one is set, else credentials.go L24-L70, config.LoadDefaultConfig).
+        # Its strings are Unicode text the CLI can store.
         for name, path in _FIELDS.items():
             value = getattr(self, name)
             if not isinstance(value, str):
