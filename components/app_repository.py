@@ -100,7 +100,7 @@ class AppRepositoryProvider(ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         from scoutflo.adoption import with_mark
-        from scoutflo.github_repo import RepositoryGone, ensure_repository, update_repository
+        from scoutflo.github_repo import RepositoryGone, ensure_repository, rename_default_branch, update_repository
 
         gh = _client(news)
         adopted = bool(olds.get("adopted"))
@@ -135,8 +135,19 @@ class AppRepositoryProvider(ResourceProvider):
                 # repository, components/repo_commit.py `_repo_changed`), the CI role's trust
                 # and the protection; the preview planned all three, since the program's
                 # look-up found no repository and so passed no known id (chart_repo.py).
-                facts = ensure_repository(
-                    gh, owner=news["owner"], name=news["name"], tenant=news["tenant"], description=news["description"]
+                # BranchDefault's state is unchanged, so it renames nothing: `main`, which the
+                # commits, the protection and the CI trust name, is made here.
+                facts = rename_default_branch(
+                    gh,
+                    owner=news["owner"],
+                    name=news["name"],
+                    facts=ensure_repository(
+                        gh,
+                        owner=news["owner"],
+                        name=news["name"],
+                        tenant=news["tenant"],
+                        description=news["description"],
+                    ),
                 )
         return UpdateResult({**news, **facts.outputs(), "adopted": adopted, "github_writes": gh.writes})
 

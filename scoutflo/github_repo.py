@@ -233,6 +233,32 @@ def refresh_repository(gh: GitHub, owner: str, name: str, holder: str) -> dict[s
         ) from None
 
 
+def rename_default_branch(gh: GitHub, *, owner: str, name: str, facts: RepoFacts, to: str = "main") -> RepoFacts:
+    """The repository's default branch renamed to `to` (one write; none when it already is), as
+    BranchDefault's `rename` does at create (terraform-provider-github github/
+    resource_github_branch_default.go:129-142, RenameBranch: POST /repos/{owner}/{repo}/branches/
+    {branch}/rename with `new_name`, and GitHub moves the default with it). For a repository
+    created again by AppRepository's update, which BranchDefault, its state unchanged, leaves alone."""
+    if not facts.default_branch or facts.default_branch == to:
+        return facts
+    path = _path(owner, name)
+
+    def renamed() -> dict[str, Any] | None:
+        repo = get_repository(gh, owner, name)
+        return repo if repo is not None and repo.get("default_branch") == to else None
+
+    gh.call(
+        "POST",
+        f"{path}/branches/{urllib.parse.quote(facts.default_branch, safe='')}/rename",
+        {"new_name": to},
+        verify=renamed,
+    )
+    repo = get_repository(gh, owner, name)
+    if repo is None:
+        raise RepositoryGone(404, "GET", path, f"{owner}/{name} was deleted again while its branch was renamed")
+    return repo_facts(repo, facts.writes + 1, adopted=facts.adopted)
+
+
 class RepositoryGone(GitHubError):
     """The repository an update was to set no longer exists (deleted on GitHub)."""
 

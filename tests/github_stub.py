@@ -562,6 +562,19 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
                     return 409, {"message": refusal, "documentation_url": REF_DOCS + "#create-a-reference"}
                 state.refs[name] = body["sha"]
                 return 201, {"object": {"sha": body["sha"]}}
+            if method == "POST" and rest.startswith("branches/") and rest.endswith("/rename"):
+                # repos/branches#rename-a-branch: the ref moves to the new name, and the default
+                # branch follows when it was the one renamed (what BranchDefault's rename relies on).
+                old = urllib.parse.unquote(rest.removeprefix("branches/").removesuffix("/rename"))
+                new = body.get("new_name") if isinstance(body, dict) else None
+                if old not in state.refs:
+                    return 404, {"message": "Branch not found"}
+                if not isinstance(new, str) or not new or new in state.refs:
+                    return 422, {"message": "Validation Failed"}
+                state.refs[new] = state.refs.pop(old)
+                if state.repo["default_branch"] == old:
+                    state.repo["default_branch"] = new
+                return 201, {"name": new, "commit": {"sha": state.refs[new]}}
             if method == "GET" and rest == "pulls":
                 # GitHub's `head` filter is "owner:branch" (the head's label); without it, every
                 # open pull request of the repository is listed (pulls/pulls#list-pull-requests).

@@ -562,3 +562,17 @@ def test_the_stand_in_refuses_descriptions_github_refuses(empty: Stub, text: str
     with pytest.raises(GitHubError, match=rf"failed with 422: Repository creation failed\. \(.*{why}"):
         ensure_repository(client(url), owner="o", name="web", tenant=TENANT, description=repo_description(text, TENANT))
     assert state.repo is None
+
+
+def test_a_repository_created_again_by_an_update_gets_main_back(empty: Stub) -> None:
+    """The owner's default branch is not `main`: BranchDefault renamed it at the first `up`, but its
+    state still says `main`, so it does nothing when the update makes the repository again; the
+    scaffold's commit (and protection, CI trust) name `main`. The update renames it itself."""
+    state, url = empty
+    provider = AppRepositoryProvider()
+    created = outs(provider.create(props(url)))
+    state.repo, state.refs = None, {}
+    state.default_branch = "master"
+    updated = outs(provider.update("web", created, props(url, description=repo_description("x", TENANT))))
+    assert state.repo is not None and state.repo["default_branch"] == "main" == updated["default_branch"]
+    assert set(state.refs) == {"main"} and updated["github_writes"] == 2
