@@ -438,3 +438,29 @@ def test_check_counts_main_merges_not_yet_released_as_the_release_workflow_runs_
     git(repo, env, "tag", "v0.1.2", "main")
     assert "releases the chart as version 0.1.3." in run(["ci/version", "check", "main"], repo, env).stdout
     assert "come first" not in run(["ci/version", "check", "main"], repo, env).stdout
+
+
+def test_check_ignores_history_from_before_the_release_workflow(
+    app_repo: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    """An adopted repository: chart commits from before the pipeline was added started no release
+    run, so they are no queued releases; the first release is Chart.yaml's version."""
+    scaffold, env = app_repo
+    repo = tmp_path / "adopted"
+    (repo / "chart").mkdir(parents=True)
+    shutil.copytree(scaffold / "chart", repo / "chart", dirs_exist_ok=True)
+    git(repo, env, "init", "-q", "-b", "main")
+    git(repo, env, "add", "-A")
+    git(repo, env, "commit", "-qm", "the user's chart")
+    values = repo / "chart" / "values.yaml"
+    values.write_text(values.read_text() + "# older work\n")
+    git(repo, env, "commit", "-qam", "older work")
+    for part in ("ci", ".github"):
+        shutil.copytree(scaffold / part, repo / part)
+    git(repo, env, "add", "-A")
+    git(repo, env, "commit", "-qm", "Scoutflo pipeline")
+    git(repo, env, "checkout", "-q", "-b", "pr")
+    values.write_text(values.read_text() + "# the PR\n")
+    git(repo, env, "commit", "-qam", "the PR")
+    out = run(["ci/version", "check", "main"], repo, env).stdout
+    assert "releases the chart as version 0.1.0." in out and "come first" not in out, out
