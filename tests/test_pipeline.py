@@ -464,3 +464,25 @@ def test_check_ignores_history_from_before_the_release_workflow(
     git(repo, env, "commit", "-qam", "the PR")
     out = run(["ci/version", "check", "main"], repo, env).stdout
     assert "releases the chart as version 0.1.0." in out and "come first" not in out, out
+
+
+def test_release_by_hand_after_a_lost_tag_push_tags_the_pushed_chart(
+    app_repo: tuple[Path, dict[str, str]], registry: str, tmp_path: Path
+) -> None:
+    repo, env = app_repo
+    env = {**env, "CHART_REGISTRY": f"oci://{registry}/by-hand"}
+    origin = tmp_path / "origin.git"
+    run(["git", "init", "-q", "--bare", str(origin)], tmp_path, env)
+    git(repo, env, "remote", "add", "origin", str(origin))
+    hook = origin / "hooks" / "pre-receive"
+    hook.write_text('#!/bin/sh\necho "tags are refused" >&2\nexit 1\n')
+    hook.chmod(0o755)
+    lost = run(["ci/release"], repo, env, check=False)
+    assert lost.returncode == 1 and "a re-run finds it there and tags it" in lost.stderr
+    assert tags(registry, "by-hand/storefront") == ["0.1.0"]
+    assert git(repo, env, "tag") == "", "no local tag left to make the re-run think HEAD is released"
+    hook.unlink()
+    again = run(["ci/release"], repo, env)
+    assert again.stdout.startswith("found storefront 0.1.0 sha256:"), again.stdout + again.stderr
+    assert tags(registry, "by-hand/storefront") == ["0.1.0"], "not released again as 0.1.1"
+    assert git(repo, env, "ls-remote", "--tags", "origin").endswith("refs/tags/v0.1.0")
