@@ -12,15 +12,26 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 EXIT_USAGE = 2
 MAX_TENANT_FILE = 16 * 1024 * 1024
 """A tenant spec with hundreds of apps and their values is a few MB."""
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse writes an unrecognized argument as given ("unrecognized arguments: %s",
+        # argparse.py parse_args): an escape in it would reach the terminal like any other text.
+        from automation.changeset import terminal_safe
+
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, terminal_safe(f"{self.prog}: error: {message}\n"))
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # add_subparsers makes the subcommands' parsers of this same class (parser_class=type(self)).
+    parser = _Parser(
         prog="python -m automation", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +218,19 @@ def test_a_lone_surrogate_in_an_event_log_is_shown_escaped(tmp_path: Path) -> No
     )
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert "shop\\ud800" in result.stdout and "x\\udc80" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["diff", "--events", "x.jsonl", "\x1b]0;pwned\x07"],  # unrecognized arguments: given as is
+        ["diff", "--events", "x.jsonl", "--json\u202e", "\x9b2J"],
+    ],
+)
+def test_argument_errors_are_escaped_too(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "unrecognized arguments" in err, err
+    assert [ch for ch in err if ch != "\n" and unicodedata.category(ch) in ("Cc", "Cf")] == [], err
