@@ -466,6 +466,10 @@ class Stacks:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(tenant_dir / "home"),
+            # pulumi-kubernetes writes the kubeconfig (token and all) to os.CreateTemp("", ...)
+            # at every Configure and never removes it (provider.go L886, util.go L124-L131): kept
+            # in the tenant's own workspace, emptied at its next operation (_write_project).
+            "TMPDIR": str(tenant_dir / "tmp"),
             "LANG": "C.UTF-8",
             "PULUMI_HOME": str(pulumi_home),
             "PULUMI_BACKEND_URL": self.backend.url,
@@ -508,6 +512,9 @@ class Stacks:
         )
         (directory / "home").mkdir(exist_ok=True, mode=0o700)
         (directory / "plans").mkdir(exist_ok=True, mode=0o700)
+        # The CLI's TMPDIR: what the last run left (under this same lock) goes now.
+        shutil.rmtree(directory / "tmp", ignore_errors=True)
+        (directory / "tmp").mkdir(mode=0o700)
 
     def open(self, tenant: Tenant, settings: StackSettings, directory: Path, create: bool = True) -> Any:
         """Select (or create) the tenant's stack and write its config; the caller holds the lock."""

@@ -234,3 +234,22 @@ def test_argument_errors_are_escaped_too(argv: list[str], capsys: pytest.Capture
     err = capsys.readouterr().err
     assert "unrecognized arguments" in err, err
     assert [ch for ch in err if ch != "\n" and unicodedata.category(ch) in ("Cc", "Cf")] == [], err
+
+
+def test_the_providers_temporary_files_stay_in_the_tenants_workspace(
+    backend: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # pulumi-kubernetes writes the kubeconfig, token and all, to os.CreateTemp("", "kubeconfig")
+    # for Helm at every Configure and never removes it (provider.go L886, util.go L124-L131):
+    # with the inherited TMPDIR (/tmp) every tenant's token piled up there.
+    path = tmp_path / "tenant.json"
+    path.write_text(json.dumps(spec()))
+    assert cli(["preview", "--tenant", str(path), *backend, "--json"]) == 0, capsys.readouterr()
+    workspace = tmp_path / "t" / "tenants" / "acme"
+    calls = [json.loads(p.read_text()) for p in sorted((tmp_path / "state" / ".fake-pulumi" / "calls").glob("*.json"))]
+    assert calls and {c["env"].get("TMPDIR") for c in calls} == {str(workspace / "tmp")}
+    assert (workspace / "tmp").stat().st_mode & 0o777 == 0o700
+    left = workspace / "tmp" / "kubeconfig123456"
+    left.write_text("a previous run's kubeconfig")
+    assert cli(["preview", "--tenant", str(path), *backend, "--json"]) == 0, capsys.readouterr()
+    assert not left.exists(), "emptied at the next operation, under the tenant's lock"
