@@ -46,6 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.lines = "200"
+    print(f"{'lines':>6} {'KiB':>5} {'to_text s':>9} {'difflib on the whole value s':>28}")
     for lines in (int(n) for n in args.lines.split(",")):
         old, new = texts(lines)
         started = time.perf_counter()
@@ -55,8 +56,8 @@ def main() -> None:
         if lines <= args.difflib_up_to:
             started = time.perf_counter()
             list(difflib.unified_diff(old.split("\n"), new.split("\n"), lineterm="", n=1))
-            whole = f"{time.perf_counter() - started:.2f} s"
-        print(f"{lines:>6} lines, {len(old) // 1024:>4} KiB: to_text {ours:.3f} s; difflib on the whole file {whole}")
+            whole = f"{time.perf_counter() - started:.2f}"
+        print(f"{lines:>6} {len(old) // 1024:>5} {ours:>9.3f} {whole:>28}")
 
 
 if __name__ == "__main__":
