@@ -4,9 +4,13 @@ are not checked: benchmarks assert nothing; the run must finish and name the mac
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,3 +45,31 @@ def test_the_runner_refuses_a_benchmark_it_does_not_have() -> None:
         timeout=60,
     )
     assert result.returncode == 2 and "no benchmark named ['no_such_bench']" in result.stderr, result.stderr
+
+
+def _runner() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_broken_benchmark_or_one_without_smoke_fails_the_run_after_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """What makes the smoke test above fail CI: any benchmark's non-zero exit, including
+    argparse's refusal of --smoke by a benchmark that does not take it; the others still run."""
+    run = _runner()
+    (tmp_path / "a_ok.py").write_text("import sys\nassert sys.argv[1:] == ['--smoke']\nprint('figures')\n")
+    (tmp_path / "b_broken.py").write_text("raise FileNotFoundError('helm')\n")
+    (tmp_path / "c_no_smoke.py").write_text("import argparse\nargparse.ArgumentParser().parse_args()\n")
+    (tmp_path / "d_ok.py").write_text("print('more figures')\n")
+    monkeypatch.setattr(run, "BENCH", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["run.py", "--smoke"])
+    assert run.main() == 1
+    out, err = capfd.readouterr()
+    assert "== bench/a_ok.py: ok in " in out and "== bench/d_ok.py: ok in " in out
+    assert "== bench/b_broken.py: FAILED (exit 1)" in out
+    assert "== bench/c_no_smoke.py: FAILED (exit 2)" in out
+    assert "failed: b_broken.py, c_no_smoke.py" in err
