@@ -75,6 +75,10 @@ class UntrustedYamlError(ValueError):
 
 class _NoDuplicates(SafeConstructor):
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, MappingNode):
+            # `!!map [1]`: PyYAML's generator unpacks the node's items as pairs (a TypeError,
+            # raised outside construct_object, from construct_document's loop).
+            raise ConstructorError(None, None, f"expected a mapping node, but found {node.id}", node.start_mark)
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
@@ -86,6 +90,24 @@ class _NoDuplicates(SafeConstructor):
             if duplicate:
                 raise ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         return super().construct_mapping(node, deep=deep)
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        # PyYAML's own constructors fail with whatever their code hits on a value their tag does
+        # not fit: `!!timestamp x` an AttributeError (constructor.py construct_yaml_timestamp:
+        # `match.groupdict()` on no match), `!!bool maybe` a KeyError (bool_values[...]),
+        # `!!map [1]` a TypeError. Each is the document's fault: a typed error naming the tag.
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ConstructorError, RecursionError):
+            raise
+        except (AttributeError, KeyError, TypeError, IndexError) as err:
+            raise ConstructorError(
+                None, None, f"a value its tag {node.tag} does not fit ({type(err).__name__})", node.start_mark
+            ) from None
+
+    def construct_refused(self, node: Node) -> Any:
+        # Types JSON (and Helm, which turns YAML into JSON: sigs.k8s.io/yaml) has no form for.
+        raise ConstructorError(None, None, f"the tag {node.tag} is not accepted", node.start_mark)
 
     def construct_bounded_int(self, node: ScalarNode) -> int:
         if len(node.value) > MAX_INT_CHARS:
@@ -99,6 +121,8 @@ class _NoDuplicates(SafeConstructor):
 # subclasses below and `_Replay` inherit it.
 # (types-PyYAML binds add_constructor to loader classes; a constructor mixin is one too at run time.)
 _NoDuplicates.add_constructor("tag:yaml.org,2002:int", _NoDuplicates.construct_bounded_int)  # type: ignore[type-var]
+for _tag in ("set", "omap", "pairs", "binary"):
+    _NoDuplicates.add_constructor(f"tag:yaml.org,2002:{_tag}", _NoDuplicates.construct_refused)  # type: ignore[type-var]
 
 
 class _PyLoader(yaml.SafeLoader, _NoDuplicates):
