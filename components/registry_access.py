@@ -29,7 +29,14 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from scoutflo import manifests, naming
-from scoutflo.policies import ECR_PULL_ACTIONS, ecr_access, irsa_trust, oidc_provider_arn
+from scoutflo.policies import (
+    ECR_PULL_ACTIONS,
+    capability_policy_name,
+    ecr_access,
+    irsa_trust,
+    oidc_provider_arn,
+    role_name_of,
+)
 
 _TYPED: dict[str, Any] = {
     "Secret": k8s.core.v1.Secret,
@@ -59,7 +66,7 @@ class RegistryAccessArgs:
     repository_arns: Sequence[pulumi.Input[str]]
     """The ECR repositories Argo CD reads; the token's principal may read only these."""
     mode: str = "irsa"
-    """irsa | static | eso."""
+    """irsa | static | eso | none."""
     schedule: str = "0 */6 * * *"
     cluster_oidc_issuer: str = ""
     """EKS OIDC issuer URL (irsa and eso modes)."""
@@ -67,6 +74,8 @@ class RegistryAccessArgs:
     static_secret_access_key: pulumi.Input[str] | None = None
     aws_cli_image: str
     kubectl_image: str
+    capability_role_arn: str = ""
+    """mode none: the EKS Argo CD capability's IAM role, which reads the repositories itself."""
 
 
 class RegistryAccess(pulumi.ComponentResource):
@@ -79,6 +88,12 @@ class RegistryAccess(pulumi.ComponentResource):
         self._args = args
         # The reader role's policy must exist before a pod asks for a token with that role.
         self._reader_policy: pulumi.Resource | None = None
+        if args.mode == "none":
+            self._grant_capability()
+            self.secret_name = pulumi.Output.from_input("")
+            self.reader_role_arn = pulumi.Output.from_input(args.capability_role_arn)
+            self.register_outputs({"secret_name": self.secret_name, "reader_role_arn": self.reader_role_arn})
+            return
         role_arn = self._create_reader_role() if args.mode in ("irsa", "eso") else None
         secret, identity = self._create_secret()
         if args.mode == "eso":
@@ -98,6 +113,25 @@ class RegistryAccess(pulumi.ComponentResource):
             return typed(f"{self._name}-{suffix}", **body, opts=opts)
         return k8s.apiextensions.CustomResource(
             f"{self._name}-{suffix}", api_version=doc["apiVersion"], kind=doc["kind"], **body, opts=opts
+        )
+
+    def _grant_capability(self) -> None:
+        """Mode none: the EKS Argo CD capability pulls from ECR with its own IAM role, so no
+        credential Secret, refresher or IRSA role exists; the role gets read of exactly the
+        tenant's repositories (docs.aws.amazon.com/eks/latest/userguide/argocd-configure-repositories.html,
+        "ECR Helm Charts": direct integration, no Repository configuration, the Capability Role
+        must hold the IAM permissions). The same read actions as the refresher's token principal:
+        a pull is BatchGetImage + GetDownloadUrlForLayer, `targetRevision: '*'` lists tags
+        (ListImages), and GetAuthorizationToken, which takes no resource, logs in."""
+        a = self._args
+        self._reader_policy = aws.iam.RolePolicy(
+            f"{self._name}-capability-ecr",
+            name=capability_policy_name(a.tenant),
+            role=role_name_of(a.capability_role_arn),
+            policy=pulumi.Output.all(*a.repository_arns).apply(
+                lambda arns: json.dumps(ecr_access(arns, ECR_PULL_ACTIONS), sort_keys=True)
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _create_reader_role(self) -> pulumi.Output[str]:
@@ -249,4 +283,5 @@ def registry_access_args(cfg: Any, host: pulumi.Output[str], account_id: pulumi.
         static_secret_access_key=cfg.static_secret_access_key,
         aws_cli_image=cfg.aws_cli_image,
         kubectl_image=cfg.kubectl_image,
+        capability_role_arn=cfg.argocd_capability_role_arn,
     )

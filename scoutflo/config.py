@@ -23,11 +23,15 @@ from scoutflo.naming import app_name_problem, dns_label_problem, ecr_prefix_prob
 # An IAM OIDC provider's ARN: partition, no region, a 12-digit account, the issuer's host and path
 # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html
 # oidc-provider resource). Exactly GitHub's issuer: the CI roles' trust keys on its sub and aud.
+# An IAM role's ARN (same reference, `role` resource: path and name of [\w+=,.@-], name at most 64).
+_ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}")
+# What Argo CD calls the cluster it runs in; the EKS Argo CD capability does not support it.
+IN_CLUSTER_DESTINATIONS = ("https://kubernetes.default.svc", "kubernetes.default.svc", "in-cluster")
 _GITHUB_OIDC_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::[0-9]{12}:oidc-provider/token\.actions\.githubusercontent\.com")
 
 PROJECT = "scoutflo"
 Mode = Literal["vendor", "umbrella"]
-RefreshMode = Literal["irsa", "static", "eso"]
+RefreshMode = Literal["irsa", "static", "eso", "none"]
 _APP_KEYS = {"name", "chart", "version", "targetRevision", "namespace", "values", "mode"}
 
 
@@ -71,6 +75,8 @@ class StackConfig:
     refresh_schedule: str = "0 */6 * * *"
     cluster_oidc_issuer: str = ""
     """The EKS cluster's OIDC issuer URL; required for the irsa and eso refresh modes."""
+    argocd_capability_role_arn: str = ""
+    """tokenRefreshMode=none: the EKS Argo CD capability's IAM role, granted read of the tenant's ECR."""
     github_oidc_provider_arn: str = ""
     """'' creates the account's GitHub OIDC provider; an ARN adopts an existing one."""
     aws_cli_image: str = "public.ecr.aws/aws-cli/aws-cli:2.31.21"
@@ -100,6 +106,7 @@ OPTIONAL_KEYS = {
     "tokenRefreshMode": "token_refresh_mode",
     "refreshSchedule": "refresh_schedule",
     "clusterOidcIssuer": "cluster_oidc_issuer",
+    "argocdCapabilityRoleArn": "argocd_capability_role_arn",
     "githubOidcProviderArn": "github_oidc_provider_arn",
     "awsCliImage": "aws_cli_image",
     "kubectlImage": "kubectl_image",
@@ -168,6 +175,34 @@ def _refuse_other_github_api(base_url: object) -> None:
     )
 
 
+def _check_capability(mode: str, role_arn: str, destination: object) -> None:
+    """tokenRefreshMode=none is for the AWS-managed Argo CD capability of EKS: it reads ECR with
+    its own IAM role (docs.aws.amazon.com/eks/latest/userguide/argocd-configure-repositories.html:
+    "ECR Helm Charts | Direct integration with AWS ECR for OCI Helm charts. No Repository
+    configuration needed", the Capability Role holding the IAM permissions), which this stack
+    grants read of the tenant's repositories, and it does not deploy to kubernetes.default.svc
+    (the cluster is registered by its ARN), so the Applications need another destination."""
+    if mode != "none":
+        if role_arn:
+            raise ConfigError(
+                f"config 'scoutflo:argocdCapabilityRoleArn' is only for tokenRefreshMode=none (this stack uses "
+                f"{mode}): remove it with `pulumi config rm argocdCapabilityRoleArn`"
+            )
+        return
+    if not _ROLE_ARN.fullmatch(role_arn):
+        raise ConfigError(
+            "config 'scoutflo:argocdCapabilityRoleArn' must be the IAM role ARN of the EKS Argo CD capability "
+            "(arn:aws:iam::<account>:role/<name>, `aws eks describe-capability ... --query capability.roleArn`) "
+            "for tokenRefreshMode=none"
+        )
+    if destination in (None, "") or str(destination).rstrip("/") in IN_CLUSTER_DESTINATIONS:
+        raise ConfigError(
+            "config 'scoutflo:argocdDestination' must name the cluster registered with the EKS Argo CD "
+            "capability (its EKS cluster ARN) for tokenRefreshMode=none: the capability does not support "
+            "kubernetes.default.svc"
+        )
+
+
 def parse_config(raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry]) -> StackConfig:
     """Validate raw config values (keys as in the stack file) against the catalog."""
     tenant = _need(raw, "scoutflo:tenant", "set it with `pulumi config set tenant <id>`")
@@ -199,8 +234,11 @@ def parse_config(raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry]) ->
     if problem := dns_label_problem(options.get("argocd_namespace", "argocd")):
         raise ConfigError(f"config 'scoutflo:argocdNamespace' {problem}")
     mode = options.get("token_refresh_mode", "irsa")
-    if mode not in ("irsa", "static", "eso"):
-        raise ConfigError(f"config 'scoutflo:tokenRefreshMode' is {mode!r}; use 'irsa' (default), 'static' or 'eso'")
+    if mode not in ("irsa", "static", "eso", "none"):
+        raise ConfigError(
+            f"config 'scoutflo:tokenRefreshMode' is {mode!r}; use 'irsa' (default), 'static', 'eso' or 'none'"
+        )
+    _check_capability(mode, options.get("argocd_capability_role_arn", ""), raw.get("scoutflo:argocdDestination"))
     issuer = options.get("cluster_oidc_issuer", "")
     if mode in ("irsa", "eso") and not issuer.startswith("https://"):
         raise ConfigError(
@@ -370,6 +408,8 @@ def load_config() -> StackConfig:
         raw[f"scoutflo:{key}"] = pulumi.Config(PROJECT).get_secret(key)
     # Needed as plain text to fetch charts while the program runs; never exported or logged.
     raw[f"scoutflo:{CREDENTIALS_KEY}"] = pulumi.Config(PROJECT).get(CREDENTIALS_KEY)
+    # The Application destination (its own key); tokenRefreshMode=none requires it to be set.
+    raw.setdefault("scoutflo:argocdDestination", pulumi.Config(PROJECT).get("argocdDestination"))
     raw["github:baseUrl"] = pulumi.Config("github").get("baseUrl") or os.environ.get("GITHUB_BASE_URL")
     # The GitHub provider falls back to $GITHUB_TOKEN as well; the commits follow the same rule.
     env_token = os.environ.get("GITHUB_TOKEN")

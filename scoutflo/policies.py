@@ -84,5 +84,19 @@ def ecr_access(repository_arns: Sequence[str], actions: Sequence[str]) -> dict[s
     }
 
 
+def role_name_of(role_arn: str) -> str:
+    """The name of a role from its ARN (the last path segment): what iam:PutRolePolicy takes."""
+    return role_arn.rsplit("/", 1)[-1]
+
+
+def capability_policy_name(tenant: str) -> str:
+    """The inline policy on the EKS Argo CD capability's role that lets it read one tenant's ECR.
+
+    The role is shared by every tenant on that cluster and owned by whoever created the
+    capability: each tenant's grant is its own named policy, so adding or removing one tenant
+    never rewrites another's, nor any policy of the role's owner."""
+    return f"scoutflo-{tenant}-ecr-read"
+
+
 def oidc_provider_arn(account_id: str, issuer_url: str) -> str:
     return f"arn:aws:iam::{account_id}:oidc-provider/{issuer_url.removeprefix('https://')}"

@@ -100,6 +100,16 @@ INVOKE_ACTIONS: dict[str, dict[str, str]] = {
         "ecr:ListTagsForResource": "repository",
     },
 }
+# tokenRefreshMode=none: the inline grant lands on the EKS Argo CD capability's role, which the
+# stack does not own; the policy names it (AWS's example name, docs.aws.amazon.com/eks/latest/
+# userguide/argocd-create-eksctl.html "ArgoCDCapabilityRole"), and an operator whose role is named
+# otherwise puts that name in the one statement.
+CAPABILITY_ROLE = "ArgoCDCapabilityRole"
+NONE_MODE = {
+    "scoutflo:tokenRefreshMode": "none",
+    "scoutflo:argocdCapabilityRoleArn": f"arn:aws:iam::{ACCT}:role/{CAPABILITY_ROLE}",
+    "scoutflo:argocdDestination": f"arn:aws:eks:{REGION}:{ACCT}:cluster/prod",
+}
 STATIC = {
     "scoutflo:tokenRefreshMode": "static",
     "scoutflo:refresherAccessKeyId": "AKIAEXAMPLE",
@@ -153,6 +163,7 @@ def recordings() -> list[render.Recording]:
         run_main(),
         run_main(STATIC),
         run_main({"scoutflo:tokenRefreshMode": "eso"}),
+        run_main(NONE_MODE),
         run_main(cloud=adopted),
         run_main({"scoutflo:githubOidcProviderArn": OIDC_ARN}),
     ]
@@ -202,6 +213,10 @@ def test_every_mapped_invoke_is_one_the_program_makes(recordings: list[render.Re
 
 def test_policy_is_scoped_to_scoutflo_roles() -> None:
     for stmt in policy_statements():
-        if any(a.startswith("iam:") and "Role" in a for a in stmt["Action"]):
+        if stmt["Sid"] == "ArgoCdCapabilityRoleGrant":
+            # One named role, and only its inline policies: never its trust, never deleting it.
+            assert stmt["Resource"] == f"arn:aws:iam::*:role/{CAPABILITY_ROLE}"
+            assert sorted(stmt["Action"]) == ["iam:DeleteRolePolicy", "iam:GetRolePolicy", "iam:PutRolePolicy"]
+        elif any(a.startswith("iam:") and "Role" in a for a in stmt["Action"]):
             assert stmt["Resource"] == "arn:aws:iam::*:role/scoutflo-*"
     assert not allowed(policy_statements(), "iam:PutRolePolicy", f"arn:aws:iam::{ACCT}:role/Admin")
