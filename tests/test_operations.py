@@ -374,6 +374,7 @@ def test_the_cli_environment_is_built_from_the_tenant_only(h: Harness) -> None:
     allowed = {
         "PATH",
         "HOME",
+        "TMPDIR",
         "LANG",
         "PULUMI_HOME",
         "PULUMI_BACKEND_URL",
@@ -387,6 +388,8 @@ def test_the_cli_environment_is_built_from_the_tenant_only(h: Harness) -> None:
         assert set(call["env"]) <= allowed, set(call["env"]) - allowed
         assert not set(BACKEND_OWN.values()) & set(call["env"].values())
         assert call["env"]["HOME"].startswith(str(h.tenant_dir("acme")))
+        # pulumi-kubernetes writes the kubeconfig to a temp file and never removes it.
+        assert call["env"]["TMPDIR"].startswith(str(h.tenant_dir("acme")))
 
 
 def test_no_secret_on_any_argv(h: Harness) -> None:
