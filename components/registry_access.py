@@ -45,7 +45,15 @@ _TYPED: dict[str, Any] = {
     "RoleBinding": k8s.rbac.v1.RoleBinding,
     "CronJob": k8s.batch.v1.CronJob,
     "Job": k8s.batch.v1.Job,
+    "NetworkPolicy": k8s.networking.v1.NetworkPolicy,
 }
+
+
+def _uid(metadata: Any) -> str:
+    """The uid the API server gave the object (typed ObjectMeta, or a dict where the SDK did not
+    translate the output)."""
+    uid = metadata.get("uid") if isinstance(metadata, dict) else getattr(metadata, "uid", None)
+    return str(uid or "")
 
 
 def _snake(key: str) -> str:
@@ -88,6 +96,7 @@ class RegistryAccess(pulumi.ComponentResource):
         self._args = args
         # The reader role's policy must exist before a pod asks for a token with that role.
         self._reader_policy: pulumi.Resource | None = None
+        self._refresher = manifests.refresher_name(args.tenant)
         if args.mode == "none":
             self._grant_capability()
             self.secret_name = pulumi.Output.from_input("")
@@ -142,7 +151,7 @@ class RegistryAccess(pulumi.ComponentResource):
                     oidc_provider_arn(acct, a.cluster_oidc_issuer),
                     a.cluster_oidc_issuer,
                     a.namespace,
-                    manifests.REFRESHER,
+                    self._refresher,
                 ),
                 sort_keys=True,
             )
@@ -168,22 +177,30 @@ class RegistryAccess(pulumi.ComponentResource):
         return role.arn
 
     def _create_secret(self) -> tuple[Any, pulumi.Output[str]]:
-        """The credential without a password, and a hash of what it holds (its identity).
+        """The credential without a password, and a hash of what it is (its identity).
 
-        With server-side apply, pulumi-kubernetes creates by an apply PATCH, so a Secret already in
-        the cluster (made by ESO under an older design, or left by a lost state) is adopted with
-        its password, not refused (provider/pkg/await/await.go Creation: "we always send a PATCH
-        request during creates with SSA enabled"). When the Secret is replaced (a new url), the
-        seed Job and the ExternalSecret, which only `depends_on` it, are not replaced with it
-        (pulumi/pulumi pkg/resource/deploy/step_generator.go calculateDependentReplacements looks
-        at property dependencies only); the identity hash in their inputs makes them run again.
+        pulumi-kubernetes creates with a client-side create unless the provider upserts
+        (pulumi/pulumi-kubernetes@94977969d provider/pkg/await/await.go:190 Creation: the apply
+        PATCH only `if c.ServerSideApply && (c.UpsertExistingObjects || kinds.IsPatchResource(...))`,
+        else `client.Create`), so a Secret of this name already in the cluster and not in the state
+        (written by ESO under the design before the Secret moved into Pulumi) fails the create with
+        AlreadyExists; README "Upgrading eso-mode stacks" says how to adopt it.
+
+        The identity is a hash of the Secret's fields and of its uid. A Secret replaced (a new url)
+        or deleted out of band and created again by the next `up` (a new uid) starts without a
+        password; the seed Job's name and the ExternalSecret's annotation carry the identity, so
+        either runs again at once instead of at the next schedule (up to 6 h). An `up` that changes
+        nothing keeps the uid, hence the name and the annotation: no replacement, no sync. They
+        `depends_on` the Secret only, and the engine replaces dependents by property dependencies
+        alone (pulumi/pulumi pkg/resource/deploy/step_generator.go calculateDependentReplacements),
+        which is why the identity is in their inputs.
         """
         a = self._args
         doc = manifests.registry_secret(name=a.secret_name, namespace=a.namespace, url=a.credential_url)
         secret = self._k8s("secret", doc)
-        identity = pulumi.Output.from_input(a.credential_url).apply(
-            lambda url: manifests.content_hash(
-                manifests.registry_secret(name=a.secret_name, namespace=a.namespace, url=url)
+        identity = pulumi.Output.all(a.credential_url, secret.metadata.apply(_uid)).apply(
+            lambda parts: manifests.content_hash(
+                manifests.registry_secret(name=a.secret_name, namespace=a.namespace, url=parts[0]), parts[1]
             )
         )
         return secret, identity
@@ -196,6 +213,7 @@ class RegistryAccess(pulumi.ComponentResource):
                 self._k8s(
                     "aws-keys",
                     manifests.static_credentials_secret(
+                        name=self._refresher,
                         namespace=a.namespace,
                         access_key_id=pulumi.Output.secret(a.static_access_key_id),
                         secret_access_key=pulumi.Output.secret(a.static_secret_access_key),
@@ -204,10 +222,18 @@ class RegistryAccess(pulumi.ComponentResource):
             )
         elif self._reader_policy is not None:
             needs.append(self._reader_policy)
-        needs.append(self._k8s("sa", manifests.refresher_service_account(namespace=a.namespace, role_arn=role_arn)))
-        needs.append(self._k8s("role", manifests.refresher_role(namespace=a.namespace, secret_name=a.secret_name)))
-        needs.append(self._k8s("rolebinding", manifests.refresher_role_binding(namespace=a.namespace)))
+        name = self._refresher
+        needs.append(
+            self._k8s("sa", manifests.refresher_service_account(name=name, namespace=a.namespace, role_arn=role_arn))
+        )
+        needs.append(
+            self._k8s("role", manifests.refresher_role(name=name, namespace=a.namespace, secret_name=a.secret_name))
+        )
+        needs.append(self._k8s("rolebinding", manifests.refresher_role_binding(name=name, namespace=a.namespace)))
+        # Before the first pod: the seed's pod starts fenced (DNS, HTTPS, the API server; no ingress).
+        needs.append(self._k8s("netpol", manifests.refresher_network_policy(name=name, namespace=a.namespace)))
         template = manifests.refresher_pod_template(
+            name=name,
             namespace=a.namespace,
             secret_name=a.secret_name,
             region=a.region,
@@ -237,7 +263,7 @@ class RegistryAccess(pulumi.ComponentResource):
         )
         self._k8s(
             "cronjob",
-            manifests.refresher_cron_job(namespace=a.namespace, schedule=a.schedule, pod_template=template),
+            manifests.refresher_cron_job(name=name, namespace=a.namespace, schedule=a.schedule, pod_template=template),
             depends_on=needs,
         )
 
@@ -245,16 +271,19 @@ class RegistryAccess(pulumi.ComponentResource):
         self, role_arn: pulumi.Output[str] | None, secret: Any, identity: pulumi.Output[str]
     ) -> None:
         a = self._args
-        sa = self._k8s("sa", manifests.refresher_service_account(namespace=a.namespace, role_arn=role_arn))
+        name = self._refresher
+        sa = self._k8s("sa", manifests.refresher_service_account(name=name, namespace=a.namespace, role_arn=role_arn))
         generator = self._k8s(
             "generator",
-            manifests.eso_generator(namespace=a.namespace, region=a.region),
+            manifests.eso_generator(name=name, namespace=a.namespace, region=a.region),
             depends_on=[sa, *([self._reader_policy] if self._reader_policy else [])],
         )
         # creationPolicy Merge only updates an existing Secret: it must exist first.
         self._k8s(
             "externalsecret",
-            manifests.eso_external_secret(namespace=a.namespace, secret_name=a.secret_name, identity=identity),
+            manifests.eso_external_secret(
+                namespace=a.namespace, secret_name=a.secret_name, generator=name, identity=identity
+            ),
             depends_on=[generator, secret],
         )
 

@@ -13,6 +13,12 @@ from typing import Any
 from scoutflo.naming import ARGOCD_SECRET_TYPE_LABEL, MANAGED_BY
 
 REFRESHER = "scoutflo-ecr-refresher"
+REFRESHER_LABEL = "scoutflo.io/refresher"
+# The refresher's objects are per tenant, so that several tenants share one Argo CD namespace. A
+# CronJob's name is at most 52 characters (the controller appends an 11-character suffix to its
+# Jobs, kubernetes pkg/apis/batch/validation ValidateCronJob), and the seed Job's adds "-seed-"
+# and a 10-character hash to the 63 of a label value (job-name): 36 leaves room for both.
+_REFRESHER_NAME_MAX = 36
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 ESO_GENERATOR_API = "generators.external-secrets.io/v1alpha1"
 ESO_SECRET_API = "external-secrets.io/v1"
@@ -123,39 +129,51 @@ def registry_secret(*, name: str, namespace: str, url: Any) -> dict[str, Any]:
     }
 
 
-def refresher_service_account(*, namespace: str, role_arn: Any | None) -> dict[str, Any]:
+def refresher_name(tenant: str) -> str:
+    """The name of the tenant's refresher objects (ServiceAccount, Role, RoleBinding, CronJob,
+    NetworkPolicy, ESO generator): the tenant in it, shortened with a hash when it is long."""
+    name = f"{REFRESHER}-{tenant}"
+    if len(name) <= _REFRESHER_NAME_MAX:
+        return name
+    digest = content_hash(tenant, length=6)
+    return f"{name[: _REFRESHER_NAME_MAX - len(digest) - 1].rstrip('-')}-{digest}"
+
+
+def refresher_service_account(*, name: str, namespace: str, role_arn: Any | None) -> dict[str, Any]:
     annotations = {IRSA_ANNOTATION: role_arn} if role_arn is not None else {}
-    meta = _meta(REFRESHER, namespace, annotations=annotations) if annotations else _meta(REFRESHER, namespace)
+    meta = _meta(name, namespace, annotations=annotations) if annotations else _meta(name, namespace)
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta, "automountServiceAccountToken": True}
 
 
-def refresher_role(*, namespace: str, secret_name: str) -> dict[str, Any]:
+def refresher_role(*, name: str, namespace: str, secret_name: str) -> dict[str, Any]:
     """get/patch on the one credential Secret, nothing else (resourceNames cannot scope create/list)."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
-        "metadata": _meta(REFRESHER, namespace),
+        "metadata": _meta(name, namespace),
         "rules": [
             {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [secret_name], "verbs": ["get", "patch"]}
         ],
     }
 
 
-def refresher_role_binding(*, namespace: str) -> dict[str, Any]:
+def refresher_role_binding(*, name: str, namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "RoleBinding",
-        "metadata": _meta(REFRESHER, namespace),
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": REFRESHER},
-        "subjects": [{"kind": "ServiceAccount", "name": REFRESHER, "namespace": namespace}],
+        "metadata": _meta(name, namespace),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
     }
 
 
-def static_credentials_secret(*, namespace: str, access_key_id: Any, secret_access_key: Any) -> dict[str, Any]:
+def static_credentials_secret(
+    *, name: str, namespace: str, access_key_id: Any, secret_access_key: Any
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _meta(f"{REFRESHER}-aws", namespace),
+        "metadata": _meta(f"{name}-aws", namespace),
         "type": "Opaque",
         "stringData": {"AWS_ACCESS_KEY_ID": access_key_id, "AWS_SECRET_ACCESS_KEY": secret_access_key},
     }
@@ -222,6 +240,7 @@ _WRITABLE_HOME = [
 
 def refresher_pod_template(
     *,
+    name: str,
     namespace: str,
     secret_name: str,
     region: str,
@@ -256,7 +275,7 @@ def refresher_pod_template(
         "volumeMounts": [{"name": "work", "mountPath": "/work"}, {"name": "tmp", "mountPath": "/tmp"}],
     }
     if credentials == "static":
-        fetch["envFrom"] = [{"secretRef": {"name": f"{REFRESHER}-aws"}}]
+        fetch["envFrom"] = [{"secretRef": {"name": f"{name}-aws"}}]
     patch = {
         "name": "patch-secret",
         "image": kubectl_image,
@@ -278,9 +297,10 @@ def refresher_pod_template(
         ],
     }
     return {
-        "metadata": {"labels": dict(MANAGED_BY)},
+        # The label the NetworkPolicy selects: this tenant's refresher pods and nothing else.
+        "metadata": {"labels": {**MANAGED_BY, REFRESHER_LABEL: name}},
         "spec": {
-            "serviceAccountName": REFRESHER,
+            "serviceAccountName": name,
             # Never: a retry is a new pod. The EKS pod identity webhook mutates pods only at
             # CREATE and fails open (deploy/mutatingwebhook.yaml:9,21 at 3bf80a3), so restarting
             # a pod it missed would refuse again on every try until backoffLimit.
@@ -304,11 +324,11 @@ def refresher_pod_template(
 _JOB_SPEC = {"backoffLimit": 4, "activeDeadlineSeconds": 600}
 
 
-def refresher_cron_job(*, namespace: str, schedule: str, pod_template: Mapping[str, Any]) -> dict[str, Any]:
+def refresher_cron_job(*, name: str, namespace: str, schedule: str, pod_template: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": _meta(REFRESHER, namespace),
+        "metadata": _meta(name, namespace),
         "spec": {
             "schedule": schedule,
             "concurrencyPolicy": "Forbid",
@@ -328,8 +348,31 @@ def content_hash(*parts: Any, length: int = 10) -> str:
 
 def seed_job_name(pod_template: Mapping[str, Any], secret_identity: str) -> str:
     """A new name, hence a new Job that runs again, whenever the pod or the Secret changes: a
-    replaced Secret (a new url) comes back without a password and must be seeded again."""
-    return f"{REFRESHER}-seed-{content_hash(pod_template, secret_identity)}"
+    replaced Secret (a new url), or one deleted out of band and created again (a new uid), comes
+    back without a password and must be seeded again."""
+    return f"{pod_template['spec']['serviceAccountName']}-seed-{content_hash(pod_template, secret_identity)}"
+
+
+def refresher_network_policy(*, name: str, namespace: str) -> dict[str, Any]:
+    """The refresher pods (seed Job and CronJob) talk to DNS, AWS (STS and ECR, HTTPS) and the
+    API server, and take no connection. NetworkPolicy has no host names, so AWS is "TCP 443
+    anywhere"; the API server is 443 on EKS and 6443 where kubeadm set it up (the policy sees the
+    endpoint's port after the Service's DNAT). Port 80 stays closed: no instance metadata
+    service (169.254.169.254:80) even if AWS_EC2_METADATA_DISABLED were lost."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(name, namespace),
+        "spec": {
+            "podSelector": {"matchLabels": {REFRESHER_LABEL: name}},
+            # Ingress listed with no rules: nothing may connect to the pods.
+            "policyTypes": ["Ingress", "Egress"],
+            "egress": [
+                {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+                {"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]},
+            ],
+        },
+    }
 
 
 def seed_job(*, name: Any, namespace: str, pod_template: Mapping[str, Any]) -> dict[str, Any]:
@@ -345,20 +388,22 @@ def seed_job(*, name: Any, namespace: str, pod_template: Mapping[str, Any]) -> d
     }
 
 
-def eso_generator(*, namespace: str, region: str) -> dict[str, Any]:
+def eso_generator(*, name: str, namespace: str, region: str) -> dict[str, Any]:
     """External Secrets Operator's ECR token generator, authenticated as the IRSA ServiceAccount."""
     return {
         "apiVersion": ESO_GENERATOR_API,
         "kind": "ECRAuthorizationToken",
-        "metadata": _meta(REFRESHER, namespace),
+        "metadata": _meta(name, namespace),
         "spec": {
             "region": region,
-            "auth": {"jwt": {"serviceAccountRef": {"name": REFRESHER}}},
+            "auth": {"jwt": {"serviceAccountRef": {"name": name}}},
         },
     }
 
 
-def eso_external_secret(*, namespace: str, secret_name: str, identity: Any, refresh: str = "6h") -> dict[str, Any]:
+def eso_external_secret(
+    *, namespace: str, secret_name: str, generator: str, identity: Any, refresh: str = "6h"
+) -> dict[str, Any]:
     """ExternalSecret that writes only the password into the Secret Pulumi owns.
 
     creationPolicy Merge: ESO updates an existing Secret and keeps its other keys, never creates or
@@ -383,7 +428,7 @@ def eso_external_secret(*, namespace: str, secret_name: str, identity: Any, refr
                         "generatorRef": {
                             "apiVersion": ESO_GENERATOR_API,
                             "kind": "ECRAuthorizationToken",
-                            "name": REFRESHER,
+                            "name": generator,
                         }
                     }
                 }

@@ -149,7 +149,7 @@ def test_eso_mode_merges_the_password_into_the_pulumi_owned_secret() -> None:
     assert gen["apiVersion"] == "generators.external-secrets.io/v1alpha1"
     assert gen["spec"] == {
         "region": "eu-west-1",
-        "auth": {"jwt": {"serviceAccountRef": {"name": "scoutflo-ecr-refresher"}}},
+        "auth": {"jwt": {"serviceAccountRef": {"name": "scoutflo-ecr-refresher-acme"}}},
     }
     es = objs["ExternalSecret"]["spec"]
     assert es["refreshInterval"] == "6h"

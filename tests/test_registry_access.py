@@ -164,8 +164,9 @@ def test_seed_job_runs_the_refreshers_pod_once_everything_it_needs_exists(by_mod
     assert job.inputs["spec"]["template"] == cron.inputs["spec"]["jobTemplate"]["spec"]["template"]
     # A TTL-deleted Job would be created again by the next `up --refresh`.
     assert "ttlSecondsAfterFinished" not in job.inputs["spec"]
-    assert job.inputs["metadata"]["name"].startswith("scoutflo-ecr-refresher-seed-")
+    assert job.inputs["metadata"]["name"].startswith("scoutflo-ecr-refresher-acme-seed-")
     needed = {"registry-access-secret", "registry-access-sa", "registry-access-role", "registry-access-rolebinding"}
+    needed |= {"registry-access-netpol"}
     needed |= {"registry-access-aws-keys"} if mode == "static" else {"registry-access-reader-ecr"}
     names = {urn.rsplit("::", 1)[1] for urn in job.depends_on}
     assert needed <= names
@@ -211,6 +212,7 @@ def run_fetch(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def pod_env(credentials: str) -> dict[str, str]:
     template = manifests.refresher_pod_template(
+        name="scoutflo-ecr-refresher-acme",
         namespace="argocd",
         secret_name="s",
         region="eu-west-1",
@@ -294,6 +296,7 @@ def test_the_aws_cli_never_falls_back_to_instance_metadata() -> None:
     # botocore/utils.py IMDSFetcher: AWS_EC2_METADATA_DISABLED=true disables the node's credentials.
     for credentials in ("irsa", "static"):
         template = manifests.refresher_pod_template(
+            name="scoutflo-ecr-refresher-acme",
             namespace="n",
             secret_name="s",
             region="r",
