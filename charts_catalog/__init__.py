@@ -46,6 +46,10 @@ class SyncSettings:
     """What Argo CD does with objects a new chart version no longer renders: 'true' prunes them,
     'false' never does (stateful charts: a PersistentVolumeClaim or CRD that disappears in an
     upgrade or downgrade is the user's data), 'confirm' waits for a person's approval."""
+    server_side_apply: bool = False
+    """Argo CD applies server-side (`ServerSideApply=true`): for charts with objects too big for
+    client-side apply's 262 144-byte last-applied-configuration annotation (kube-prometheus-stack's
+    CRDs; prometheus-community/helm-charts #7277, argoproj/argo-cd #8128)."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class CatalogEntry:
 _ENTRY_KEYS = {"name", "description", "source", "defaults", "sync"}
 _SOURCE_KEYS = {"repo", "chart", "version", "plainHttp"}
 _DEFAULTS_KEYS = {"values"}
-_SYNC_KEYS = {"prune"}
+_SYNC_KEYS = {"prune", "serverSideApply"}
 
 
 def _fail(path: Path, field_name: str, problem: str) -> CatalogError:
@@ -129,12 +133,20 @@ def _parse_sync(path: Path, sync: object) -> SyncSettings:
     if not isinstance(sync, dict):
         raise _fail(path, "sync", "must be a mapping such as {prune: false}")
     _unknown(path, "sync.", sync, _SYNC_KEYS)
+    server_side_apply = sync.get("serverSideApply", False)
+    if not isinstance(server_side_apply, bool):
+        raise _fail(
+            path,
+            "sync.serverSideApply",
+            f"is {server_side_apply!r}; use true (Argo CD applies server-side: objects over 262 144 "
+            "bytes, such as big CRDs) or false (the default)",
+        )
     prune = sync.get("prune", True)
     # YAML reads `prune: false` as a boolean; 'confirm' is the one string Argo CD also knows.
     if isinstance(prune, bool):
-        return SyncSettings(prune="true" if prune else "false")
+        return SyncSettings(prune="true" if prune else "false", server_side_apply=server_side_apply)
     if prune == "confirm":
-        return SyncSettings(prune="confirm")
+        return SyncSettings(prune="confirm", server_side_apply=server_side_apply)
     raise _fail(
         path,
         "sync.prune",

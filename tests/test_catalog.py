@@ -49,6 +49,8 @@ GOOD = {"name": "kafka", "source": {"repo": "https://charts.example.com", "chart
         ({**GOOD, "sync": {"prune": "no"}}, "field 'sync.prune'"),
         ({**GOOD, "sync": {"prune": "false"}}, "field 'sync.prune'"),
         ({**GOOD, "sync": {"selfHeal": False}}, "field 'sync.selfHeal'"),
+        ({**GOOD, "sync": {"serverSideApply": "true"}}, "field 'sync.serverSideApply'"),
+        ({**GOOD, "sync": {"serverSideApply": 1}}, "field 'sync.serverSideApply'"),
         ({**GOOD, "sync": [1]}, "field 'sync'"),
         ({**GOOD, "defaults": {"values": [1]}}, "field 'defaults.values'"),
     ],

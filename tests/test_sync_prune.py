@@ -41,7 +41,9 @@ def option(options: list[str], key: str) -> str | None:
     return None
 
 
-def argocd_prune_outcome(obj: dict[str, Any], sync_policy: dict[str, Any], *, automated: bool) -> str:
+def argocd_prune_outcome(
+    obj: dict[str, Any], sync_policy: dict[str, Any], *, automated: bool, argocd: tuple[int, int] = (3, 4)
+) -> str:
     """What a sync does with a live object the target revision no longer renders.
 
     Port of argoproj/argo-cd: an automated sync runs with `Prune: automated.prune` and the
@@ -50,11 +52,17 @@ def argocd_prune_outcome(obj: dict[str, Any], sync_policy: dict[str, Any], *, au
     "ignored (requires pruning)"; isPruningDisabled (the object's `Prune=` sync-option annotation,
     else the Application's default from controller/sync.go WithDefaultPruneOption) -> "ignored (no
     prune)"; objRequiresPruneConfirmation (`Prune=confirm`) -> waits for approval.
+
+    `argocd` is the (major, minor) version: the Application's default is read from 3.4.0 only
+    (commit b7e2027; v3.3.14 controller/sync.go passes no WithDefaultPruneOption, and its
+    gitops-engine/pkg/sync/sync_context.go:1273 reads `Prune=false` from the object's annotation
+    alone, as v2.14.21's gitops-engine does); automated syncs take `automated.prune` on every
+    version (v2.14.21 controller/appcontroller.go:2108, v3.4.0 :2235).
     """
     prune = bool(sync_policy["automated"]["prune"]) if automated else True
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
     value = option(annotations.get(SYNC_OPTIONS, "").split(","), "Prune")
-    if value is None:
+    if value is None and argocd >= (3, 4):
         value = option(sync_policy.get("syncOptions", []), "Prune")
     if not prune:
         return "ignored (requires pruning)"
@@ -138,3 +146,24 @@ def test_confirm_waits_for_a_person() -> None:
     # An object's own annotation wins over the Application's default (sync_context.go).
     kept = {**claim, "metadata": {"name": "x", "annotations": {SYNC_OPTIONS: "Prune=false"}}}
     assert argocd_prune_outcome(kept, sync_policy("true"), automated=True) == "ignored (no prune)"
+
+
+@pytest.mark.parametrize("argocd", [(2, 14), (3, 0), (3, 3)])
+def test_before_argocd_3_4_a_stateful_entry_is_safe_from_automated_syncs_only(
+    catalog: Path, tmp_path: Path, argocd: tuple[int, int]
+) -> None:
+    """What the README promises for Argo CD < 3.4: automated syncs never prune a stateful entry's
+    objects (automated.prune is false), but a person's sync with Prune ticked does, and
+    `confirm` is not honoured (automated syncs prune)."""
+    from scoutflo.manifests import sync_policy
+
+    (claim,) = dropped_between_versions(catalog, tmp_path)
+    spec = application(catalog, "store")
+    assert (
+        argocd_prune_outcome(claim, spec["syncPolicy"], automated=True, argocd=argocd) == "ignored (requires pruning)"
+    )
+    assert argocd_prune_outcome(claim, spec["syncPolicy"], automated=False, argocd=argocd) == "pruned"
+    assert argocd_prune_outcome(claim, sync_policy("confirm"), automated=True, argocd=argocd) == "pruned"
+    # The object's own annotation is read by every version.
+    kept = {**claim, "metadata": {**claim["metadata"], "annotations": {SYNC_OPTIONS: "Prune=false"}}}
+    assert argocd_prune_outcome(kept, spec["syncPolicy"], automated=False, argocd=argocd) == "ignored (no prune)"
