@@ -98,6 +98,8 @@ for app in cfg.apps:
             values=application_values(app.mode, src.chart, app.values),
             revision_history_limit=cfg.revision_history_limit,
             prune=app.entry.sync.prune,
+            server_side_apply=app.entry.sync.server_side_apply,
+            destination=cfg.argocd_destination,
         ),
         opts=pulumi.ResourceOptions(depends_on=[access]),
     )

@@ -29,6 +29,10 @@ class ArgoAppArgs:
     prune: str = "true"
     """The catalog entry's `sync.prune`: 'true', 'false' (stateful charts keep what a new chart
     version no longer renders, volumes included) or 'confirm' (a person approves each prune)."""
+    server_side_apply: bool = False
+    """The catalog entry's `sync.serverSideApply`: Argo CD applies server-side (big CRDs)."""
+    destination: str = manifests.IN_CLUSTER
+    """`scoutflo:argocdDestination`: the cluster's API server URL, EKS cluster ARN or Argo CD name."""
 
 
 class ArgoApp(pulumi.ComponentResource):
@@ -46,6 +50,8 @@ class ArgoApp(pulumi.ComponentResource):
             values=args.values,
             revision_history_limit=args.revision_history_limit,
             prune=args.prune,
+            server_side_apply=args.server_side_apply,
+            destination=args.destination,
         )
         app = k8s.apiextensions.CustomResource(
             f"{name}-application",

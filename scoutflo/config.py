@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from charts_catalog import CatalogEntry
 from scoutflo.adoption import GITHUB_DESCRIPTION_MAX, app_description, repo_description
@@ -69,6 +70,9 @@ class StackConfig:
     catalog_path: str = ""
     argocd_namespace: str = "argocd"
     argocd_project: str = "default"
+    argocd_destination: str = "https://kubernetes.default.svc"
+    """The Applications' cluster: an API server URL or EKS cluster ARN (`server`), or the name it is
+    registered under in Argo CD (`name`); see scoutflo.manifests.application_destination."""
     ecr_prefix: str = ""
     """ECR namespace in front of every app repository ('' = none)."""
     token_refresh_mode: RefreshMode = "irsa"
@@ -102,6 +106,7 @@ OPTIONAL_KEYS = {
     "catalogPath": "catalog_path",
     "argocdNamespace": "argocd_namespace",
     "argocdProject": "argocd_project",
+    "argocdDestination": "argocd_destination",
     "ecrPrefix": "ecr_prefix",
     "tokenRefreshMode": "token_refresh_mode",
     "refreshSchedule": "refresh_schedule",
@@ -175,6 +180,40 @@ def _refuse_other_github_api(base_url: object) -> None:
     )
 
 
+# An EKS cluster's ARN (service-authorization reference for Amazon EKS, `cluster` resource:
+# arn:${Partition}:eks:${Region}:${Account}:cluster/${ClusterName}; a cluster name is 1-100 of
+# [0-9A-Za-z_-], starting alphanumeric: EKS API CreateCluster `name`).
+_EKS_CLUSTER_ARN = re.compile(r"arn:aws(-[a-z]+)*:eks:[a-z0-9-]+:[0-9]{12}:cluster/[0-9A-Za-z][0-9A-Za-z_-]{0,99}")
+# An Argo CD cluster name, as this stack accepts it: what `argocd cluster add --name` is given in
+# the EKS guide (`in-cluster`, `local-cluster`) and DNS-like names; no spaces or slashes.
+_CLUSTER_NAME = re.compile(r"[0-9A-Za-z]([0-9A-Za-z._-]{0,251}[0-9A-Za-z])?")
+
+
+def destination_problem(value: str) -> str | None:
+    """What is wrong with `scoutflo:argocdDestination`, or None: an https:// API server URL, an
+    EKS cluster ARN (how the EKS Argo CD capability registers clusters,
+    docs.aws.amazon.com/eks/latest/userguide/argocd-register-clusters.html) or a cluster name."""
+    fix = (
+        "use an API server URL (https://kubernetes.default.svc, the default), the EKS cluster ARN "
+        "the cluster is registered under (arn:aws:eks:<region>:<account>:cluster/<name>), or the "
+        "cluster name registered in Argo CD (e.g. in-cluster)"
+    )
+    if value.startswith("https://"):
+        parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            return f"has an invalid port; {fix}"
+        if not parts.hostname or "@" in parts.netloc or any(c.isspace() or ord(c) < 0x20 for c in value):
+            return f"is not a usable https:// URL (a host, no user or password, no spaces); {fix}"
+        return None
+    if value.startswith("arn:"):
+        return None if _EKS_CLUSTER_ARN.fullmatch(value) else f"is not an EKS cluster ARN; {fix}"
+    if "://" in value:
+        return f"must be an https:// URL; {fix}"
+    return None if _CLUSTER_NAME.fullmatch(value) else f"is not a cluster name; {fix}"
+
+
 def _check_capability(mode: str, role_arn: str, destination: object) -> None:
     """tokenRefreshMode=none is for the AWS-managed Argo CD capability of EKS: it reads ECR with
     its own IAM role (docs.aws.amazon.com/eks/latest/userguide/argocd-configure-repositories.html:
@@ -233,6 +272,8 @@ def parse_config(raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry]) ->
         raise ConfigError(f"config 'scoutflo:ecrPrefix' {problem}")
     if problem := dns_label_problem(options.get("argocd_namespace", "argocd")):
         raise ConfigError(f"config 'scoutflo:argocdNamespace' {problem}")
+    if problem := destination_problem(options.get("argocd_destination", "https://kubernetes.default.svc")):
+        raise ConfigError(f"config 'scoutflo:argocdDestination' {problem}")
     mode = options.get("token_refresh_mode", "irsa")
     if mode not in ("irsa", "static", "eso", "none"):
         raise ConfigError(

@@ -23,6 +23,9 @@ IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 ESO_GENERATOR_API = "generators.external-secrets.io/v1alpha1"
 ESO_SECRET_API = "external-secrets.io/v1"
 CREDENTIAL_IDENTITY_ANNOTATION = "scoutflo.io/credential-identity"
+# Argo CD's name for the cluster it runs in (argoproj/argo-cd v3.4.0
+# pkg/apis/application/v1alpha1/application_defaults.go:31 KubernetesInternalAPIServerAddr).
+IN_CLUSTER = "https://kubernetes.default.svc"
 
 
 def _meta(name: str, namespace: str, labels: Mapping[str, str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -42,10 +45,13 @@ def application(
     values: Mapping[str, Any],
     revision_history_limit: int,
     prune: str = "true",
+    server_side_apply: bool = False,
+    destination: str = IN_CLUSTER,
 ) -> dict[str, Any]:
     """An Argo CD Application tracking the chart `name` in the tenant's ECR (Helm over OCI).
 
-    `prune` comes from the catalog entry ('true', 'false' or 'confirm'): see `sync_policy`.
+    `prune` and `server_side_apply` come from the catalog entry: see `sync_policy`. `destination`
+    is the stack's `argocdDestination`: see `application_destination`.
     """
     helm: dict[str, Any] = {"releaseName": name}
     if values:
@@ -65,8 +71,8 @@ def application(
                 "targetRevision": target_revision,
                 "helm": helm,
             },
-            "destination": {"server": "https://kubernetes.default.svc", "namespace": destination_namespace},
-            "syncPolicy": sync_policy(prune),
+            "destination": {**application_destination(destination), "namespace": destination_namespace},
+            "syncPolicy": sync_policy(prune, server_side_apply=server_side_apply),
             "revisionHistoryLimit": revision_history_limit,
         },
     }
@@ -75,7 +81,21 @@ def application(
 PRUNE_MODES = ("true", "false", "confirm")
 
 
-def sync_policy(prune: str) -> dict[str, Any]:
+def application_destination(destination: str) -> dict[str, str]:
+    """`spec.destination` without the namespace: a URL or an EKS cluster ARN is the cluster's
+    `server`, anything else its registered `name`; never both (argoproj/argo-cd v3.4.0
+    util/argo/argo.go:1083 "application destination can't have both name and server defined").
+
+    The EKS-managed Argo CD capability identifies clusters by ARN in the cluster Secret's `server`
+    field and does not support kubernetes.default.svc (docs.aws.amazon.com/eks/latest/userguide/
+    argocd-register-clusters.html, "Register the local cluster"); the stack names either that ARN
+    or the name the cluster was registered under. Validated in scoutflo/config.py."""
+    if destination.startswith("https://") or destination.startswith("arn:"):
+        return {"server": destination}
+    return {"name": destination}
+
+
+def sync_policy(prune: str, *, server_side_apply: bool = False) -> dict[str, Any]:
     """Automated sync; what happens to objects a new chart version no longer renders is `prune`.
 
     A chart upgrade or downgrade that stops rendering a PersistentVolumeClaim (or a CRD) makes
@@ -86,12 +106,28 @@ def sync_policy(prune: str) -> dict[str, Any]:
     automated syncs carry the Application's syncOptions (controller/appcontroller.go autoSync).
     'false': nothing is ever pruned, by automated or manual syncs ("ignored (no prune)"), and
     automated.prune is off too; 'confirm': a prune waits for a person's approval; 'true': pruned.
+
+    The Application-level `Prune=` option is read only from Argo CD 3.4.0 (argo-cd commit b7e2027,
+    first tagged v3.4.0: controller/sync.go:350; absent from v3.3.14 and v2.14.21 controller/sync.go,
+    whose gitops-engine reads `Prune=false` only from an object's own annotation, v3.3.14
+    gitops-engine/pkg/sync/sync_context.go:1273). Before 3.4, 'false' still stops automated syncs
+    from pruning (automated.prune, v2.14.21 controller/appcontroller.go:2108), but a person's sync
+    with "Prune" ticked prunes, and 'confirm' prunes without asking. The README's Argo CD version
+    table says so; the program cannot read the cluster's Argo CD version at preview.
     """
     if prune not in PRUNE_MODES:
         raise ValueError(f"prune must be one of {PRUNE_MODES}, not {prune!r}")
     options = ["CreateNamespace=true"]
     if prune != "true":
         options.append(f"Prune={prune}")
+    if server_side_apply:
+        # Client-side apply stores the whole object in the last-applied-configuration annotation,
+        # which cannot exceed 262 144 bytes: big CRDs (kube-prometheus-stack's) never sync that
+        # way (argo-cd docs/user-guide/sync-options.md:288 at v3.4.0). The option is read by
+        # every supported version (controller/sync.go:381 at v2.14.21, :343 at v3.4.0
+        # `sync.WithServerSideApply(syncOp.SyncOptions.HasOption(common.SyncOptionServerSideApply))`;
+        # gitops-engine pkg/sync/common/types.go:36 SyncOptionServerSideApply = "ServerSideApply=true").
+        options.append("ServerSideApply=true")
     return {
         "automated": {"prune": prune != "false", "selfHeal": True},
         "syncOptions": options,
