@@ -15,7 +15,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,8 @@ class ResourceChange:
     """sha256 of the old and new inputs (secrets masked): the change, even without a detailed diff."""
     unknowns: tuple[str, ...] = ()
     """Property paths whose new value is only known after apply."""
+    kept: str = ""
+    """On a replace or delete that leaves the old resource in place: what keeps it and how."""
 
     @property
     def listed(self) -> bool:
@@ -112,40 +114,276 @@ class ChangeSet:
         }
 
     def to_text(self) -> str:
-        # deploy.RawPrefix (pulumi/pulumi pkg/resource/deploy/step.go L2335-L2370) for the rest.
-        marks = {
-            "create": "+",
-            "update": "~",
-            "replace": "+-",
-            "delete": "-",
-            "import": "=",
-            "import-replacement": "=>",
-        }
+        """What a person approves. Replacements and deletes come first (with what each keeps);
+        then each app, apps that differ only in their name and values folded onto the first of
+        them (`_fold`); committed files as path, size and hash; JSON documents pretty-printed.
+        Everything folded or summarized is in to_json, whole."""
         lines = [f"stack {self.stack}", f"fingerprint {self.fingerprint}"]
         total: dict[str, int] = {}
-        for app, resources in self.by_app().items():
-            listed = [r for r in resources if r.listed]
-            if not listed:
-                continue
-            per_op: dict[str, int] = {}
-            for r in listed:
-                per_op[r.op] = per_op.get(r.op, 0) + 1
+        for r in self.resources:
+            if r.listed:
                 total[r.op] = total.get(r.op, 0) + 1
-            lines.append(f"\n{app}: {_summary(per_op)}")
-            for r in listed:
-                lines.append(f"  {marks.get(r.op, '?'):>2} {r.type}  {r.name}")
-                for p in r.properties:
-                    forced = "  (forces replacement)" if "replace" in p.kind else ""
-                    if r.op == "create" or p.kind == "add":
-                        lines += _value_lines(p.path, p.new, "")
-                    elif p.kind.startswith("delete"):
-                        lines += _value_lines(p.path, p.old, "  (removed)")
-                    else:
-                        lines += _change_lines(p.path, p.old, p.new, forced)
-                if r.unknowns:
-                    lines.append(f"        known after apply: {', '.join(r.unknowns)}")
-        lines.insert(2, f"total: {_summary(total)}" if total else "no changes")
+        lines.append(f"total: {_summary(total)}" if total else "no changes")
+        first = sorted((r for r in self.resources if r.listed and r.op in ("replace", "delete")), key=_op_order)
+        if first:
+            lines.append("\nreplaced and deleted (first; what each keeps is said):")
+            lines += [f"  {_MARKS[r.op]:>2} {r.app}: {r.type}  {r.name}{_kept(r)}" for r in first]
+        apps = [(app, [r for r in rs if r.listed]) for app, rs in self.by_app().items()]
+        apps = [(app, sorted(rs, key=_op_order)) for app, rs in apps if rs]
+        # A long value shown once is named by its hash where it comes again (a seed Job and its
+        # CronJob run the same containers).
+        seen: dict[str, str] = {}
+        for app, rs in apps:
+            if app == "shared":
+                lines.append(f"\n{app}: {_summary(_per_op(rs))}")
+                lines += [line.text for r in rs for line in _resource_lines(r, seen)]
+        for group in _fold([(app, rs) for app, rs in apps if app != "shared"]):
+            lines += group.text(seen)
         return terminal_safe("\n".join(lines))
+
+
+_MARKS = {
+    # deploy.RawPrefix (pulumi/pulumi pkg/resource/deploy/step.go L2335-L2370).
+    "create": "+",
+    "update": "~",
+    "replace": "+-",
+    "delete": "-",
+    "import": "=",
+    "import-replacement": "=>",
+}
+_RANK = {"replace": 0, "delete": 1, "import-replacement": 2, "update": 3, "import": 4, "create": 5}
+COMMIT_TYPE = "pulumi-python:dynamic:Resource"
+"""RepoCommit's type (components/repo_commit.py): its `files` and `binary_files` are committed files."""
+REPOSITORY_TYPE = "pulumi-python:dynamic/scoutflo:AppRepository"
+"""AppRepository's type: its delete archives the repository (components/app_repository.py `delete`)."""
+_PLACEHOLDER = "\ue000"
+"""Stands for an app's name while apps are compared (`_fold`). An app whose own text holds it is
+never folded: its text could otherwise pass for another app's with the name replaced."""
+_WRAP = 100
+
+
+def _op_order(r: ResourceChange) -> tuple[int, str]:
+    return (_RANK.get(r.op, 6), r.urn)
+
+
+def _per_op(resources: Iterable[ResourceChange]) -> dict[str, int]:
+    per_op: dict[str, int] = {}
+    for r in resources:
+        per_op[r.op] = per_op.get(r.op, 0) + 1
+    return per_op
+
+
+def _kept(r: ResourceChange) -> str:
+    return f"  (kept: {r.kept})" if r.kept else ""
+
+
+@dataclass(frozen=True)
+class _Line:
+    text: str
+    path: str | None = None
+    """The property path of a one-line value: the one kind of line folded apps may differ in."""
+    value: str = ""
+    owner: str = ""
+    """The name of the resource the line belongs to."""
+
+
+def _resource_lines(r: ResourceChange, seen: dict[str, str] | None = None) -> list[_Line]:
+    """The resource's lines; with `seen` (hash -> where it was shown), a long new value already
+    shown is named instead of shown again."""
+    out = [_Line(f"  {_MARKS.get(r.op, '?'):>2} {r.type}  {r.name}{_kept(r)}")]
+
+    def new_value(path: str, value: Any, note: str) -> list[str]:
+        lines = _value_lines(path, value, note)
+        if seen is None or len(lines) == 1:
+            return lines
+        digest = _hash(_text(value))
+        if digest in seen:
+            return [f"        {path}: {lines[0].split(': ', 1)[1].split(')', 1)[0]}), as {seen[digest]}{note}"]
+        seen[digest] = f"{r.name} {path}"
+        return lines
+
+    for p in r.properties:
+        forced = "  (forces replacement)" if "replace" in p.kind else ""
+        if r.type == COMMIT_TYPE and re.match(r"(binary_)?files\[", p.path):
+            out += [_Line(line) for line in _file_lines(r.op, p, forced)]
+        elif r.op == "create" or p.kind.startswith("add"):
+            out += _one_or_many(p.path, p.new, "", new_value)
+        elif p.kind.startswith("delete"):
+            out += _one_or_many(p.path, p.old, "  (removed)", new_value)
+        elif p.old == SECRET and p.new == SECRET:
+            # The engine masks both sides: that it changed is all anyone may see.
+            out.append(_Line(f"        {p.path}: {SECRET} (changed){forced}"))
+        else:
+            out += [_Line(line) for line in _change_lines(p.path, p.old, p.new, forced)]
+    if r.unknowns and r.op != "create":
+        # A create shows every leaf, unknowns as UNKNOWN in their place; an update shows only
+        # what changed, so the outputs it will change are named here.
+        out.append(_Line(f"        known after apply: {', '.join(r.unknowns)}"))
+    return [replace(line, owner=r.name) for line in out]
+
+
+def _one_or_many(path: str, value: Any, note: str, render: Callable[[str, Any, str], list[str]]) -> list[_Line]:
+    lines = render(path, value, note)
+    if len(lines) == 1:
+        return [_Line(lines[0], path, _text(value) + note)]
+    return [_Line(line) for line in lines]
+
+
+def _file_lines(op: str, p: PropertyChange, note: str) -> list[str]:
+    """A committed file as its path, size and hash; a changed one with its bounded diff too."""
+
+    def ident(value: Any) -> str:
+        if value is None:
+            return "(none)"
+        if value in (SECRET, UNKNOWN) or not isinstance(value, str):
+            return _text(value)
+        return f"{len(value.encode('utf-8', 'surrogatepass'))} bytes {_hash(value)}"
+
+    if op == "create" or p.kind.startswith("add"):
+        return [f"        {p.path}: {ident(p.new)}{note}"]
+    if p.kind.startswith("delete"):
+        return [f"        {p.path}: {ident(p.old)}  (removed){note}"]
+    head = f"        {p.path}: {ident(p.old)} → {ident(p.new)}{note}"
+    if not (isinstance(p.old, str) and isinstance(p.new, str)) or SECRET in (p.old, p.new):
+        return [head]
+    return [head, *_change_lines(p.path, p.old, p.new, note)[1:]]
+
+
+def _renamed(value: Any, pattern: re.Pattern[str]) -> Any:
+    if isinstance(value, str):
+        return pattern.sub(_PLACEHOLDER, value)
+    if isinstance(value, dict):
+        return {pattern.sub(_PLACEHOLDER, k): _renamed(v, pattern) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_renamed(v, pattern) for v in value]
+    return value
+
+
+def _holds(value: Any, text: str) -> bool:
+    if isinstance(value, str):
+        return text in value
+    if isinstance(value, dict):
+        return any(_holds(k, text) or _holds(v, text) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds(v, text) for v in value)
+    return False
+
+
+def _name_pattern(app: str) -> re.Pattern[str]:
+    # The name where it stands as a word of a name, path or URL (svc00-ci-role, scoutflo/svc00),
+    # never inside a longer word (svc001).
+    return re.compile(rf"(?<![A-Za-z0-9]){re.escape(app)}(?![A-Za-z0-9])")
+
+
+def _normalized(app: str, resources: list[ResourceChange]) -> list[_Line] | None:
+    """The app's lines with its name replaced by a placeholder in every name, path and value (so
+    hashes and sizes are those of the normalized content), or None when it cannot be folded."""
+    pattern = _name_pattern(app)
+    out = []
+    for r in resources:
+        fields = (r.type, r.name, r.kept, [(p.path, p.old, p.new) for p in r.properties], r.unknowns)
+        if _holds(fields, _PLACEHOLDER):
+            return None
+        props = tuple(
+            PropertyChange(
+                pattern.sub(_PLACEHOLDER, p.path), p.kind, _renamed(p.old, pattern), _renamed(p.new, pattern)
+            )
+            for p in r.properties
+        )
+        renamed = ResourceChange(
+            app=_PLACEHOLDER,
+            type=r.type,
+            name=pattern.sub(_PLACEHOLDER, r.name),
+            urn="",
+            op=r.op,
+            properties=props,
+            custom=r.custom,
+            kept=pattern.sub(_PLACEHOLDER, r.kept),
+            unknowns=tuple(pattern.sub(_PLACEHOLDER, u) for u in r.unknowns),
+        )
+        out += _resource_lines(renamed)
+    return out
+
+
+@dataclass
+class _Group:
+    apps: list[str]
+    resources: list[ResourceChange]
+    norm: list[_Line] | None
+    values: dict[int, list[str]] = field(default_factory=dict)
+    """Line index -> each app's value there (in `apps` order), for the lines they differ in."""
+
+    def fits(self, norm: list[_Line] | None) -> bool:
+        if self.norm is None or norm is None or len(self.norm) != len(norm):
+            return False
+        return all(
+            a.text == b.text or (a.path is not None and a.path == b.path) for a, b in zip(self.norm, norm, strict=True)
+        )
+
+    def add(self, app: str, norm: list[_Line]) -> None:
+        assert self.norm is not None
+        for i, (a, b) in enumerate(zip(self.norm, norm, strict=True)):
+            if a.text != b.text or i in self.values:
+                seen = self.values.setdefault(i, [self._value(i, name) for name in self.apps])
+                seen.append(b.value.replace(_PLACEHOLDER, app))
+        self.apps.append(app)
+
+    def _value(self, i: int, app: str) -> str:
+        # Only the first app's value is needed before a difference is first seen: until then
+        # every app had the first one's value (with its own name).
+        assert self.norm is not None
+        return self.norm[i].value.replace(_PLACEHOLDER, app)
+
+    def text(self, seen: dict[str, str]) -> list[str]:
+        rep = self.apps[0]
+        out = [f"\n{rep}: {_summary(_per_op(self.resources))}"]
+        out += [line.text for r in self.resources for line in _resource_lines(r, seen)]
+        if len(self.apps) == 1:
+            return out
+        others = self.apps[1:]
+        out += _wrapped(f"{', '.join(others)} ({len(others)} apps): as {rep}, name replaced", "  ")
+        assert self.norm is not None
+        for i, values in sorted(self.values.items()):
+            path = self.norm[i].path or ""
+            where = self.norm[i].owner.replace(_PLACEHOLDER, "<app>")
+            by_value: dict[str, list[str]] = {}
+            for app, value in zip(self.apps, values, strict=True):
+                by_value.setdefault(value, []).append(app)
+            spread = "/".join(by_value)
+            out += _wrapped(f"values differ: {path.replace(_PLACEHOLDER, '<app>')} ({where}): {spread}", "    ")
+            for value, names in by_value.items():
+                out += _wrapped(f"{value}: {', '.join(names)}", "      ")
+        return out
+
+
+def _wrapped(text: str, indent: str) -> list[str]:
+    """`text` broken after commas into lines of about _WRAP characters: every name stays whole."""
+    out, line = [], ""
+    for word in text.split(" "):
+        if line and len(line) + 1 + len(word) > _WRAP:
+            out.append(line)
+            line = "  " + word
+        else:
+            line = f"{line} {word}" if line else word
+    out.append(line)
+    return [indent + line for line in out]
+
+
+def _fold(apps: list[tuple[str, list[ResourceChange]]]) -> list[_Group]:
+    """Apps, in name order, each joined to the first group whose lines equal its own once both
+    apps' names are replaced by a placeholder, apart from one-line values (a chart's values):
+    deterministic for the same changes."""
+    groups: list[_Group] = []
+    for app, resources in sorted(apps):
+        norm = _normalized(app, resources)
+        for group in groups:
+            if group.fits(norm):
+                assert norm is not None
+                group.add(app, norm)
+                break
+        else:
+            groups.append(_Group([app], resources, norm))
+    return groups
 
 
 _SHORT = 100
@@ -155,6 +393,9 @@ _DIFF_REGION = 2000
 end) that are diffed. difflib's SequenceMatcher is quadratic and worse on lines that repeat
 without being junk: a 466 KB file with every other line changed took 104 s. Beyond this the
 region is summarized by its size, which takes one linear pass."""
+_NEW_LINES = 10
+"""Lines shown of a long new value (a create's pod spec, a policy); the rest is named by its
+size and hash here and is whole in to_json."""
 _LINE_MAX = 240
 """Characters of one shown line: a minified file is one line of any length."""
 
@@ -205,6 +446,25 @@ def _text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, indent=None)
 
 
+def _document(value: Any) -> Any:
+    """The JSON object or array a string holds (an IAM policy, a trust policy), else None: shown
+    pretty-printed, in the document's own key order, so its lines can be read and diffed."""
+    if not isinstance(value, str) or not value.lstrip().startswith(("{", "[")):
+        return None
+    try:
+        doc = json.loads(value)
+    except (ValueError, RecursionError):
+        return None
+    return doc if isinstance(doc, dict | list) and doc else None
+
+
+def _body(value: Any, text: str) -> list[str]:
+    doc = _document(value)
+    if doc is not None:
+        return json.dumps(doc, indent=2, ensure_ascii=False).split("\n")
+    return _lines(text) if "\n" in text else json.dumps(value, sort_keys=True, indent=2).splitlines()
+
+
 def _long(text: str) -> bool:
     return len(text) > _SHORT or "\n" in text
 
@@ -215,10 +475,12 @@ def _hash(text: str) -> str:
 
 def _value_lines(path: str, value: Any, note: str) -> list[str]:
     text = _text(value)
-    if not _long(text):
+    if not _long(text) and _document(value) is None:
         return [f"        {path}: {text}{note}"]
-    body = _lines(text) if "\n" in text else json.dumps(value, sort_keys=True, indent=2).splitlines()
-    shown = body[:_DIFF_LINES]
+    body = _body(value, text)
+    if len(body) == 1:
+        return [f"        {path}: {_cut(body[0])}{note}"]
+    shown = body[:_NEW_LINES]
     out = [f"        {path}: ({len(body)} lines, {_hash(text)}){note}"]
     out += [f"          | {_cut(line)}" for line in shown]
     if len(body) > len(shown):
@@ -228,13 +490,9 @@ def _value_lines(path: str, value: Any, note: str) -> list[str]:
 
 def _change_lines(path: str, old: Any, new: Any, note: str) -> list[str]:
     old_text, new_text = _text(old), _text(new)
-    if not (_long(old_text) or _long(new_text)):
+    if not (_long(old_text) or _long(new_text) or _document(old) is not None or _document(new) is not None):
         return [f"        {path}: {old_text} → {new_text}{note}"]
-
-    def body(value: Any, text: str) -> list[str]:
-        return _lines(text) if "\n" in text else json.dumps(value, sort_keys=True, indent=2).splitlines()
-
-    a, b = body(old, old_text), body(new, new_text)
+    a, b = _body(old, old_text), _body(new, new_text)
     out = [f"        {path}: {_hash(old_text)} → {_hash(new_text)}{note}"]
     head = 0
     while head < min(len(a), len(b)) and a[head] == b[head]:
@@ -370,6 +628,21 @@ def lookup(obj: Any, path: str) -> Any:
     return walk(obj, parse_path(path))
 
 
+def _lookup_masked(obj: Any, path: str) -> Any:
+    """lookup, but a path that leads into a secret is the secret: the engine's detailed diff names
+    paths inside it (`stringData.password`), and null there would say the value is gone."""
+    for part in parse_path(path):
+        if obj == SECRET:
+            return SECRET
+        if isinstance(part, int) and isinstance(obj, list) and 0 <= part < len(obj):
+            obj = obj[part]
+        elif isinstance(part, str) and isinstance(obj, dict) and part in obj:
+            obj = obj[part]
+        else:
+            return None
+    return obj
+
+
 def _name(urn: str) -> str:
     return urn.rsplit("::", 1)[-1]
 
@@ -464,7 +737,7 @@ def changeset_from_events(
             if detailed:
                 for path, diff in sorted(detailed.items()):
                     kind = str(getattr(diff.diff_kind, "value", diff.diff_kind))
-                    props.append(PropertyChange(path, kind, lookup(old, path), lookup(new, path)))
+                    props.append(PropertyChange(path, kind, _lookup_masked(old, path), _lookup_masked(new, path)))
             else:
                 # No detailed diff (a dynamic provider, the commit resource): compare the inputs
                 # themselves, leaf by leaf, so nothing that changes is hidden from the approver.
@@ -491,6 +764,7 @@ def changeset_from_events(
                 if op == "same"
                 else hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest(),
                 unknowns=tuple(p for p in _unknown_paths(new) if not p.startswith("__")) if op != "delete" else (),
+                kept=_keeps(op, meta.type, meta.old) if op in ("replace", "delete") else "",
             )
         )
     resources.sort(key=lambda r: (r.app, r.urn, r.op))
@@ -502,6 +776,25 @@ def changeset_from_events(
         plan_sha256=plan_sha256,
         config_digest=config_digest,
     )
+
+
+def _keeps(op: str, type_: str, old: Any) -> str:
+    """What keeps the old resource of a replace or delete, read from the step's old state (the
+    engine's StepEventStateMetadata carries protect and retainOnDelete, sdk/python/lib/pulumi/
+    automation/events.py L385-L386)."""
+    if old is None:
+        return ""
+    if old.retain_on_delete:
+        # The engine drops a retainOnDelete resource from state without calling the provider's
+        # Delete (pulumi/pulumi pkg/resource/deploy/step.go L661, DeleteStep.Apply).
+        return "retainOnDelete: only dropped from the stack's state, it stays in the cloud"
+    if old.protect:
+        # DeleteStep.Apply fails on a protected resource (pkg/resource/deploy/step.go L647-L648) and
+        # the step generator will not replace one (pkg/resource/deploy/step_generator.go L1954).
+        return "protected: the engine refuses to delete it, so the run fails until protect is lifted"
+    if type_ == REPOSITORY_TYPE and op == "delete":
+        return "the repository is archived on GitHub, not deleted (components/app_repository.py)"
+    return ""
 
 
 def check_event(event: EngineEvent) -> None:
