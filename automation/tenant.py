@@ -37,6 +37,7 @@ TENANT_KEYS = frozenset(
     {
         "argocdNamespace",
         "argocdProject",
+        "argocdDestination",
         "ecrPrefix",
         "tokenRefreshMode",
         "refreshSchedule",
