@@ -40,6 +40,8 @@ TENANT_KEYS = frozenset(
         "argocdDestination",
         "ecrPrefix",
         "tokenRefreshMode",
+        "argocdCapabilityRoleArn",
+        "adoptCredentialSecret",
         "refreshSchedule",
         "clusterOidcIssuer",
         "githubOidcProviderArn",

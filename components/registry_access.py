@@ -83,6 +83,8 @@ class RegistryAccessArgs:
     aws_cli_image: str
     kubectl_image: str
     capability_role_arn: str = ""
+    adopt_secret: bool = False
+    """Import the Secret of this name already in the cluster (see _create_secret)."""
     """mode none: the EKS Argo CD capability's IAM role, which reads the repositories itself."""
 
 
@@ -184,7 +186,13 @@ class RegistryAccess(pulumi.ComponentResource):
         PATCH only `if c.ServerSideApply && (c.UpsertExistingObjects || kinds.IsPatchResource(...))`,
         else `client.Create`), so a Secret of this name already in the cluster and not in the state
         (written by ESO under the design before the Secret moved into Pulumi) fails the create with
-        AlreadyExists; README "Upgrading eso-mode stacks" says how to adopt it.
+        AlreadyExists. `adopt_secret` imports it instead, by the provider's id `namespace/name`
+        (provider/pkg/provider/util.go:103 parseFqName). The engine imports only when the state has
+        no resource of that id (pulumi/pulumi@1b5949891b pkg/resource/deploy/step_generator.go:1113
+        `isImport := ... (old == nil || old.External || oldImportID != goal.ID)`), so a second `up`
+        with the key still set is an ordinary one; after the import the engine goes on to diff the
+        inputs and updates what differs (our fields only: the password is not in the inputs). A
+        fresh stack leaves the key unset: there is nothing to import and a create is right.
 
         The identity is a hash of the Secret's fields and of its uid. A Secret replaced (a new url)
         or deleted out of band and created again by the next `up` (a new uid) starts without a
@@ -197,7 +205,7 @@ class RegistryAccess(pulumi.ComponentResource):
         """
         a = self._args
         doc = manifests.registry_secret(name=a.secret_name, namespace=a.namespace, url=a.credential_url)
-        secret = self._k8s("secret", doc)
+        secret = self._k8s("secret", doc, import_=f"{a.namespace}/{a.secret_name}" if a.adopt_secret else None)
         identity = pulumi.Output.all(a.credential_url, secret.metadata.apply(_uid)).apply(
             lambda parts: manifests.content_hash(
                 manifests.registry_secret(name=a.secret_name, namespace=a.namespace, url=parts[0]), parts[1]
@@ -313,4 +321,5 @@ def registry_access_args(cfg: Any, host: pulumi.Output[str], account_id: pulumi.
         aws_cli_image=cfg.aws_cli_image,
         kubectl_image=cfg.kubectl_image,
         capability_role_arn=cfg.argocd_capability_role_arn,
+        adopt_secret=cfg.adopt_credential_secret,
     )

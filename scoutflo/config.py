@@ -91,6 +91,9 @@ class StackConfig:
     required_check: str = "lint"
     """The PR workflow job that branch protection requires."""
     branch_protection: bool = True
+    adopt_credential_secret: bool = False
+    """Take the tenant's credential Secret already in the cluster (made by ESO before the Secret
+    moved into Pulumi) into the stack by import, instead of failing its create."""
     """Protect `main` of every app repo; false on GitHub Free, where private repos get none."""
     github_token: Any = None
     """`github:token` or $GITHUB_TOKEN, as a Pulumi secret Output (the commits use it)."""
@@ -118,6 +121,7 @@ OPTIONAL_KEYS = {
     "revisionHistoryLimit": "revision_history_limit",
     "chartCacheDir": "chart_cache_dir",
     "branchProtection": "branch_protection",
+    "adoptCredentialSecret": "adopt_credential_secret",
 }
 # Secret keys: only read for tokenRefreshMode=static; never parsed here, so never in a message.
 STATIC_KEY_ID = "refresherAccessKeyId"
@@ -264,8 +268,13 @@ def parse_config(raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry]) ->
             raise ConfigError("config 'scoutflo:revisionHistoryLimit' must be at least 1")
     if "branch_protection" in options:
         options["branch_protection"] = _as_bool("scoutflo:branchProtection", options["branch_protection"])
+    if "adopt_credential_secret" in options:
+        options["adopt_credential_secret"] = _as_bool(
+            "scoutflo:adoptCredentialSecret", options["adopt_credential_secret"]
+        )
+    not_strings = ("revision_history_limit", "branch_protection", "adopt_credential_secret")
     for key, attr in OPTIONAL_KEYS.items():
-        if attr not in ("revision_history_limit", "branch_protection") and not isinstance(options.get(attr, ""), str):
+        if attr not in not_strings and not isinstance(options.get(attr, ""), str):
             raise ConfigError(f"config 'scoutflo:{key}' must be a string")
 
     if problem := ecr_prefix_problem(options.get("ecr_prefix", "")):
@@ -449,8 +458,6 @@ def load_config() -> StackConfig:
         raw[f"scoutflo:{key}"] = pulumi.Config(PROJECT).get_secret(key)
     # Needed as plain text to fetch charts while the program runs; never exported or logged.
     raw[f"scoutflo:{CREDENTIALS_KEY}"] = pulumi.Config(PROJECT).get(CREDENTIALS_KEY)
-    # The Application destination (its own key); tokenRefreshMode=none requires it to be set.
-    raw.setdefault("scoutflo:argocdDestination", pulumi.Config(PROJECT).get("argocdDestination"))
     raw["github:baseUrl"] = pulumi.Config("github").get("baseUrl") or os.environ.get("GITHUB_BASE_URL")
     # The GitHub provider falls back to $GITHUB_TOKEN as well; the commits follow the same rule.
     env_token = os.environ.get("GITHUB_TOKEN")

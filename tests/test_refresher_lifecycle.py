@@ -222,3 +222,23 @@ def test_the_refresher_pods_have_a_network_policy(mode: dict[str, Any]) -> None:
 def test_no_refresher_pods_no_network_policy(mode: dict[str, Any]) -> None:
     rec = run_main(mode)
     assert not of_type(rec, NETPOL) and not of_type(rec, JOB) and not of_type(rec, CRON)
+
+
+# ---------------------------------------------------------------- an eso-mode Secret from before
+
+
+@pytest.mark.parametrize("mode", [{"scoutflo:tokenRefreshMode": "eso"}, {}])
+def test_adopt_credential_secret_imports_the_existing_secret_by_namespace_and_name(mode: dict[str, Any]) -> None:
+    """pulumi-kubernetes >= 4.29 creates client-side (provider/pkg/await/await.go:190): a Secret
+    ESO made under the old design fails the create; the key imports it by the provider's id."""
+    adopted = run_main({**mode, "scoutflo:adoptCredentialSecret": True})
+    (secret,) = [r for r in of_type(adopted, "kubernetes:core/v1:Secret") if r.name == "registry-access-secret"]
+    assert secret.import_id == "argocd/scoutflo-ecr-acme"
+    # Nothing else is imported, and without the key (a fresh stack) nothing is.
+    assert [r.name for r in adopted.resources if r.import_id] == ["registry-access-secret"]
+    assert not [r.name for r in run_main(mode).resources if r.import_id]
+
+
+def test_adopt_credential_secret_must_be_a_boolean() -> None:
+    with pytest.raises(ConfigError, match="'scoutflo:adoptCredentialSecret' must be true or false"):
+        _parse({"scoutflo:adoptCredentialSecret": "yes"})
