@@ -213,6 +213,10 @@ def _resource_lines(r: ResourceChange, seen: dict[str, str] | None = None) -> li
         elif p.old == SECRET and p.new == SECRET:
             # The engine masks both sides: that it changed is all anyone may see.
             out.append(_Line(f"        {p.path}: {SECRET} (changed){forced}"))
+        elif p.old is None and p.new is None:
+            # A path the provider's detailed diff names that neither side's inputs hold (an
+            # output it computes): "null → null" would say nothing changed.
+            out.append(_Line(f"        {p.path}: (changed; not among the inputs){forced}"))
         else:
             out += [_Line(line) for line in _change_lines(p.path, p.old, p.new, forced)]
     if r.unknowns and r.op != "create":
