@@ -11,9 +11,12 @@ same after an update): after a refresh or an update of the Secret the state hold
 cluster had then, encrypted (the SDK marks a Secret's data secret), and expiring in 12 h.
 The password is written in the cluster: in `irsa` and `static` modes by a seed Job at deploy time
 and then by the refresher CronJob (one pod template for both), in `eso` mode by External Secrets
-Operator merging it into the same Secret. The Secret is the same resource in every mode, so a
-switch between modes never deletes it and Argo CD keeps the last token until the new source
-writes the next.
+Operator merging it into the same Secret. The Secret is the same resource in those three modes,
+so a switch between them never deletes it and Argo CD keeps the last token until the new source
+writes the next. Mode `none` (the EKS-managed Argo CD capability) has no Secret at all: a switch
+to it deletes the Secret and the refresher, since a leftover `repo-creds` whose token expired
+would match the apps' URLs before the capability's own ECR access; it grants the capability's
+IAM role read of the tenant's repositories instead.
 """
 
 from __future__ import annotations
@@ -54,6 +57,22 @@ def _uid(metadata: Any) -> str:
     translate the output)."""
     uid = metadata.get("uid") if isinstance(metadata, dict) else getattr(metadata, "uid", None)
     return str(uid or "")
+
+
+class CapabilityRoleError(ValueError):
+    """argocdCapabilityRoleArn names a role of another account than the one deployed to."""
+
+
+def _capability_role_name(role_arn: str, account_id: str) -> str:
+    """iam:PutRolePolicy takes a role name in the caller's account: a role of another account
+    would silently become a same-named role of this one, so that is refused, naming the key."""
+    if role_arn.split(":")[4] != account_id:
+        raise CapabilityRoleError(
+            f"config 'scoutflo:argocdCapabilityRoleArn' names a role in account {role_arn.split(':')[4]}, but the "
+            f"stack deploys to account {account_id}: the capability's role must be in the account of the ECR "
+            "repositories (the grant is an inline policy on it)"
+        )
+    return role_name_of(role_arn)
 
 
 def _snake(key: str) -> str:
@@ -138,7 +157,9 @@ class RegistryAccess(pulumi.ComponentResource):
         self._reader_policy = aws.iam.RolePolicy(
             f"{self._name}-capability-ecr",
             name=capability_policy_name(a.tenant),
-            role=role_name_of(a.capability_role_arn),
+            role=pulumi.Output.from_input(a.account_id).apply(
+                lambda acct: _capability_role_name(a.capability_role_arn, acct)
+            ),
             policy=pulumi.Output.all(*a.repository_arns).apply(
                 lambda arns: json.dumps(ecr_access(arns, ECR_PULL_ACTIONS), sort_keys=True)
             ),

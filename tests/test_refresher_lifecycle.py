@@ -242,3 +242,10 @@ def test_adopt_credential_secret_imports_the_existing_secret_by_namespace_and_na
 def test_adopt_credential_secret_must_be_a_boolean() -> None:
     with pytest.raises(ConfigError, match="'scoutflo:adoptCredentialSecret' must be true or false"):
         _parse({"scoutflo:adoptCredentialSecret": "yes"})
+
+
+def test_a_capability_role_of_another_account_is_refused_naming_the_key() -> None:
+    other = f"arn:aws:iam::{'9' * 12}:role/ArgoCDCapabilityRole"
+    assert other.split(":")[4] != ACCT
+    with pytest.raises(Exception, match="'scoutflo:argocdCapabilityRoleArn' names a role in account 999999999999"):
+        run_main({**NONE_MODE, "scoutflo:argocdCapabilityRoleArn": other})
