@@ -14,9 +14,9 @@ and then by the refresher CronJob (one pod template for both), in `eso` mode by 
 Operator merging it into the same Secret. The Secret is the same resource in those three modes,
 so a switch between them never deletes it and Argo CD keeps the last token until the new source
 writes the next. Mode `none` (the EKS-managed Argo CD capability) has no Secret at all: a switch
-to it deletes the Secret and the refresher, since a leftover `repo-creds` whose token expired
-would match the apps' URLs before the capability's own ECR access; it grants the capability's
-IAM role read of the tenant's repositories instead.
+to it deletes the Secret and the refresher (a leftover `repo-creds` would still match the apps'
+URLs with a token that expires, and whether the capability prefers it to its own ECR access is
+not documented); it grants the capability's IAM role read of the tenant's repositories instead.
 """
 
 from __future__ import annotations
