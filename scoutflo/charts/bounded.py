@@ -57,10 +57,12 @@ from scoutflo.charts.plan import FileContent, ImportPlan
 _ROOT = str(Path(__file__).resolve().parent.parent.parent)
 
 # Runs first in the child: the parent-death signal, then the caps, are in force before `scoutflo`
-# (and any source's bytes) load. PR_SET_PDEATHSIG is 1 (include/uapi/linux/prctl.h); the signal
-# comes when the thread that started the child ends (prctl(2)): `acquire` blocks in that thread
-# until the child is reaped. A parent that died before the prctl call is seen by getppid(2) no
-# longer being the pid it passed: the child stops, nobody would read its answer.
+# (and any source's bytes) load. PR_SET_PDEATHSIG is 1 (include/uapi/linux/prctl.h line 9); the
+# signal comes when the *thread* that started the child ends (prctl(2), "the 'parent' in this case
+# is considered to be the thread that created this process"): `acquire` blocks in that thread
+# until the child is reaped, so it is the program's death. A parent that died before the prctl
+# call is seen by getppid(2) no longer being the pid it passed: the child stops, nobody would
+# read its answer.
 _BOOT = """import ctypes, os, resource, signal, sys
 memory, cpu, parent = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 if sys.platform.startswith("linux"):
@@ -248,8 +250,9 @@ def _exchange(
     seconds: float,
 ) -> tuple[bytes, bytes]:
     """Write `payload`, read both streams up to their caps, until both close or the deadline.
-    As `subprocess.Popen._communicate` does on POSIX (Lib/subprocess.py): a selector over the
-    pipes, stdin written PIPE_BUF bytes at a time so a write never blocks."""
+    As `subprocess.Popen._communicate` does on POSIX (CPython 3.11 Lib/subprocess.py lines 237 and
+    2055-2117): a selector over the pipes, stdin written PIPE_BUF bytes at a time so a write
+    never blocks."""
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     caps = {proc.stdout.fileno(): max_out, proc.stderr.fileno(): max_err}
     got = {fd: bytearray() for fd in caps}
