@@ -266,6 +266,22 @@ def test_a_malformed_answer_is_a_typed_error(stdout: bytes, message: str) -> Non
         answer(request(1), 0, stdout, b"", Limits())
 
 
+def test_an_error_message_from_the_child_is_cut() -> None:
+    stdout = json.dumps({"error": "ChartError", "message": "x" * 10_000}).encode()
+    with pytest.raises(ChartError) as err:
+        answer(request(1), 1, stdout, b"", Limits())
+    assert len(str(err.value)) == bounded.MESSAGE_CHARS
+
+
+def test_without_waitid_the_exit_is_still_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """macOS has no os.waitid (CPython offers it only where the platform does)."""
+    monkeypatch.delattr(os, "waitid")
+    code, out, _ = run_child(
+        [sys.executable, "-c", "print('done')"], b"", env=os.environ, cwd=str(tmp_path), seconds=10, name="demo"
+    )
+    assert (code, out) == (0, b"done\n")
+
+
 def test_text_and_binary_files_travel_as_base64() -> None:
     plan = b'{"plan": {"files": {"t": {"text": true, "base64": "AWE="}, "b": {"text": false, "base64": "AA=="}},'
     plan += b' "branch": "b", "title": "t", "body": ""}}'

@@ -187,6 +187,10 @@ def acquire(
     return answer(request, returncode, stdout, stderr, limits)
 
 
+MESSAGE_CHARS = 2000
+"""The longest error message taken from the child (a chart error names a file and a limit)."""
+
+
 def run_child(
     argv: list[str],
     payload: bytes,
@@ -233,6 +237,10 @@ def run_child(
 
 def _exited(proc: subprocess.Popen[bytes]) -> bool:
     """Whether the child has exited, leaving it unreaped (WNOWAIT, waitid(2))."""
+    if not hasattr(os, "waitid"):
+        # CPython offers os.waitid only where the platform has it (not macOS): reaping here lets
+        # the pid be reused before the group kill, a narrow race the Linux path avoids.
+        return proc.poll() is not None
     return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
 
 
@@ -307,7 +315,8 @@ def answer(request: Request, returncode: int, stdout: bytes, stderr: bytes, limi
     if isinstance(out, dict) and out.get("error") == "memory":
         raise AcquisitionError(f"{request.name}: acquisition needed more than {_mib(limits)} of memory; stopped")
     if isinstance(out, dict) and isinstance(out.get("error"), str) and isinstance(out.get("message"), str):
-        raise _error_class(out["error"])(out["message"])
+        # Cut: the child parsed untrusted input, and its message is printed and kept in records.
+        raise _error_class(out["error"])(out["message"][:MESSAGE_CHARS])
     if returncode == 0 and isinstance(out, dict) and isinstance(out.get("plan"), dict):
         plan = _plan(out["plan"])
         if plan is None:
