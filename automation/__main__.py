@@ -20,18 +20,27 @@ MAX_TENANT_FILE = 16 * 1024 * 1024
 
 
 class _Parser(argparse.ArgumentParser):
+    json_errors = False
+    """Set when the command line asks for --json: a caller parsing stdout gets its error as JSON too."""
+
     def error(self, message: str) -> NoReturn:
         # argparse writes an unrecognized argument as given ("unrecognized arguments: %s",
         # argparse.py parse_args): an escape in it would reach the terminal like any other text.
         from automation.changeset import terminal_safe
 
+        if self.json_errors:
+            # json.dumps escapes every control and non-ASCII character (ensure_ascii).
+            print(json.dumps({"error": "bad-arguments", "message": f"{self.prog}: {message}"}))
+            self.exit(EXIT_USAGE)
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, terminal_safe(f"{self.prog}: error: {message}\n"))
 
 
-def _parser() -> argparse.ArgumentParser:
-    # add_subparsers makes the subcommands' parsers of this same class (parser_class=type(self)).
-    parser = _Parser(
+def _parser(json_errors: bool = False) -> argparse.ArgumentParser:
+    # add_subparsers makes the subcommands' parsers of this same class (parser_class=type(self)),
+    # so they answer in JSON as well.
+    parser_class = type("_Parser", (_Parser,), {"json_errors": json_errors})
+    parser = parser_class(
         prog="python -m automation", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +88,14 @@ def _emit(value: Any, as_json: bool) -> None:
         _say(json.dumps(value.to_json() if hasattr(value, "to_json") else value, indent=2, sort_keys=True, default=str))
     else:
         _say(value.to_text() if hasattr(value, "to_text") else json.dumps(value, indent=2, default=str))
+
+
+def _usage_error(message: str, as_json: bool) -> int:
+    if as_json:
+        _say(json.dumps({"error": "bad-event-log", "message": message}))
+    else:
+        _say(message, err=True)
+    return EXIT_USAGE
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -131,7 +148,8 @@ def _load_tenant(path: Path) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = _parser(json_errors="--json" in words).parse_args(words)
     if args.command == "render":
         return _render(args)
     if args.command == "diff":
@@ -140,11 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             changes = changeset_from_events(events_from_log(args.events), stack=args.stack)
         except OSError as err:
-            _say(f"diff: {args.events}: cannot read it ({err.strerror or err})", err=True)
-            return EXIT_USAGE
+            return _usage_error(f"diff: {args.events}: cannot read it ({err.strerror or err})", args.json)
         except ValueError as err:
-            _say(f"diff: {err}", err=True)
-            return EXIT_USAGE
+            return _usage_error(f"diff: {err}", args.json)
         _emit(changes, args.json)
         return 0
 

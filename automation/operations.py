@@ -357,6 +357,30 @@ class Backend:
         return key
 
 
+def write_aside(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """`path` holds `data` whole or as before, never a part: written to a new file beside it,
+    flushed to disk, renamed over it (rename(2) replaces the name atomically), then the directory
+    synced so the rename itself survives a crash (fsync(2): syncing the file does not sync its
+    directory entry). A crash leaves at most a stray `.<name>.<random>.tmp`."""
+    aside = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        os.fchmod(fd, mode)  # os.open's mode is filtered by the umask
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(aside, path)
+    except BaseException:
+        aside.unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
 def private_dir(path: Path, others_may_read: bool = False) -> Path:
     """`path` as a directory of this user that no one else may write (nor, unless allowed, read):
     another local user who could would swap a saved plan and its record between approval and
@@ -505,11 +529,8 @@ class Stacks:
         options = (project.get("runtime") or {}).get("options") or {}
         if options.get("virtualenv") and not os.path.isabs(options["virtualenv"]):
             options["virtualenv"] = str((self.project_dir / options["virtualenv"]).resolve())
-        (directory / "Pulumi.yaml").write_text(
-            "# Generated from the project's Pulumi.yaml by automation/operations.py; do not edit.\n"
-            + yaml.safe_dump(project, sort_keys=False),
-            encoding="utf-8",
-        )
+        text = "# Generated from the project's Pulumi.yaml by automation/operations.py; do not edit.\n"
+        write_aside(directory / "Pulumi.yaml", (text + yaml.safe_dump(project, sort_keys=False)).encode())
         (directory / "home").mkdir(exist_ok=True, mode=0o700)
         (directory / "plans").mkdir(exist_ok=True, mode=0o700)
         # The CLI's TMPDIR: what the last run left (under this same lock) goes now.
@@ -558,12 +579,9 @@ class Stacks:
                 config[name] = old_config[name]
             else:
                 todo.append(name)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         # `stack init` created it 0644 (sdk/go/common/workspace/project.go L1386); later saves by
         # the CLI keep the mode this sets (os.WriteFile only applies its mode on create).
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            yaml.safe_dump({**kept, "config": config}, f, sort_keys=True)
+        write_aside(path, yaml.safe_dump({**kept, "config": config}, sort_keys=True).encode())
         done = {k: v for k, v in known.items() if k in macs and k not in todo}
         for name in todo:
             value = settings.secrets[name]
@@ -579,9 +597,9 @@ class Stacks:
             if result.returncode != 0:
                 raise OperationFailed(f"setting secret config {name}: {result.stderr.strip()[-500:]}")
             done[name] = macs[name]
-            fd = os.open(known_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(done, f)
+            # A crash mid-write must not leave it cut short: unreadable, the next run could not
+            # start (json.loads above), and a record that lies would skip a secret never set.
+            write_aside(known_path, json.dumps(done).encode())
 
     # ------------------------------------------------------------ plans
 
@@ -598,21 +616,14 @@ class Stacks:
         for meta in metas[: max(0, len(metas) - self.KEEP_PLANS + 1)]:
             meta.unlink(missing_ok=True)
             meta.with_suffix(".json").unlink(missing_ok=True)
-        path = record.plan.with_suffix(".meta")
         # Written aside and renamed: a crash never leaves a half-written record under the name.
-        aside = path.with_name(f".{path.name}.tmp")
-        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(
-                {
-                    "fingerprint": record.fingerprint,
-                    "sha256": record.sha256,
-                    "configDigest": record.config_digest,
-                    "stateDigest": record.state_digest,
-                },
-                f,
-            )
-        os.replace(aside, path)
+        fields_ = {
+            "fingerprint": record.fingerprint,
+            "sha256": record.sha256,
+            "configDigest": record.config_digest,
+            "stateDigest": record.state_digest,
+        }
+        write_aside(record.plan.with_suffix(".meta"), json.dumps(fields_).encode())
 
     def find_plan(self, directory: Path, fingerprint: str) -> PlanRecord | None:
         found = []

@@ -342,4 +342,36 @@ def tenant_settings(tenant: Tenant, project_dir: Path = PROJECT_DIR) -> StackSet
         found = decls.get(full)
         if found and found.type and not value_matches(found.type, found.items, value):
             raise TenantError(f"tenant value for {full!r} must be of type {found.type!r} (Pulumi.yaml)")
+    check_program_config(plain, secrets, project_dir)
     return StackSettings(plain=plain, secrets=secrets)
+
+
+def check_program_config(plain: Mapping[str, Any], secrets: Mapping[str, str], project_dir: Path = PROJECT_DIR) -> None:
+    """TenantError naming the field when the program would refuse this config: the program's own
+    validation (scoutflo/config.py parse_config against the chart catalog, charts_catalog), run
+    here before any CLI call, so an unknown chart or a bad app name is `invalid-tenant` and not a
+    failed preview. The values are those the program reads (scoutflo/config.py load_config):
+    Pulumi.yaml's defaults, then the stack's values, secrets included (parsed in-process only;
+    parse_config names keys and app fields in its messages, never a secret's value)."""
+    from charts_catalog import CatalogError, load_catalog
+    from scoutflo.config import ConfigError, parse_config
+
+    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text(encoding="utf-8"))
+    raw: dict[str, Any] = {}
+    for key, decl in (project.get("config") or {}).items():
+        if isinstance(decl, Mapping) and "default" in decl:
+            raw[key if ":" in key else f"{project['name']}:{key}"] = decl["default"]
+    raw.update(plain)
+    raw.update(secrets)
+    try:
+        parse_config(raw, load_catalog(raw.get(f"{PROJECT}:catalogPath") or None))
+    except (ConfigError, CatalogError) as err:
+        raise TenantError(_tenant_field(str(err))) from None
+
+
+def _tenant_field(message: str) -> str:
+    """parse_config's message with its config key as the tenant spec's field: `scoutflo:apps[0]`
+    is the spec's `apps[0]`, `scoutflo:ecrPrefix` its `config.ecrPrefix`."""
+    message = message.replace("config 'scoutflo:apps", "tenant spec 'apps")
+    message = message.replace("config 'scoutflo:tenant'", "tenant spec 'id'")
+    return message.replace("config 'scoutflo:", "tenant spec 'config.")

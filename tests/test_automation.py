@@ -73,7 +73,12 @@ def test_tenant_maps_to_stack_config_with_secrets_marked() -> None:
 def test_secret_keys_come_from_pulumi_yaml() -> None:
     # chartRegistryCredentials is `secret: true` in Pulumi.yaml; it used to be written in plain text.
     creds = {"registry.example.com": {"username": "u", "password": "CHART-PW"}}
-    cfg = tenant_settings(tenant(config={"chartRegistryCredentials": creds, "refresherAccessKeyId": "AKIAREFRESH"}))
+    config = {
+        "chartRegistryCredentials": creds,
+        "refresherAccessKeyId": "AKIAREFRESH",
+        "clusterOidcIssuer": "https://oidc.x",
+    }
+    cfg = tenant_settings(tenant(config=config))
     assert json.loads(cfg.secrets["scoutflo:chartRegistryCredentials"]) == creds
     assert cfg.secrets["scoutflo:refresherAccessKeyId"] == "AKIAREFRESH"
     assert "CHART-PW" not in json.dumps(cfg.plain)

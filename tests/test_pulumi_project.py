@@ -66,7 +66,12 @@ def test_what_the_automation_layer_writes_passes() -> None:
         "aws": {"region": "eu-west-1", "accessKeyId": "AKIA", "secretAccessKey": "s"},
         "cluster": {"kubeconfig": kubeconfig_text()},
         "apps": [{"name": "a", "chart": "webapp", "values": {"x": [1, 2]}}],
-        "config": {"revisionHistoryLimit": 3, "tokenRefreshMode": "static", "refresherAccessKeyId": "AKIA2"},
+        "config": {
+            "revisionHistoryLimit": 3,
+            "tokenRefreshMode": "static",
+            "refresherAccessKeyId": "AKIA2",
+            "refresherSecretAccessKey": "S2",
+        },
     }
     settings = tenant_settings(Tenant.from_dict(spec))
     written = {**settings.plain, **{k: {"secure": "v1:ciphertext"} for k in settings.secrets}}

@@ -32,6 +32,8 @@ def spec(**changes: Any) -> dict[str, Any]:
         "aws": {"region": "eu-west-1", "accessKeyId": "AKIAACME", "secretAccessKey": "AWS-S3CRET"},
         "cluster": {"kubeconfig": kubeconfig_text(token=TOKEN)},
         "apps": [{"name": "storefront", "chart": "webapp"}],
+        # The program refuses irsa mode without it (scoutflo/config.py), now before any CLI call.
+        "config": {"clusterOidcIssuer": "https://oidc.eks.eu-west-1.amazonaws.com/id/X"},
     }
     return data | changes
 
