@@ -2,7 +2,7 @@
 on which difflib is slowest), rendered by ChangeSet.to_text, beside difflib.unified_diff on the
 whole file as the text used to call it. Prints seconds; asserts nothing.
 
-The README's "difflib is quadratic: 15 s on a 371 KiB file" is the 20 000-line row.
+docs/figures.md's approval-diff table and docs/backend.md's difflib figures are its rows.
 Usage: python bench/approval_diff_bench.py [--lines 2000,8000,20000] [--difflib-up-to 20000] [--smoke]
 """
 

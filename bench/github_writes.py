@@ -143,7 +143,7 @@ def main() -> None:
         elif res.type.startswith("github:"):
             raise SystemExit(f"no write count for {res.type}: read its create in terraform-provider-github")
     print("GitHub writes of a first `pulumi up` (owner's default branch already `main`)")
-    # The README's table: one row per app, a column per resource that writes.
+    # docs/figures.md's table: one row per app, a column per resource that writes.
     columns = [
         ("AppRepository", "AppRepository"),
         ("BranchDefault", "BranchDefault"),

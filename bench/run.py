@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-# The README's order (its Figures section); anything else follows by name.
+# The order of docs/figures.md; anything else follows by name.
 ORDER = ("render_bench", "import_bench", "github_writes", "approval_diff_bench", "yaml_bounds")
 
 
