@@ -11,13 +11,14 @@ from components.chart_repo import ChartRepo, ChartRepoArgs
 from components.github_oidc import GithubOidc, GithubOidcArgs
 from components.registry_access import RegistryAccess, registry_access_args
 from scoutflo import naming
-from scoutflo.adoption import AdoptionError, app_description, look_up
+from scoutflo.adoption import AdoptionError, look_up
 from scoutflo.charts.bounded import plan_imports_bounded
 from scoutflo.charts.errors import ChartError
 from scoutflo.charts.fetch import cache_dir
 from scoutflo.charts.plan import application_values
 from scoutflo.config import ConfigError, load_config
-from scoutflo.repo_files import EXECUTABLES, initial_files
+from scoutflo.github.adoption import app_description
+from scoutflo.github.repo_files import EXECUTABLES, initial_files
 
 try:
     cfg = load_config()

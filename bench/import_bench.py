@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scoutflo.charts.fetch import ChartFetcher
 from scoutflo.charts.plan import plan_import
-from scoutflo.github_api import GitHub, commit_files
+from scoutflo.github.api import GitHub, commit_files
 from tests import corpus
 from tests.github_stub import GitHubState, github_stub
 from tests.loopback import static_http

@@ -1,7 +1,7 @@
 """AppRepository: the app's private GitHub repository, through a dynamic provider, in one write.
 
 Why not pulumi-github's Repository: it makes 5 writes for what one request does
-(scoutflo/github_repo.py), and GitHub allows 500 content-creating writes an hour per token.
+(scoutflo/github/repository.py), and GitHub allows 500 content-creating writes an hour per token.
 Removing the app archives the repository (never deletes it). Adding it again adopts the archive:
 create finds it, checks the tenant's mark, and unarchives it.
 
@@ -58,7 +58,7 @@ _REQUIRED = ("owner", "name", "tenant", "description", "token")
 
 
 def _client(props: dict[str, Any]) -> Any:
-    from scoutflo.github_api import API, GitHub
+    from scoutflo.github.api import API, GitHub
 
     return GitHub(props["token"], api=props.get("api_url") or API)
 
@@ -76,7 +76,7 @@ class AppRepositoryProvider(ResourceProvider):
         return CheckResult(news, failures)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        from scoutflo.github_repo import ensure_repository
+        from scoutflo.github.repository import ensure_repository
 
         gh = _client(props)
         facts = ensure_repository(
@@ -99,8 +99,13 @@ class AppRepositoryProvider(ResourceProvider):
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        from scoutflo.adoption import with_mark
-        from scoutflo.github_repo import RepositoryGone, ensure_repository, rename_default_branch, update_repository
+        from scoutflo.github.adoption import with_mark
+        from scoutflo.github.repository import (
+            RepositoryGone,
+            ensure_repository,
+            rename_default_branch,
+            update_repository,
+        )
 
         gh = _client(news)
         adopted = bool(olds.get("adopted"))
@@ -152,13 +157,13 @@ class AppRepositoryProvider(ResourceProvider):
         return UpdateResult({**news, **facts.outputs(), "adopted": adopted, "github_writes": gh.writes})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        from scoutflo.github_repo import archive_repository
+        from scoutflo.github.repository import archive_repository
 
         archive_repository(_client(props), owner=props["owner"], name=props["name"], repo_id=props.get("repo_id"))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """`pulumi refresh`: the repository as it is (gone: an empty id, which drops it from state)."""
-        from scoutflo.github_repo import refresh_repository, repo_facts
+        from scoutflo.github.repository import refresh_repository, repo_facts
 
         repo = refresh_repository(
             _client(props), props["owner"], props["name"], f"the repository {props['owner']}/{props['name']}"
@@ -181,13 +186,13 @@ class AppRepositoryArgs:
     """Repository name (= app name)."""
     tenant: str
     description: str
-    """Ends with the tenant's mark (scoutflo.adoption.repo_description)."""
+    """Ends with the tenant's mark (scoutflo.github.adoption.repo_description)."""
     token: pulumi.Input[str]
     """GitHub token (a Pulumi secret)."""
     api_url: str = "https://api.github.com"
     repo_id: int | None = None
     node_id: str | None = None
-    """GitHub's ids of the repository when the program's look-up found it (scoutflo.adoption
+    """GitHub's ids of the repository when the program's look-up found it (scoutflo.github.adoption
     FoundRepo), None when it is to be created. See `AppRepository.__init__`."""
 
 

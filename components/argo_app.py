@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from scoutflo import manifests
+from scoutflo.cluster import manifests
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from scoutflo.adoption import TENANT_TAG
+from scoutflo.aws.adoption import TENANT_TAG
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -16,7 +16,7 @@ class ChartRegistryArgs:
     repository_name: str
     """`<prefix>/<app>`: where `helm push` lands a chart called `<app>`."""
     tenant: str
-    """Tagged on the repository (scoutflo.adoption.TENANT_TAG): a later adoption checks it."""
+    """Tagged on the repository (scoutflo.aws.adoption.TENANT_TAG): a later adoption checks it."""
     exists: bool = False
     """The repository is already in the region (kept from a removed app or a destroyed stack):
     adopt it with `import_` (its id is its name) instead of failing on a duplicate create."""
@@ -25,7 +25,7 @@ class ChartRegistryArgs:
     would remove it)."""
     encryption_type: str = "AES256"
     kms_key: str = ""
-    """An adopted repository's encryption, kept: it cannot change in place (scoutflo.adoption
+    """An adopted repository's encryption, kept: it cannot change in place (scoutflo.aws.adoption
     FoundRegistry)."""
 
 
@@ -48,7 +48,7 @@ class ChartRegistry(pulumi.ComponentResource):
             tags={**args.tags, TENANT_TAG: args.tenant},
             # Chart history is user data: removing the app from the stack keeps the repository
             # (and every version in it) in AWS; `retain_on_delete` drops it from state only.
-            # Adding the app again adopts it (scoutflo/adoption.py explains why `import_` is
+            # Adding the app again adopts it (scoutflo/aws/adoption.py explains why `import_` is
             # safe on every run).
             opts=pulumi.ResourceOptions(
                 parent=self, retain_on_delete=True, import_=args.repository_name if args.exists else None

@@ -11,8 +11,8 @@ import pulumi_github as github
 from components.app_repository import AppRepository, AppRepositoryArgs
 from components.ci_role import CiRole, CiRoleArgs
 from components.repo_commit import RepoCommit, RepoCommitArgs
-from scoutflo.adoption import READOPTED_FILES, READOPTED_MESSAGE, FoundRepo, repo_description
-from scoutflo.repo_files import SETTINGS_PATH, settings_file
+from scoutflo.github.adoption import READOPTED_FILES, READOPTED_MESSAGE, FoundRepo, repo_description
+from scoutflo.github.repo_files import SETTINGS_PATH, settings_file
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,7 +95,7 @@ class ChartRepo(pulumi.ComponentResource):
         name, args = self._name, self._args
         child = pulumi.ResourceOptions(parent=self)
         # Private, issues on, wiki and projects off, squash merges only, branches deleted on merge
-        # (scoutflo/github_repo.py SETTINGS), created with auto_init in one write. Removing the
+        # (scoutflo/github/repository.py SETTINGS), created with auto_init in one write. Removing the
         # app archives it; adding the app again adopts the archive and unarchives it.
         repo = AppRepository(
             f"{name}-repo",

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from scoutflo.aws.policies import ECR_PUSH_ACTIONS, ecr_access, github_subject, github_trust
 from scoutflo.naming import CI_PUSH_POLICY_NAME
-from scoutflo.policies import ECR_PUSH_ACTIONS, ecr_access, github_subject, github_trust
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from scoutflo.adoption import OIDC_URL, OidcProvider
-from scoutflo.policies import STS_AUDIENCE
+from scoutflo.aws.adoption import OIDC_URL, OidcProvider
+from scoutflo.aws.policies import STS_AUDIENCE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -16,7 +16,7 @@ class GithubOidcArgs:
     existing_arn: str = ""
     """ARN from config: used as is, nothing registered (the provider is someone else's to manage)."""
     found: OidcProvider | None = None
-    """What the look-up found (scoutflo.adoption): adopted with `import_`; None creates it."""
+    """What the look-up found (scoutflo.aws.adoption): adopted with `import_`; None creates it."""
 
 
 class GithubOidc(pulumi.ComponentResource):
@@ -38,7 +38,7 @@ class GithubOidc(pulumi.ComponentResource):
                 # (terraform-provider-aws internal/service/iam/openid_connect_provider.go).
                 tags=dict(found.tags) if found and found.tags else None,
                 # One provider per URL per account: other stacks rely on it, so no stack ever
-                # deletes it. Importing is inert once this stack holds it (scoutflo/adoption.py).
+                # deletes it. Importing is inert once this stack holds it (scoutflo/aws/adoption.py).
                 opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, import_=found.arn if found else None),
             )
             self.arn = provider.arn

@@ -31,8 +31,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from scoutflo import manifests, naming
-from scoutflo.policies import (
+from scoutflo import naming
+from scoutflo.aws.policies import (
     ECR_PULL_ACTIONS,
     capability_policy_name,
     ecr_access,
@@ -40,6 +40,7 @@ from scoutflo.policies import (
     oidc_provider_arn,
     role_name_of,
 )
+from scoutflo.cluster import manifests
 
 _TYPED: dict[str, Any] = {
     "Secret": k8s.core.v1.Secret,

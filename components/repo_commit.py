@@ -1,7 +1,7 @@
 """RepoCommit: many files as one commit (and optionally one pull request) through a dynamic provider.
 
 The GitHub provider has no multi-file commit resource, so this one calls the Git Data API
-(scoutflo.github_api). What lands belongs to the user: changed file contents never rewrite it
+(scoutflo.github.api). What lands belongs to the user: changed file contents never rewrite it
 (the diff ignores them); only a new branch (a new import) makes a new commit, and deleting the
 resource leaves the repository untouched.
 
@@ -187,7 +187,7 @@ class RepoCommitProvider(ResourceProvider):
         return CheckResult(news, failures)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        from scoutflo.github_api import API, GitHub, commit_files
+        from scoutflo.github.api import API, GitHub, commit_files
 
         gh = GitHub(props["token"], api=props.get("api_url") or API)
         result = commit_files(
@@ -248,12 +248,12 @@ class RepoCommitProvider(ResourceProvider):
         unmerged, the scaffold's files edited, removed or reverted, `main` rewritten: each is the
         user's decision, and a commit dropped from the state would be made again by the next
         `up`, undoing it: commit_files looks for its trailer among the newest commits of the
-        branch only (github_api._find_marked, one page), so it re-proposes a PR closed unmerged,
+        branch only (scoutflo.github.api._find_marked, one page), so it re-proposes a PR closed unmerged,
         and once the scaffold commit is past that page (or `main` was rewritten) commits again
         every scaffold file the user no longer has. Only a repository gone (or another one) means the
         pipeline was lost rather than changed."""
-        from scoutflo.github_api import API, GitHub
-        from scoutflo.github_repo import refresh_repository
+        from scoutflo.github.api import API, GitHub
+        from scoutflo.github.repository import refresh_repository
 
         owner, name = props["owner"], props["repo"]
         gh = GitHub(props["token"], api=props.get("api_url") or API)

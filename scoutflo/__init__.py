@@ -1,4 +1,7 @@
-"""Pure logic of the Scoutflo GitOps program: config, naming, versions, manifests, repo files.
+"""Pure logic of the Scoutflo GitOps program, one subpackage per layer.
 
-Nothing in this package registers a Pulumi resource, so it is tested without mocks.
+`config` and `naming` (every key validated once) → `charts/` (chart acquisition) → `github/`,
+`cluster/`, `aws/` (what GitHub, the cluster and AWS are sent) → the components; `adoption` asks
+GitHub and AWS what already exists. Nothing in this package registers a Pulumi resource, so it is
+tested without mocks.
 """

@@ -17,8 +17,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from charts_catalog import CatalogEntry
-from scoutflo.adoption import GITHUB_DESCRIPTION_MAX, app_description, repo_description
 from scoutflo.charts.versions import VersionError, parse_constraint
+from scoutflo.github.adoption import GITHUB_DESCRIPTION_MAX, app_description, repo_description
 from scoutflo.naming import app_name_problem, dns_label_problem, ecr_prefix_problem
 
 # An IAM OIDC provider's ARN: partition, no region, a 12-digit account, the issuer's host and path
@@ -72,7 +72,7 @@ class StackConfig:
     argocd_project: str = "default"
     argocd_destination: str = "https://kubernetes.default.svc"
     """The Applications' cluster: an API server URL or EKS cluster ARN (`server`), or the name it is
-    registered under in Argo CD (`name`); see scoutflo.manifests.application_destination."""
+    registered under in Argo CD (`name`); see scoutflo.cluster.manifests.application_destination."""
     ecr_prefix: str = ""
     """ECR namespace in front of every app repository ('' = none)."""
     token_refresh_mode: RefreshMode = "irsa"

@@ -15,7 +15,8 @@ import pytest
 from automation import render
 from components.app_repository import AppRepositoryProvider
 from components.repo_commit import RepoCommitProvider
-from scoutflo.adoption import READOPTED_FILES, TENANT_TAG, tenant_mark, tenant_topic
+from scoutflo.aws.adoption import TENANT_TAG
+from scoutflo.github.adoption import READOPTED_FILES, tenant_mark, tenant_topic
 from tests.conftest import MAIN, dev_config, of_type, run_main
 
 OIDC_TYPE = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from charts_catalog import BUILTIN_DIR, load_catalog
-from scoutflo import manifests
+from scoutflo.cluster import manifests
 from scoutflo.config import ConfigError, parse_config
 from tests.conftest import of_type, run_main
 from tests.test_manifests import validate_application

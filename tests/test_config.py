@@ -158,12 +158,12 @@ def test_pulumi_yaml_declares_every_key_with_the_same_defaults() -> None:
 
 
 def test_a_catalog_description_too_long_for_githubs_limit_is_refused_before_any_resource() -> None:
-    """GitHub refuses a repository description over 350 characters (scoutflo/adoption.py
+    """GitHub refuses a repository description over 350 characters (scoutflo/github/adoption.py
     GITHUB_DESCRIPTION_MAX); with the suffix and a 40-character tenant's mark, the longest entry
     text that fits is 350 - 91 characters."""
     import dataclasses
 
-    from scoutflo.adoption import GITHUB_DESCRIPTION_MAX, app_description, repo_description
+    from scoutflo.github.adoption import GITHUB_DESCRIPTION_MAX, app_description, repo_description
 
     tenant = "t" * 40
     fits = 350 - len(repo_description(app_description(""), tenant))

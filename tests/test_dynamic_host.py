@@ -41,8 +41,8 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from components.app_repository import AppRepositoryProvider
 from components.repo_commit import RepoCommitProvider
-from scoutflo.adoption import repo_description
-from scoutflo.repo_files import SETTINGS_PATH, settings_file
+from scoutflo.github.adoption import repo_description
+from scoutflo.github.repo_files import SETTINGS_PATH, settings_file
 from tests import github_stub
 from tests.github_stub import GitHubState
 

@@ -19,7 +19,7 @@ import pytest
 
 from components.app_repository import AppRepositoryProvider
 from components.repo_commit import RepoCommitProvider
-from scoutflo.github_api import (
+from scoutflo.github.api import (
     MAX_WAIT,
     GitHub,
     GitHubError,

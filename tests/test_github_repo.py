@@ -1,4 +1,4 @@
-"""An app's GitHub repository through our own provider (scoutflo/github_repo.py,
+"""An app's GitHub repository through our own provider (scoutflo/github/repository.py,
 components/app_repository.py), at the HTTP level against the loopback stand-in for GitHub
 (tests/github_stub.py): one write to create, none to adopt our own, none ever on someone else's,
 archive never delete, and the take-over of a pulumi-github Repository's state."""
@@ -13,9 +13,15 @@ from typing import Any
 import pytest
 
 from components.app_repository import AppRepositoryProvider
-from scoutflo.adoption import repo_description, tenant_mark, tenant_topic
-from scoutflo.github_api import GitHub, GitHubError, Pacer
-from scoutflo.github_repo import SETTINGS, RepositoryGone, archive_repository, ensure_repository, update_repository
+from scoutflo.github.adoption import repo_description, tenant_mark, tenant_topic
+from scoutflo.github.api import GitHub, GitHubError, Pacer
+from scoutflo.github.repository import (
+    SETTINGS,
+    RepositoryGone,
+    archive_repository,
+    ensure_repository,
+    update_repository,
+)
 from tests.github_stub import READ_ONLY, TOKEN, Fault, GitHubState, github_stub
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -542,7 +548,7 @@ def test_the_token_is_only_in_the_secret_token_output(empty: Stub) -> None:
 def test_the_scaffold_right_after_the_create_waits_for_auto_inits_commit(github: Callable[..., Stub]) -> None:
     """GitHub makes auto_init's commit after the create answers: Git Data reads answer 409 "Git
     Repository is empty." meanwhile. The scaffold waits (reads only) and costs the same writes."""
-    from scoutflo.github_api import commit_files
+    from scoutflo.github.api import commit_files
 
     state, url = github(None, empty_window=3)
     gh = client(url)

@@ -365,7 +365,7 @@ def test_template_charts_keep_names_go_yaml_would_read_as_other_values(app: str,
     """The template path writes Chart.yaml too: the same go-yaml reading as above applies
     (helm/helm pkg/chart/v2/loader/load.go:84), so `y` must not reach Helm as `true`."""
     from charts_catalog import load_catalog
-    from scoutflo.repo_files import template_chart
+    from scoutflo.github.repo_files import template_chart
 
     template_dir = load_catalog()["webapp"].source.template_dir
     assert template_dir is not None

@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 
 from automation import render
-from scoutflo import manifests
+from scoutflo.cluster import manifests
 from tests.conftest import run_main
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "argocd-application-v1alpha1.json").read_text())

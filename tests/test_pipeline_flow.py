@@ -3,7 +3,7 @@ bots, a README-only change, quick merges, a protected head branch, a CRLF Chart.
 
 Real git (bare repositories as the base repository and a fork), real helm, a real OCI registry
 (docker-registry on 127.0.0.1); the workflows' own steps run through tests/actions.py. The
-scaffold is exactly what the program commits (scoutflo.repo_files), with ci/settings.env pointing
+scaffold is exactly what the program commits (scoutflo.github.repo_files), with ci/settings.env pointing
 at the loopback registry.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from scoutflo.repo_files import EXECUTABLES, SETTINGS_PATH, initial_files, settings_file
+from scoutflo.github.repo_files import EXECUTABLES, SETTINGS_PATH, initial_files, settings_file
 from tests.actions import Hosting, JobResult, PullRequest, Runner, git_env, load, sh, surviving_runs, triggers
 from tests.loopback import oci_registry, tags
 

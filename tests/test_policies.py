@@ -1,10 +1,10 @@
-"""IAM documents of scoutflo/policies.py (pure functions)."""
+"""IAM documents of scoutflo/aws/policies.py (pure functions)."""
 
 from __future__ import annotations
 
 import pytest
 
-from scoutflo.policies import github_subject, github_trust
+from scoutflo.aws.policies import github_subject, github_trust
 
 
 def test_ci_trust_is_one_exact_id_based_subject() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from automation import render
 from charts_catalog import load_catalog
-from scoutflo.adoption import app_description, repo_description
+from scoutflo.github.adoption import app_description, repo_description
 from tests.conftest import of_type, run_main
 
 COMPONENT_TOKENS = {

@@ -12,9 +12,9 @@ import kubernetes_validate
 import pytest
 
 from automation import render
-from scoutflo import manifests
+from scoutflo.aws.policies import ECR_PULL_ACTIONS
+from scoutflo.cluster import manifests
 from scoutflo.config import ConfigError, StackConfig, parse_config
-from scoutflo.policies import ECR_PULL_ACTIONS
 from tests.conftest import of_type, run_main
 
 K8S_VERSION = "1.35"

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from automation import render
-from scoutflo import manifests
+from scoutflo.cluster import manifests
 from tests.conftest import of_type, run_main, run_main_volatile
 from tests.loopback import serve
 

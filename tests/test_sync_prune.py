@@ -139,7 +139,7 @@ def test_a_stateless_entry_still_prunes(catalog: Path, tmp_path: Path) -> None:
 
 
 def test_confirm_waits_for_a_person() -> None:
-    from scoutflo.manifests import sync_policy
+    from scoutflo.cluster.manifests import sync_policy
 
     claim = {"kind": "PersistentVolumeClaim", "metadata": {"name": "x"}}
     assert argocd_prune_outcome(claim, sync_policy("confirm"), automated=True) == "waits for confirmation"
@@ -155,7 +155,7 @@ def test_before_argocd_3_4_a_stateful_entry_is_safe_from_automated_syncs_only(
     """What the README promises for Argo CD < 3.4: automated syncs never prune a stateful entry's
     objects (automated.prune is false), but a person's sync with Prune ticked does, and
     `confirm` is not honoured (automated syncs prune)."""
-    from scoutflo.manifests import sync_policy
+    from scoutflo.cluster.manifests import sync_policy
 
     (claim,) = dropped_between_versions(catalog, tmp_path)
     spec = application(catalog, "store")

@@ -33,7 +33,7 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 # Unicode categories no file name of a chart may contain. Cc (C0, DEL, C1): Git stores them, but
 # they break branch names, shells and YAML. Zl/Zp (U+2028, U+2029): Python's str.splitlines() and
 # JavaScript end a line there, so a name in the import PR's body could forge a line of its own (a
-# `Scoutflo-Commit:` trailer, scoutflo/github_api.py TRAILER, is found by splitlines()). Cf
+# `Scoutflo-Commit:` trailer, scoutflo/github/api.py TRAILER, is found by splitlines()). Cf
 # (U+202E RIGHT-TO-LEFT OVERRIDE, zero-width characters, U+FEFF): the name a reviewer reads is not
 # the name on disk, and HFS+ ignores several of them, so `.g<U+200C>it` is `.git` there (git/git
 # utf8.c next_hfs_char, used by is_hfs_dotgit: U+200C-200F, U+202A-202E, U+206A-206F, U+FEFF, all

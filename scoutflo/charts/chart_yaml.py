@@ -21,6 +21,11 @@ from scoutflo.charts import safe_yaml
 from scoutflo.charts.errors import ArchiveError
 from scoutflo.charts.versions import VersionError, parse_version
 
+CHART_DIR = "chart"
+"""Where an app's repository keeps its chart, so the CI pipeline's files never end up inside a
+packaged chart (scoutflo/github/repo_files.py commits it there; the scaffold's ci/ scripts read it)."""
+INITIAL_VERSION = "0.1.0"
+"""The version of an app's chart in its first commit and of every imported chart's umbrella."""
 CHART_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 MAX_CHART_NAME = 250
 _TOP_LINE = {key: re.compile(rf"^{key}:[^\n]*$", re.M) for key in ("name", "version")}

@@ -28,6 +28,8 @@ from typing import Any
 
 from scoutflo.charts.archive import Budget, FileNameError, fold_name, name_problem, read_chart
 from scoutflo.charts.chart_yaml import (
+    CHART_DIR,
+    INITIAL_VERSION,
     chart_name_problem,
     dump_for_helm,
     read_metadata,
@@ -37,7 +39,6 @@ from scoutflo.charts.chart_yaml import (
 )
 from scoutflo.charts.errors import ArchiveError
 from scoutflo.charts.fetch import FetchedChart, sha256
-from scoutflo.repo_files import CHART_DIR, INITIAL_VERSION
 
 ANNOTATION_SOURCE = "scoutflo.io/upstream"
 ANNOTATION_DIGEST = "scoutflo.io/upstream-digest"

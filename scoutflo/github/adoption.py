@@ -1,48 +1,22 @@
-"""What already exists: the look-ups that decide, before any resource is registered, whether a
-shared or retained thing is adopted or created.
+"""Whether a GitHub repository of an app's name is this tenant's: adopted, created, or refused.
 
-Three things outlive a stack or an app, or are shared by stacks:
-- the account's GitHub OIDC provider (one per URL per AWS account);
-- an app's GitHub repository (archived, never deleted, when the app is removed);
-- an app's ECR repository (retained with every chart version when the app is removed).
-
-The OIDC provider and ECR repositories are adopted with Pulumi's `import_` option; an app's
-GitHub repository is created and adopted by our own provider (components/app_repository.py),
-which checks the same mark again at create time.
-
-Why `import_` is set on *every* run where the thing exists, also once this stack owns it: the
-engine imports only when the resource is not in the stack's state or its stored id differs from
-the import id (pulumi/pulumi pkg/resource/deploy/step_generator.go:1102-1113, `isImport :=
-goal.Custom && goal.ID != "" && (old == nil || old.External || oldImportID != goal.ID)`). Each
-id used here is the provider's own resource id (OIDC provider: its ARN, terraform-provider-aws
-internal/service/iam/openid_connect_provider.go `d.SetId(...Arn)`; ECR repository: its name,
-internal/service/ecr/repository.go `d.SetId(RepositoryName)`), so for a resource this stack
-created the option is inert and nothing flips between create and adopt. After an import the
-engine diffs the imported state against the program's inputs like any update
-(step_generator.go:1241-1270 `continueStepsFromImport`). A diff that needs a replacement is
-refused for an imported resource (step_generator.go:1975-1996).
+An app's GitHub repository outlives the app (archived, never deleted, when the app is removed), so
+a later stack may find it again. Every repository Scoutflo creates ends its description with the
+tenant's mark (`tenant_mark`), set by the one request that creates it (scoutflo/github/repository.py);
+that mark, not the name, tells this tenant's kept repository from someone else's. The repository is
+created and adopted by our own provider (components/app_repository.py), which checks the same mark
+again at create time. scoutflo/adoption.py asks GitHub and hands the answer to `repo_to_adopt`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from scoutflo.policies import GITHUB_OIDC_HOST
-
-OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
 TOPIC_PREFIX = "scoutflo-"
-TENANT_TAG = "scoutflo:tenant"
-"""ECR repositories carry it; GitHub repositories carry `tenant_mark` at the end of their
-description. Both tell a tenant's own kept repository from someone else's, or another tenant's, of
-the same name."""
-# terraform-provider-aws internal/retry/error.go NotFoundError.Error(): the text the OIDC data
-# source fails with when no provider has the URL (openid_connect_provider_data_source.go
-# findOpenIDConnectProviderByURL returns &retry.NotFoundError{}).
-_AWS_NOT_FOUND = "couldn't find resource"
 
 
 def tenant_topic(tenant: str) -> str:
@@ -53,7 +27,7 @@ def tenant_topic(tenant: str) -> str:
 
 def tenant_mark(tenant: str) -> str:
     """The end of every app repository's description: set by the one request that creates it
-    (scoutflo/github_repo.py), so even a repository whose creation answer was lost is known."""
+    (scoutflo/github/repository.py), so even a repository whose creation answer was lost is known."""
     return f"(Scoutflo tenant {tenant})"
 
 
@@ -112,13 +86,6 @@ class AdoptionError(ValueError):
 
 
 @dataclass(frozen=True, kw_only=True)
-class OidcProvider:
-    arn: str
-    client_ids: tuple[str, ...]
-    tags: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, kw_only=True)
 class FoundRepo:
     archived: bool
     """A removed app's repository, adopted again: its content is the user's."""
@@ -139,27 +106,6 @@ READOPTED_FILES = {
         "again when the app came back: Scoutflo unarchived it and left every file as it was.\n"
     )
 }
-
-
-@dataclass(frozen=True, kw_only=True)
-class FoundRegistry:
-    tags: Mapping[str, str]
-    """Kept when adopted (ours is added): `tags` is not computed, a left-out one is removed."""
-    encryption_type: str = "AES256"
-    kms_key: str = ""
-    """Kept as found: encryption_type and kms_key are ForceNew (terraform-provider-aws
-    internal/service/ecr/repository.go), and the engine refuses to replace a resource that names
-    an import id (pulumi/pulumi pkg/resource/deploy/step_generator.go:1975-1996)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Existing:
-    oidc: OidcProvider | None
-    """The account's GitHub OIDC provider, or None when the account has none."""
-    repos: Mapping[str, FoundRepo]
-    """App repositories to adopt."""
-    registries: Mapping[str, FoundRegistry]
-    """ECR repositories to adopt."""
 
 
 def repo_to_adopt(tenant: str, owner: str, name: str, found: Any) -> FoundRepo | None:
@@ -196,93 +142,4 @@ def repo_to_adopt(tenant: str, owner: str, name: str, found: Any) -> FoundRepo |
         f"{', archived' if archived else ''}): rename the app in scoutflo:apps, or, if it is this "
         f"tenant's, {'unarchive it and ' if archived else ''}end its description with "
         f"'{tenant_mark(tenant)}' so Scoutflo adopts it"
-    )
-
-
-def registry_to_adopt(tenant: str, name: str, found: Any) -> FoundRegistry:
-    """An ECR repository `aws.ecr.get_repository` found: adopt it when it is this tenant's."""
-    tags = dict(getattr(found, "tags", None) or {})
-    if tags.get(TENANT_TAG) == tenant:
-        encryption = (getattr(found, "encryption_configurations", None) or [None])[0]
-        return FoundRegistry(
-            tags=tags,
-            encryption_type=str(getattr(encryption, "encryption_type", "") or "AES256"),
-            kms_key=str(getattr(encryption, "kms_key", "") or ""),
-        )
-    owner = f"tenant {tags[TENANT_TAG]!r}'s" if TENANT_TAG in tags else f"not tagged {TENANT_TAG}={tenant}"
-    raise AdoptionError(
-        f"ECR repository {name} already exists and is {owner}: set scoutflo:ecrPrefix to give this "
-        f"tenant its own namespace, or, if it is this tenant's, tag it {TENANT_TAG}={tenant} "
-        f"(`aws ecr tag-resource`) so Scoutflo adopts it with every chart version in it"
-    )
-
-
-def oidc_from_lookup(lookup: Any) -> OidcProvider | None:
-    """Call `lookup()` (the OIDC data source); None when the account has no provider for the URL.
-
-    The data source fails instead of answering empty, and the engine passes the provider's
-    error to the program as the invoke's error (pulumi/pulumi pkg/resource/deploy/
-    source_eval.go resmon.Invoke: "invocation of %v returned an error"); the Python SDK raises
-    it as an Exception (sdk/python/lib/pulumi/runtime/invoke.py). Only the not-found text means
-    absent: any other failure (e.g. AccessDenied) stops the run instead of creating a duplicate.
-    """
-    try:
-        found = lookup()
-    except Exception as err:  # noqa: BLE001 - the SDK raises a bare Exception for a failed invoke
-        if _AWS_NOT_FOUND in str(err):
-            return None
-        raise AdoptionError(
-            f"looking up the account's GitHub OIDC provider ({OIDC_URL}) failed: {err}. The deployer "
-            "needs iam:ListOpenIDConnectProviders and iam:GetOpenIDConnectProvider "
-            "(deploy/deployer-iam-policy.json)"
-        ) from None
-    return OidcProvider(arn=found.arn, client_ids=tuple(found.client_id_lists or ()), tags=dict(found.tags or {}))
-
-
-def _ask(what: str, fix: str, invoke: Callable[[], Any]) -> Any:
-    """Run a look-up; its failure (a bare Exception from the SDK) becomes one clear message."""
-    try:
-        return invoke()
-    except Exception as err:  # noqa: BLE001 - the SDK raises a bare Exception for a failed invoke
-        raise AdoptionError(f"looking up {what} failed: {err}. {fix}") from None
-
-
-def look_up(tenant: str, owner: str, apps: Iterable[str], ecr_names: Iterable[str], *, oidc: bool) -> Existing:
-    """Ask the providers what exists (plain invokes: their answers are needed as resource options)."""
-    import pulumi_aws as aws
-    import pulumi_github as github
-
-    provider = oidc_from_lookup(lambda: aws.iam.get_open_id_connect_provider(url=OIDC_URL)) if oidc else None
-    gh_fix = "Check github:token (or $GITHUB_TOKEN): scopes repo and workflow, for owner github:owner."
-    found = {
-        app: repo_to_adopt(
-            tenant,
-            owner,
-            app,
-            _ask(
-                f"GitHub repository {owner}/{app}",
-                gh_fix,
-                partial(github.get_repository, full_name=f"{owner}/{app}"),
-            ),
-        )
-        for app in apps
-    }
-    # The list data source answers every name (internal/service/ecr/repositories_data_source.go);
-    # aws.ecr.get_repository fails on a missing repository (repository_data_source.go
-    # findRepository), so it is asked only about names that exist, for their tags.
-    aws_fix = "The deployer's AWS rights are deploy/deployer-iam-policy.json."
-    in_region = set(_ask("the region's ECR repositories", aws_fix, aws.ecr.get_repositories).names or ())
-    registries = {
-        name: registry_to_adopt(
-            tenant,
-            name,
-            _ask(f"ECR repository {name}", aws_fix, partial(aws.ecr.get_repository, name=name)),
-        )
-        for name in ecr_names
-        if name in in_region
-    }
-    return Existing(
-        oidc=provider,
-        repos={app: repo for app, repo in found.items() if repo is not None},
-        registries=registries,
     )

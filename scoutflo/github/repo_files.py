@@ -10,11 +10,9 @@ import re
 from pathlib import Path
 from string import Template
 
-from scoutflo.charts.chart_yaml import yaml_scalar
+from scoutflo.charts.chart_yaml import CHART_DIR, INITIAL_VERSION, yaml_scalar
 
-SCAFFOLD = Path(__file__).resolve().parent / "scaffold"
-CHART_DIR = "chart"
-INITIAL_VERSION = "0.1.0"
+SCAFFOLD = Path(__file__).resolve().parents[1] / "scaffold"
 EXECUTABLES = ("ci/dependencies", "ci/release", "ci/settings", "ci/version")
 SETTINGS_PATH = "ci/settings.env"
 _NAME = re.compile(r"^name:.*$", re.M)

@@ -11,7 +11,7 @@ Here the create is that one request, nothing after it.
 
 What tells a repository of this tenant's from someone else's of the same name has to be in that
 one request, so that a re-run after a lost answer ("name already exists") can recognise its own
-repository: the description ends with `(Scoutflo tenant <tenant>)` (scoutflo/adoption.py). The
+repository: the description ends with `(Scoutflo tenant <tenant>)` (scoutflo/github/adoption.py). The
 topic `scoutflo-<tenant>`, which repositories of earlier versions carry, is recognised too.
 """
 
@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scoutflo.adoption import is_tenants_repo, tenant_mark
-from scoutflo.github_api import GitHub, GitHubError, branch_head
+from scoutflo.github.adoption import is_tenants_repo, tenant_mark
+from scoutflo.github.api import GitHub, GitHubError, branch_head
 
 SETTINGS: dict[str, bool] = {
     "private": True,
@@ -82,7 +82,7 @@ def _path(owner: str, name: str) -> str:
 
 def get_repository(gh: GitHub, owner: str, name: str) -> dict[str, Any] | None:
     """The repository as GitHub answers it, or None. A renamed or transferred repository answers
-    its old name with a 301 PyGithub follows on the same origin (github_api.py): the answer's
+    its old name with a 301 PyGithub follows on the same origin (api.py): the answer's
     full_name then names another repository, which is refused, never acted on."""
     repo = gh.call("GET", _path(owner, name), ok404=True)
     if repo is None:
