@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import runpy
 import shutil
 import uuid
@@ -16,6 +17,7 @@ from automation import render
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = str(ROOT / "__main__.py")
+FAKE_PULUMI = Path(__file__).resolve().parent / "fake_pulumi"
 
 
 def dev_config() -> tuple[dict[str, str], list[str]]:
@@ -43,6 +45,20 @@ def run_main(
 
 def of_type(recording: render.Recording, type_: str) -> list[render.Registered]:
     return [r for r in recording.resources if r.type == type_]
+
+
+@pytest.fixture
+def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """`python -m automation` arguments for a passphrase stack on a file backend in tmp_path,
+    with the stand-in `pulumi` first on PATH."""
+    monkeypatch.setenv("PATH", f"{FAKE_PULUMI}{os.pathsep}{os.environ['PATH']}")
+    passphrase = tmp_path / "passphrase"
+    passphrase.write_text("correct horse battery staple\n")
+    passphrase.chmod(0o600)
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE_FILE", str(passphrase))
+    (tmp_path / "state").mkdir()
+    state, workspaces = f"file://{tmp_path}/state", str(tmp_path / "t")
+    return ["--backend", state, "--secrets-provider", "passphrase", "--state-dir", workspaces]
 
 
 @pytest.fixture

@@ -15,8 +15,6 @@ from automation import operations as ops
 from automation.__main__ import main as cli
 from tests.kubeconfigs import kubeconfig_text
 
-FAKE = Path(__file__).resolve().parent / "fake_pulumi"
-
 
 def spec(**changes: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
@@ -28,24 +26,6 @@ def spec(**changes: Any) -> dict[str, Any]:
         "config": {"clusterOidcIssuer": "https://oidc.eks.eu-west-1.amazonaws.com/id/X"},
     }
     return data | changes
-
-
-@pytest.fixture
-def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    monkeypatch.setenv("PATH", f"{FAKE}{os.pathsep}{os.environ['PATH']}")
-    passphrase = tmp_path / "passphrase"
-    passphrase.write_text("correct horse battery staple\n")
-    passphrase.chmod(0o600)
-    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE_FILE", str(passphrase))
-    (tmp_path / "state").mkdir()
-    return [
-        "--backend",
-        f"file://{tmp_path}/state",
-        "--secrets-provider",
-        "passphrase",
-        "--state-dir",
-        str(tmp_path / "t"),
-    ]
 
 
 @pytest.mark.parametrize(

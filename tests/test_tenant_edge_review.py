@@ -21,7 +21,6 @@ from automation.tenant import Tenant, TenantError, tenant_settings
 from tests.kubeconfigs import kubeconfig_text
 
 ROOT = Path(__file__).resolve().parent.parent
-FAKE = Path(__file__).resolve().parent / "fake_pulumi"
 TOKEN = "S3CRET-TENANT-TOKEN"
 
 
@@ -108,24 +107,6 @@ def test_a_server_python_cannot_split_is_a_typed_refusal(
 
 
 # ------------------------------------------------------------------ the rest of the tenant spec
-
-
-@pytest.fixture
-def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    monkeypatch.setenv("PATH", f"{FAKE}{os.pathsep}{os.environ['PATH']}")
-    passphrase = tmp_path / "passphrase"
-    passphrase.write_text("correct horse battery staple\n")
-    passphrase.chmod(0o600)
-    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE_FILE", str(passphrase))
-    (tmp_path / "state").mkdir()
-    return [
-        "--backend",
-        f"file://{tmp_path}/state",
-        "--secrets-provider",
-        "passphrase",
-        "--state-dir",
-        str(tmp_path / "t"),
-    ]
 
 
 @pytest.mark.parametrize(

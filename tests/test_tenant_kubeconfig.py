@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import http.server
 import json
-import os
 import ssl
 import subprocess
 import threading
@@ -31,7 +30,6 @@ from automation.tenant import Tenant, TenantError, tenant_settings
 from tests.kubeconfigs import FAKE_KEY, FAKE_PEM, b64, changed, kubeconfig_data, kubeconfig_text
 
 ROOT = Path(__file__).resolve().parent.parent
-FAKE = Path(__file__).resolve().parent / "fake_pulumi"
 KUBECTL = ROOT / ".tools" / "bin" / "kubectl"
 
 
@@ -235,18 +233,6 @@ def test_a_tenant_cannot_be_built_around_the_check() -> None:
 
 
 # ------------------------------------------------------------------ nothing reaches the CLI
-
-
-@pytest.fixture
-def backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    monkeypatch.setenv("PATH", f"{FAKE}{os.pathsep}{os.environ['PATH']}")
-    passphrase = tmp_path / "passphrase"
-    passphrase.write_text("correct horse battery staple\n")
-    passphrase.chmod(0o600)
-    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE_FILE", str(passphrase))
-    (tmp_path / "state").mkdir()
-    state, workspaces = f"file://{tmp_path}/state", str(tmp_path / "t")
-    return ["--backend", state, "--secrets-provider", "passphrase", "--state-dir", workspaces]
 
 
 def _calls(tmp_path: Path) -> list[Path]:
