@@ -614,11 +614,11 @@ def parse_path(path: str) -> list[str | int]:
 
 
 def walk(obj: Any, parts: Iterable[str | int], missing: Any = None, opaque: Callable[[Any], bool] | None = None) -> Any:
-    """The value at `parts` in `obj`, or `missing` when it is not there or lies inside a value
-    `opaque` says cannot be looked into (a secret)."""
+    """The value at `parts` in `obj`, or `missing` when it is not there; a path that leads into a
+    value `opaque` says cannot be looked into (a secret) gives that value."""
     for part in parts:
         if opaque is not None and opaque(obj):
-            return missing
+            return obj
         if isinstance(part, int) and isinstance(obj, list) and 0 <= part < len(obj):
             obj = obj[part]
         elif isinstance(part, str) and isinstance(obj, dict) and part in obj:
@@ -635,16 +635,7 @@ def lookup(obj: Any, path: str) -> Any:
 def _lookup_masked(obj: Any, path: str) -> Any:
     """lookup, but a path that leads into a secret is the secret: the engine's detailed diff names
     paths inside it (`stringData.password`), and null there would say the value is gone."""
-    for part in parse_path(path):
-        if obj == SECRET:
-            return SECRET
-        if isinstance(part, int) and isinstance(obj, list) and 0 <= part < len(obj):
-            obj = obj[part]
-        elif isinstance(part, str) and isinstance(obj, dict) and part in obj:
-            obj = obj[part]
-        else:
-            return None
-    return obj
+    return walk(obj, parse_path(path), opaque=lambda value: bool(value == SECRET))
 
 
 def _name(urn: str) -> str:
