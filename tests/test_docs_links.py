@@ -76,3 +76,33 @@ def test_a_broken_link_is_found(tmp_path: Path) -> None:
         "[gone](missing.md) [no heading](a.md#nothing) [outside](../../etc/passwd)\n"
     )
     assert broken_links(page, tmp_path) == ["missing.md", "a.md#nothing", "../../etc/passwd"]
+
+
+# The repository's own top-level directories: a path in backticks that starts with one of them is
+# a claim about this tree (upstream paths such as `pkg/...` or `controller/sync.go` are not).
+OWN_DIRS = ("automation", "bench", "charts_catalog", "components", "deploy", "docs", "scoutflo", "scripts", "tests")
+# A file (its last part has a suffix) or a directory (a trailing slash): `scoutflo/svc00` is an ECR
+# repository's name, not a path.
+OWN_PATH = re.compile(rf"`((?:{'|'.join(OWN_DIRS)})/(?:[\w./-]*\.\w+|[\w./-]*/)?)`")
+
+
+def missing_paths(page: Path, root: Path) -> list[str]:
+    """Paths of this repository the page names in backticks that do not exist (a file moved by a refactor)."""
+    text = FENCE.sub("", page.read_text(encoding="utf-8"))
+    return [path for path in OWN_PATH.findall(text) if not (root / path.split(":")[0]).exists()]
+
+
+def test_every_repository_path_named_exists() -> None:
+    for page in pages():
+        assert missing_paths(page, ROOT) == [], page.relative_to(ROOT)
+
+
+def test_a_moved_file_is_found(tmp_path: Path) -> None:
+    (tmp_path / "scoutflo" / "github").mkdir(parents=True)
+    (tmp_path / "scoutflo" / "github" / "api.py").write_text("")
+    page = tmp_path / "README.md"
+    page.write_text(
+        "`scoutflo/github/api.py`, `scoutflo/github_api.py`, `pkg/getter/httpgetter.go`, `scoutflo/github/`, "
+        "`scoutflo/svc00`, `scoutflo/aws/`\n"
+    )
+    assert missing_paths(page, tmp_path) == ["scoutflo/github_api.py", "scoutflo/aws/"]
