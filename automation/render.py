@@ -263,11 +263,15 @@ class Recording:
         """Give a monitor worker thread an event loop that this run owns and closes: the SDK makes
         one per thread otherwise and leaves it to a finalizer that fails once its socket is gone."""
         try:
-            asyncio.get_event_loop()
+            if not asyncio.get_event_loop().is_closed():
+                return
         except RuntimeError:
-            loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(loop)
-            self.loops.append(loop)
+            pass
+        # None yet, or one an earlier run closed: pool threads outlive runs, and a future made on
+        # a closed loop fails the run's wait ("Event loop is closed").
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self.loops.append(loop)
 
 
 class _InvokeError(grpc.RpcError):
@@ -410,6 +414,13 @@ def _run(
     mocks = mocks_cls()
     pulumi.runtime.set_all_config(config, secret_keys)
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=preview, monitor=monitor_cls(mocks))
+    # Outputs of a run that failed stay tracked (pulumi/output.py `_track`: an errored task is
+    # "left in the set to pick up at program exit"), and that set outlives this context: the next
+    # run in the process would wait on tasks of a closed loop ("Event loop is closed").
+    from pulumi.runtime.settings import SETTINGS
+
+    with SETTINGS.lock:
+        SETTINGS.outputs.clear()
     _sync_await(run_pulumi_func(program))
     root = pulumi.runtime.get_root_resource()
     recording.outputs = _sync_await(_resolve(getattr(root, "outputs", {})))
