@@ -152,7 +152,7 @@ def test_confirm_waits_for_a_person() -> None:
 def test_before_argocd_3_4_a_stateful_entry_is_safe_from_automated_syncs_only(
     catalog: Path, tmp_path: Path, argocd: tuple[int, int]
 ) -> None:
-    """What the README promises for Argo CD < 3.4: automated syncs never prune a stateful entry's
+    """What docs/design.md promises for Argo CD < 3.4: automated syncs never prune a stateful entry's
     objects (automated.prune is false), but a person's sync with Prune ticked does, and
     `confirm` is not honoured (automated syncs prune)."""
     from scoutflo.cluster.manifests import sync_policy

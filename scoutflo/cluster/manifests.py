@@ -112,7 +112,7 @@ def sync_policy(prune: str, *, server_side_apply: bool = False) -> dict[str, Any
     whose gitops-engine reads `Prune=false` only from an object's own annotation, v3.3.14
     gitops-engine/pkg/sync/sync_context.go:1273). Before 3.4, 'false' still stops automated syncs
     from pruning (automated.prune, v2.14.21 controller/appcontroller.go:2108), but a person's sync
-    with "Prune" ticked prunes, and 'confirm' prunes without asking. The README's Argo CD version
+    with "Prune" ticked prunes, and 'confirm' prunes without asking. docs/design.md's Argo CD version
     table says so; the program cannot read the cluster's Argo CD version at preview.
     """
     if prune not in PRUNE_MODES:
