@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 # The order of docs/figures.md; anything else follows by name.
 ORDER = ("render_bench", "import_bench", "github_writes", "approval_diff_bench", "yaml_bounds")
+# How long one benchmark may run before it is taken for hung (a loopback server that never
+# answers, a helm that waits): stopped and named as failed, so neither `make bench` nor the
+# smoke test of `make test` waits forever. A smoke run takes seconds; a full one minutes.
+SMOKE_LIMIT_S = 120
+FULL_LIMIT_S = 3600
 
 
 def benchmarks() -> list[Path]:
@@ -68,6 +74,24 @@ def env() -> dict[str, str]:
     return {**os.environ, "PATH": os.pathsep.join([*tools, os.environ.get("PATH", "")])}
 
 
+def _run(cmd: list[str], limit: float) -> int | None:
+    """The benchmark's exit code, or None when it ran past `limit` and was stopped. It runs in a
+    session of its own so that what it started (servers, helm) is killed with it: killing the
+    one process (subprocess.run's timeout) would leave its children holding ports and the
+    caller's output pipe."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env(), start_new_session=True)
+    try:
+        return proc.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return None
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--smoke", action="store_true", help="smallest sizes of every benchmark (seconds)")
@@ -88,8 +112,12 @@ def main() -> int:
         print(f"\n== bench/{path.name}{' --smoke' if args.smoke else ''}", flush=True)
         started = time.monotonic()
         cmd = [sys.executable, str(path), *(["--smoke"] if args.smoke else [])]
-        code = subprocess.run(cmd, cwd=ROOT, env=env(), check=False).returncode
-        outcome = "ok" if code == 0 else f"FAILED (exit {code})"
+        limit = SMOKE_LIMIT_S if args.smoke else FULL_LIMIT_S
+        code = _run(cmd, limit)
+        if code is None:
+            outcome = f"FAILED (no result after {limit} s, stopped)"
+        else:
+            outcome = "ok" if code == 0 else f"FAILED (exit {code})"
         print(f"== bench/{path.name}: {outcome} in {time.monotonic() - started:.1f} s")
         if code != 0:
             failed.append(path.name)

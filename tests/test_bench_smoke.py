@@ -5,8 +5,11 @@ are not checked: benchmarks assert nothing; the run must finish and name the mac
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -73,3 +76,40 @@ def test_a_broken_benchmark_or_one_without_smoke_fails_the_run_after_the_others(
     assert "== bench/b_broken.py: FAILED (exit 1)" in out
     assert "== bench/c_no_smoke.py: FAILED (exit 2)" in out
     assert "failed: b_broken.py, c_no_smoke.py" in err
+
+
+def test_a_benchmark_that_hangs_is_stopped_named_and_the_others_still_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A hung benchmark (a loopback server that never answers, a helm that waits) would hang
+    `make bench` and `make test` with it; it is killed after its limit, with what it started
+    (its process group), and named as failed."""
+    run = _runner()
+    pid_file = tmp_path / "child.pid"
+    (tmp_path / "a_hangs.py").write_text(
+        "import subprocess, sys, time\n"
+        f"child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(600)\n"
+    )
+    (tmp_path / "b_ok.py").write_text("print('figures')\n")
+    monkeypatch.setattr(run, "BENCH", tmp_path)
+    monkeypatch.setattr(run, "SMOKE_LIMIT_S", 3)
+    monkeypatch.setattr(sys, "argv", ["run.py", "--smoke"])
+    started = time.monotonic()
+    assert run.main() == 1
+    assert time.monotonic() - started < 30
+    out, err = capfd.readouterr()
+    assert "== bench/a_hangs.py: FAILED (no result after 3 s, stopped)" in out, out
+    assert "== bench/b_ok.py: ok in " in out
+    assert "failed: a_hangs.py" in err
+    child = int(pid_file.read_text())
+    for _ in range(50):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the hung benchmark's own child process was left running")
