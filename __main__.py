@@ -9,7 +9,7 @@ from components.argo_app import ArgoApp, ArgoAppArgs
 from components.chart_registry import ChartRegistry, ChartRegistryArgs
 from components.chart_repo import ChartRepo, ChartRepoArgs
 from components.github_oidc import GithubOidc, GithubOidcArgs
-from components.registry_access import RegistryAccess, registry_access_args
+from components.registry_access import CapabilityRoleError, RegistryAccess, capability_role_name, registry_access_args
 from scoutflo import naming
 from scoutflo.adoption import AdoptionError, look_up
 from scoutflo.charts.bounded import plan_imports_bounded
@@ -37,7 +37,11 @@ try:
         ecr_names.values(),
         oidc=not cfg.github_oidc_provider_arn,
     )
-except (ConfigError, CatalogError, ChartError, AdoptionError) as err:
+    if cfg.token_refresh_mode == "none":
+        # Before anything is registered: inside the grant's apply it would fail the run after
+        # the repositories were created.
+        capability_role_name(cfg.argocd_capability_role_arn, aws.get_caller_identity().account_id)
+except (ConfigError, CatalogError, ChartError, AdoptionError, CapabilityRoleError) as err:
     raise pulumi.RunError(str(err)) from None
 
 account = aws.get_caller_identity_output().account_id

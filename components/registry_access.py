@@ -64,9 +64,11 @@ class CapabilityRoleError(ValueError):
     """argocdCapabilityRoleArn names a role of another account than the one deployed to."""
 
 
-def _capability_role_name(role_arn: str, account_id: str) -> str:
+def capability_role_name(role_arn: str, account_id: str) -> str:
     """iam:PutRolePolicy takes a role name in the caller's account: a role of another account
-    would silently become a same-named role of this one, so that is refused, naming the key."""
+    would silently become a same-named role of this one, so that is refused, naming the key.
+    The program asks this before it registers anything (__main__.py), so a refused role stops
+    the run before any repository is created; the grant asks it again on the resolved account."""
     if role_arn.split(":")[4] != account_id:
         raise CapabilityRoleError(
             f"config 'scoutflo:argocdCapabilityRoleArn' names a role in account {role_arn.split(':')[4]}, but the "
@@ -159,7 +161,7 @@ class RegistryAccess(pulumi.ComponentResource):
             f"{self._name}-capability-ecr",
             name=capability_policy_name(a.tenant),
             role=pulumi.Output.from_input(a.account_id).apply(
-                lambda acct: _capability_role_name(a.capability_role_arn, acct)
+                lambda acct: capability_role_name(a.capability_role_arn, acct)
             ),
             policy=pulumi.Output.all(*a.repository_arns).apply(
                 lambda arns: json.dumps(ecr_access(arns, ECR_PULL_ACTIONS), sort_keys=True)
