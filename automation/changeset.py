@@ -445,9 +445,18 @@ def _summary(per_op: Mapping[str, int]) -> str:
 
 def _text(value: Any) -> str:
     if isinstance(value, str):
-        visible = value and ("\n" in value or value.strip() == value)
+        visible = value and ("\n" in value or value.strip() == value) and not _reads_as_scalar(value)
         return value if visible else json.dumps(value)  # "" and " x" stay visible
     return json.dumps(value, sort_keys=True, indent=None)
+
+
+def _reads_as_scalar(text: str) -> bool:
+    """Whether a string shown bare would read as a number, boolean or null: `"false"` is a
+    non-empty string (truthy in a Helm template) where `false` is not, so it is shown quoted."""
+    try:
+        return not isinstance(json.loads(text), str | list | dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def _document(value: Any) -> Any:
