@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from automation import render
-from tests.conftest import run_main
+from tests.conftest import run_main, run_main_volatile
 from tests.test_refresher_lifecycle import NONE_MODE
 
 
@@ -28,3 +28,15 @@ def test_a_capability_role_of_the_deployed_account_is_granted() -> None:
     assert [r.inputs["role"] for r in rec.resources if r.name == "registry-access-capability-ecr"] == [
         "ArgoCDCapabilityRole"
     ]
+
+
+def test_a_second_run_in_none_mode_registers_the_same_inputs() -> None:
+    """As test_registry_access's per-mode check, for mode none (not among its modes): look-ups
+    that answer differently each run (a new STS session) change no input, so a second `up` is a
+    no-op and a saved plan holds."""
+    first, invoked = run_main_volatile(NONE_MODE)
+    second, _ = run_main_volatile(NONE_MODE)
+    assert "aws:index/getCallerIdentity:getCallerIdentity" in invoked
+    assert [r.urn for r in first.resources] == [r.urn for r in second.resources]
+    for a, b in zip(first.resources, second.resources, strict=True):
+        assert (a.inputs, a.depends_on) == (b.inputs, b.depends_on), a.urn
