@@ -13,6 +13,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,3 +179,17 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
         timeout=60,
     )
     return cert, key
+
+
+def trickle_body(h: Any, _path: str) -> None:
+    """A body promised whole and sent a byte every 0.2 s: only a wall clock ends it."""
+    h.send_response(200)
+    h.send_header("Content-Length", "100000")
+    h.end_headers()
+    try:
+        for _ in range(200):
+            h.wfile.write(b"#")
+            h.wfile.flush()
+            time.sleep(0.2)
+    except OSError:
+        pass

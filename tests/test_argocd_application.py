@@ -14,6 +14,7 @@ from charts_catalog import BUILTIN_DIR, load_catalog
 from scoutflo.cluster import manifests
 from scoutflo.config import ConfigError, parse_config
 from tests.conftest import of_type, run_main
+from tests.test_config import BASE
 from tests.test_manifests import validate_application
 
 APPLICATION = "kubernetes:argoproj.io/v1alpha1:Application"
@@ -101,16 +102,6 @@ def test_destination_is_a_server_or_a_registered_name(value: str, expected: dict
     assert apps
     for name, doc in apps.items():
         assert doc["spec"]["destination"] == {**expected, "namespace": name}
-
-
-BASE: dict[str, Any] = {
-    "scoutflo:tenant": "acme",
-    "github:owner": "acme",
-    "github:token": "t0ken",
-    "aws:region": "eu-west-1",
-    "scoutflo:clusterOidcIssuer": "https://oidc.eks.eu-west-1.amazonaws.com/id/X",
-    "scoutflo:apps": [{"name": "web", "chart": "webapp"}],
-}
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,6 @@ import io
 import json
 import signal
 import tarfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from scoutflo.charts.fetch import MAX_TAGS, MAX_VERSIONS, ChartFetcher
 from scoutflo.charts.http import Http, _retry_after
 from scoutflo.charts.plan import plan_import
 from scoutflo.charts.versions import MAX_VERSION_CHARS, VersionError, highest_match, parse_version
-from tests.hostile import Route, hostile_server, reply
+from tests.hostile import Route, hostile_server, reply, trickle_body
 
 DEPTH = 10_000
 NESTED = {
@@ -265,19 +264,7 @@ def test_a_chart_error_in_the_child_keeps_its_class(tmp_path: Path) -> None:
 def test_a_source_that_holds_the_child_past_the_deadline_is_stopped(tmp_path: Path) -> None:
     """Http's own deadline is 300 s; the wall clock of the child is the parent's."""
 
-    def trickle(h: Any, _path: str) -> None:
-        h.send_response(200)
-        h.send_header("Content-Length", "1000000")
-        h.end_headers()
-        try:
-            for _ in range(100):
-                h.wfile.write(b"#")
-                h.wfile.flush()
-                time.sleep(0.2)
-        except OSError:
-            pass
-
-    with hostile_server(lambda p: trickle if p == "/index.yaml" else None) as (port, _seen):
+    with hostile_server(lambda p: trickle_body if p == "/index.yaml" else None) as (port, _seen):
         with pytest.raises(AcquisitionError, match=r"chart demo from .*: acquisition gave no answer within 3 s"):
             bounded(f"http://127.0.0.1:{port}", tmp_path, limits=Limits(seconds=3))
 

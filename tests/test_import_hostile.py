@@ -21,7 +21,7 @@ import yaml
 
 from scoutflo.charts.fetch import ChartFetcher, FetchError
 from scoutflo.charts.http import Http
-from tests.hostile import Route, fetch_capped, hostile_server, reply, self_signed
+from tests.hostile import Route, fetch_capped, hostile_server, reply, self_signed, trickle_body
 
 FAST = {"deadline": 4.0, "timeout": 2.0, "attempts": 3, "backoff": 0.05, "max_wait": 0.5}
 
@@ -48,19 +48,6 @@ def index_yaml(url: str = "demo-1.0.0.tgz", digest: str = DIGEST, version: str =
 
 def const(status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> Route:
     return lambda h, _path: reply(h, status, body, headers)
-
-
-def trickle_body(h: Any, _path: str) -> None:
-    h.send_response(200)
-    h.send_header("Content-Length", "100000")
-    h.end_headers()
-    try:
-        for _ in range(200):
-            h.wfile.write(b"#")
-            h.wfile.flush()
-            time.sleep(0.2)
-    except OSError:
-        pass
 
 
 def trickle_headers(h: Any, _path: str) -> None:
