@@ -2,7 +2,7 @@
 
 Exit codes: 0 done; 1 failed; 2 bad arguments, unreadable event log, render could not run or write;
 3 changes-differ; 4 confirmation-required; 5 stack-busy; 6 invalid-tenant (the spec or the --tenant
-file); 7 cli-missing; 8 invalid-setup.
+file); 7 cli-missing; 8 invalid-setup; 9 plan-mismatch; 10 cli-too-old.
 """
 
 from __future__ import annotations
