@@ -112,7 +112,7 @@ FILE_FIELDS = [
         ("clusters.0.cluster.disable-compression", True, r"cluster\.disable-compression"),
         ("clusters.0.cluster.extensions", [{"name": "client.authentication.k8s.io/exec", "extension": {}}], "exten"),
         ("extensions", [], r"^tenant spec 'cluster\.kubeconfig': extensions: extensions configure exec plugins"),
-        ("clusters.0.cluster.LocationOfOrigin", "/root/.kube/config", r"LocationOfOrigin"),
+        ("clusters.0.cluster.LocationOfOrigin", "backend-home/.kube/config", r"LocationOfOrigin"),
         ("users.0.user.as", "system:admin", r"user\.as: impersonation"),
         ("users.0.user.as-groups", ["system:masters"], r"user\.as-groups: impersonation"),
         ("users.0.user.as-uid", "0", r"user\.as-uid: impersonation"),
