@@ -51,3 +51,18 @@ def changed(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     else:
         node[key] = value
     return out
+
+
+def tenant_spec(*, token: str | None = None, **changes: Any) -> dict[str, Any]:
+    """A tenant spec the backend accepts (the program refuses irsa mode without an OIDC issuer,
+    scoutflo/config.py), around a kubeconfig with `token` when given; `changes` replace its keys."""
+    kubeconfig = kubeconfig_text(token=token) if token is not None else kubeconfig_text()
+    data: dict[str, Any] = {
+        "id": "acme",
+        "github": {"owner": "acme-gitops", "token": "ghp_TOKEN"},
+        "aws": {"region": "eu-west-1", "accessKeyId": "AKIAACME", "secretAccessKey": "AWS-S3CRET"},
+        "cluster": {"kubeconfig": kubeconfig},
+        "apps": [{"name": "storefront", "chart": "webapp"}],
+        "config": {"clusterOidcIssuer": "https://oidc.eks.eu-west-1.amazonaws.com/id/X"},
+    }
+    return data | changes

@@ -13,19 +13,11 @@ import pytest
 
 from automation import operations as ops
 from automation.__main__ import main as cli
-from tests.kubeconfigs import kubeconfig_text
+from tests.kubeconfigs import tenant_spec
 
 
 def spec(**changes: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": "acme",
-        "github": {"owner": "acme-gitops", "token": "ghp_TOKEN"},
-        "aws": {"region": "eu-west-1", "accessKeyId": "AKIAACME", "secretAccessKey": "AWS-S3CRET"},
-        "cluster": {"kubeconfig": kubeconfig_text()},
-        "apps": [{"name": "storefront", "chart": "webapp"}],
-        "config": {"clusterOidcIssuer": "https://oidc.eks.eu-west-1.amazonaws.com/id/X"},
-    }
-    return data | changes
+    return tenant_spec(**changes)
 
 
 @pytest.mark.parametrize(

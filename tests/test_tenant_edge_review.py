@@ -18,23 +18,14 @@ import yaml
 from automation.__main__ import main as cli
 from automation.kubeconfig import KubeconfigError, restrict
 from automation.tenant import Tenant, TenantError, tenant_settings
-from tests.kubeconfigs import kubeconfig_text
+from tests.kubeconfigs import kubeconfig_text, tenant_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "S3CRET-TENANT-TOKEN"
 
 
 def spec(**changes: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": "acme",
-        "github": {"owner": "acme-gitops", "token": "ghp_TOKEN"},
-        "aws": {"region": "eu-west-1", "accessKeyId": "AKIAACME", "secretAccessKey": "AWS-S3CRET"},
-        "cluster": {"kubeconfig": kubeconfig_text(token=TOKEN)},
-        "apps": [{"name": "storefront", "chart": "webapp"}],
-        # The program refuses irsa mode without it (scoutflo/config.py), now before any CLI call.
-        "config": {"clusterOidcIssuer": "https://oidc.eks.eu-west-1.amazonaws.com/id/X"},
-    }
-    return data | changes
+    return tenant_spec(token=TOKEN, **changes)
 
 
 def with_token_line(line: str) -> str:
