@@ -2,6 +2,7 @@
 # Sets up a fresh machine for this project, idempotently:
 #   scripts/setup.sh          .venv with the program's requirements (enough for `render`)
 #   scripts/setup.sh --dev    also test tools, helm + kubectl in .tools/bin, Debian's docker-registry
+#                             and postgresql (the service tests' server binaries)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dev=0
@@ -38,4 +39,15 @@ if ! command -v docker-registry >/dev/null || ! command -v shellcheck >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq docker-registry shellcheck >/dev/null
   # The package starts a system service on :5000; the tests run their own instances.
   $sudo_ systemctl disable --now docker-registry >/dev/null 2>&1 || true
+fi
+
+# PostgreSQL's binaries for the service tests: tests/postgres.py runs its own server in a temporary
+# directory (unix socket only), as the `postgres` user the package creates when the tests run as root.
+if ! command -v initdb >/dev/null && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  sudo_=""
+  [[ $(id -u) == 0 ]] || sudo_=sudo
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq postgresql >/dev/null
+  # The package starts its own cluster; the tests never use it.
+  $sudo_ systemctl disable --now postgresql >/dev/null 2>&1 || true
 fi

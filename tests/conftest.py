@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from automation import render
+from tests.postgres import database, migrated_database, migrated_template, postgres  # noqa: F401 (fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = str(ROOT / "__main__.py")
