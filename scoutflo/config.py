@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from charts_catalog import CatalogEntry
 from scoutflo.charts.versions import VersionError, parse_constraint
-from scoutflo.github.adoption import GITHUB_DESCRIPTION_MAX, app_description, repo_description
+from scoutflo.description import GITHUB_DESCRIPTION_MAX, app_description, repo_description
 from scoutflo.naming import app_name_problem, dns_label_problem, ecr_prefix_problem
 
 # An IAM OIDC provider's ARN: partition, no region, a 12-digit account, the issuer's host and path

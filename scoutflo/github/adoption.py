@@ -16,6 +16,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+# The description rule is the bottom layer's (config checks its length); re-exported for github/.
+from scoutflo.description import GITHUB_DESCRIPTION_MAX as GITHUB_DESCRIPTION_MAX
+from scoutflo.description import app_description as app_description
+from scoutflo.description import repo_description as repo_description
+from scoutflo.description import tenant_mark as tenant_mark
+
 TOPIC_PREFIX = "scoutflo-"
 
 
@@ -23,12 +29,6 @@ def tenant_topic(tenant: str) -> str:
     # Topics: lower-case letters, digits, hyphens, at most 50 characters (terraform-provider-github
     # resource_github_repository.go "topics" validation); a tenant id is a DNS label of <= 40.
     return f"{TOPIC_PREFIX}{tenant}"
-
-
-def tenant_mark(tenant: str) -> str:
-    """The end of every app repository's description: set by the one request that creates it
-    (scoutflo/github/repository.py), so even a repository whose creation answer was lost is known."""
-    return f"(Scoutflo tenant {tenant})"
 
 
 _MARK = re.compile(r"\(Scoutflo tenant ([a-z0-9-]+)\)$")
@@ -46,21 +46,6 @@ def marked_tenant(repo: Any) -> str | None:
     if found := _MARK.search(description):
         return found.group(1)
     return next((t.removeprefix(TOPIC_PREFIX) for t in topics if t.startswith(TOPIC_PREFIX)), None)
-
-
-GITHUB_DESCRIPTION_MAX = 350
-"""GitHub refuses a longer repository description ("Description cannot be more than 350
-characters", quoted in Ylianst/MeshCentral#4724 and owasp-modsecurity/ModSecurity#3130): the create
-would fail with a 422 only at `pulumi up`, after the app's other resources were made."""
-
-
-def app_description(text: str) -> str:
-    """An app repository's description before the tenant's mark (the catalog entry's own text)."""
-    return f"{text} - Helm chart deployed by Argo CD"
-
-
-def repo_description(text: str, tenant: str) -> str:
-    return f"{text} {tenant_mark(tenant)}"
 
 
 def with_mark(description: str, tenant: str) -> str | None:
