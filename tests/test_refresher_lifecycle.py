@@ -184,11 +184,27 @@ def test_the_irsa_trust_names_the_tenants_service_account() -> None:
 )
 def test_refresher_names_fit_every_kind_and_differ_per_tenant(tenant: str) -> None:
     name = manifests.refresher_name(tenant)
-    assert len(name) <= 36 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name), name
+    assert len(name) <= 47 and re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name), name
     # CronJob names at most 52; the seed Job's name is a label value, at most 63.
     seed = manifests.seed_job_name({"spec": {"serviceAccountName": name}}, "identity")
     assert len(seed) <= 63
-    assert manifests.refresher_name(tenant + "b") != name
+    other = tenant[:-1] + ("c" if tenant.endswith("b") else "b")
+    assert manifests.refresher_name(other) != name
+
+
+def test_two_tenants_in_one_namespace_never_share_refresher_names() -> None:
+    """These two tenants' names were one (a cut id and a 24-bit hash that collide: found in 870
+    tries), so each stack would have taken the other's ServiceAccount, Role, CronJob and seed Job.
+    The whole id is in the name now; the two forms start differently, so they never meet either."""
+    a, b = "shared-namespace-tenant-557", "shared-namespace-tenant-869"
+    assert manifests.refresher_name(a) != manifests.refresher_name(b)
+    assert manifests.refresher_name(a) == "sf-ecr-shared-namespace-tenant-557"
+    short = {manifests.refresher_name("t" * n) for n in range(1, 41)}
+    assert len(short) == 40
+    # Tenants that fit keep the names #17 first deployed: no second replace of their objects.
+    assert manifests.refresher_name("acme") == "scoutflo-ecr-refresher-acme"
+    assert manifests.refresher_name("t" * 13) == "scoutflo-ecr-refresher-" + "t" * 13
+    assert manifests.refresher_name("t" * 14) == "sf-ecr-" + "t" * 14
 
 
 # ---------------------------------------------------------------- the refresher pods are fenced

@@ -17,8 +17,15 @@ REFRESHER_LABEL = "scoutflo.io/refresher"
 # The refresher's objects are per tenant, so that several tenants share one Argo CD namespace. A
 # CronJob's name is at most 52 characters (the controller appends an 11-character suffix to its
 # Jobs, kubernetes pkg/apis/batch/validation ValidateCronJob), and the seed Job's adds "-seed-"
-# and a 10-character hash to the 63 of a label value (job-name): 36 leaves room for both.
+# and a 10-character hash to the 63 of a label value (job-name): a name of at most 47 fits both.
 _REFRESHER_NAME_MAX = 36
+"""`scoutflo-ecr-refresher-<tenant>` up to here (tenants of up to 13 characters; the names #17
+first deployed, kept so those stacks are not replaced again)."""
+LONG_REFRESHER_PREFIX = "sf-ecr-"
+"""Longer tenants' prefix: 7 characters and a tenant id of at most 40 (config 'scoutflo:tenant') are
+47. The whole tenant id is in the name, so two tenants never share one; a hash of a cut id could
+(24 bits: two tenants among some thousands sharing a namespace would take each other's objects)."""
+_NAME_FITS = 47
 IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 ESO_GENERATOR_API = "generators.external-secrets.io/v1alpha1"
 ESO_SECRET_API = "external-secrets.io/v1"
@@ -167,12 +174,16 @@ def registry_secret(*, name: str, namespace: str, url: Any) -> dict[str, Any]:
 
 def refresher_name(tenant: str) -> str:
     """The name of the tenant's refresher objects (ServiceAccount, Role, RoleBinding, CronJob,
-    NetworkPolicy, ESO generator): the tenant in it, shortened with a hash when it is long."""
+    NetworkPolicy, ESO generator): the whole tenant id in it, so distinct tenants get distinct
+    names (the two forms cannot meet: one starts `scoutflo-`, the other `sf-`)."""
     name = f"{REFRESHER}-{tenant}"
     if len(name) <= _REFRESHER_NAME_MAX:
         return name
-    digest = content_hash(tenant, length=6)
-    return f"{name[: _REFRESHER_NAME_MAX - len(digest) - 1].rstrip('-')}-{digest}"
+    name = f"{LONG_REFRESHER_PREFIX}{tenant}"
+    if len(name) > _NAME_FITS:
+        # config.parse_config caps a tenant id at 40 characters; a caller that skipped it is told.
+        raise ValueError(f"tenant id {tenant!r} is longer than 40 characters: the refresher's names would not fit")
+    return name
 
 
 def refresher_service_account(*, name: str, namespace: str, role_arn: Any | None) -> dict[str, Any]:
