@@ -1,0 +1,362 @@
+"""The service's jobs on Procrastinate 3.10 (the only module that imports it: the engine can change).
+
+Jobs carry ids only (`preview_id`, `apply_id`, a periodic `timestamp`): never a spec, never a
+credential. Every job of a tenant is deferred with Procrastinate's `lock=f"tenant:{id}"`: a job is
+fetched only when no job of its lock is `doing` and none of its lock is older in `todo`
+(procrastinate_fetch_job_v2, sql/schema.sql L210-L262 in 3.10.0), and a unique index allows one
+`doing` job per lock (schema.sql L102). So one tenant's preview, apply and recovery run one at a
+time, in the order they were queued, on whichever host. Previews are also deferred with
+`queueing_lock=f"preview:{id}"`: one waiting preview per tenant (unique index over `todo` jobs,
+schema.sql L100; a second defer raises AlreadyEnqueued, manager.py L147-L155).
+
+The lock of a job whose worker died stays taken (the row stays `doing`) until someone finishes the
+job: service/recovery.py does, for a worker whose heartbeat is stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import procrastinate
+import psycopg
+from procrastinate import exceptions as pexc
+from procrastinate import sql as psql
+from psycopg.rows import dict_row
+
+from automation import operations as ops
+from service import db
+from service.tenants import TenantSource, load_source
+from service.worker import FenceBusy, tenant_fence
+
+log = logging.getLogger("scoutflo.jobs")
+
+PREVIEW, APPLY, RECOVER, REAP, SWEEP = "preview_job", "apply_job", "recover_job", "reap_job", "sweep_job"
+
+
+def tenant_lock(tenant: str) -> str:
+    return f"tenant:{tenant}"
+
+
+def preview_queueing_lock(tenant: str) -> str:
+    return f"preview:{tenant}"
+
+
+# ---------------------------------------------------------------- deferring (in the caller's transaction)
+
+_DEFERRER = procrastinate.App(connector=procrastinate.PsycopgConnector())
+"""Defers only, always on the caller's connection (`connection=` in Task.configure, tasks.py
+L222-L227: "the job INSERT will run on this connection ... allowing atomic deferral within a
+user-managed transaction"); that path never opens the connector's pool
+(sync_psycopg_connector.py L222-L228 uses the connection given)."""
+
+
+def _defer(
+    conn: psycopg.Connection[Any], task: str, *, lock: str, queueing_lock: str | None = None, **kwargs: int
+) -> int | None:
+    # A savepoint: a queueing-lock conflict aborts only it, not the caller's transaction.
+    try:
+        with conn.transaction():
+            return _DEFERRER.configure_task(task, lock=lock, queueing_lock=queueing_lock, connection=conn).defer(
+                **kwargs
+            )
+    except pexc.AlreadyEnqueued:
+        return None
+
+
+def defer_preview(conn: psycopg.Connection[Any], tenant: str, preview_id: int) -> int | None:
+    """Queue the preview job in the caller's transaction; None when one is already waiting."""
+    return _defer(
+        conn, PREVIEW, lock=tenant_lock(tenant), queueing_lock=preview_queueing_lock(tenant), preview_id=preview_id
+    )
+
+
+def defer_apply(conn: psycopg.Connection[Any], apply_id: int) -> int:
+    """The callback of service.store.approve: the apply job, in the approval's transaction."""
+    row = conn.execute(
+        "SELECT p.tenant FROM applies a JOIN approvals ap ON ap.id = a.approval_id "
+        "JOIN previews p ON p.id = ap.preview_id WHERE a.id = %s",
+        (apply_id,),
+    ).fetchone()
+    if row is None:
+        raise ValueError(f"apply {apply_id} does not exist")
+    job = _defer(conn, APPLY, lock=tenant_lock(row[0]), apply_id=apply_id)
+    assert job is not None  # no queueing lock: never AlreadyEnqueued
+    return job
+
+
+def defer_recover(conn: psycopg.Connection[Any], tenant: str, job_id: int) -> int | None:
+    """Recovery of a tenant whose job `job_id` died with its worker, under the tenant's lock."""
+    return _defer(conn, RECOVER, lock=tenant_lock(tenant), queueing_lock=f"recover:{tenant}", job_id=job_id)
+
+
+def fail_dead_job(conn: psycopg.Connection[Any], job_id: int) -> bool:
+    """Mark a `doing` job of a dead worker failed, in the caller's transaction: this frees its lock
+    (the unique index covers `doing` rows only, schema.sql L102), and Procrastinate never retries
+    it by itself (a retry is decided only in the worker that ran the job, worker.py L332-L345).
+    procrastinate_finish_job_v1 is what JobManager.finish_job runs (queries.sql `finish_job`;
+    schema.sql L264-L292: doing → failed, attempts + 1), here on our connection so that it commits
+    together with the apply's `interrupted` and the recovery job. False when it is no longer doing."""
+    with conn.transaction():
+        row = conn.execute("SELECT status FROM procrastinate_jobs WHERE id = %s FOR UPDATE", (job_id,)).fetchone()
+        if row is None or row[0] != "doing":
+            return False
+        conn.execute("SELECT procrastinate_finish_job_v1(%s, 'failed'::procrastinate_job_status, false)", (job_id,))
+    return True
+
+
+def retry_dead_job(conn: psycopg.Connection[Any], job_id: int) -> bool:
+    """Put a `doing` job of a dead worker back to `todo` (procrastinate_retry_job_v2, schema.sql
+    L364-L400, what JobManager.retry_job runs): only for a job that wrote nothing yet."""
+    with conn.transaction():
+        row = conn.execute("SELECT status FROM procrastinate_jobs WHERE id = %s FOR UPDATE", (job_id,)).fetchone()
+        if row is None or row[0] != "doing":
+            return False
+        conn.execute("SELECT procrastinate_retry_job_v2(%s, now(), NULL, NULL, NULL)", (job_id,))
+    return True
+
+
+def job_args(conn: psycopg.Connection[Any], job_id: int) -> tuple[str, dict[str, Any]] | None:
+    row = conn.execute("SELECT task_name, args FROM procrastinate_jobs WHERE id = %s", (job_id,)).fetchone()
+    return (str(row[0]), dict(row[1])) if row else None
+
+
+def stalled_jobs(conn: psycopg.Connection[Any], stale_after: float) -> list[dict[str, Any]]:
+    """Jobs `doing` on a worker whose heartbeat is older than `stale_after` seconds, or whose worker
+    row is gone (pruned by another worker's start, schema.sql L553-L564; worker_id ON DELETE SET
+    NULL, schema.sql L78): Procrastinate's own query (queries.sql `select_stalled_jobs_by_heartbeat`,
+    used by JobManager.get_stalled_jobs, manager.py L223-L273), run on our connection."""
+    query = psql.queries["select_stalled_jobs_by_heartbeat"]
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, {"queue": None, "task_name": None, "seconds_since_heartbeat": stale_after})
+        return list(cur.fetchall())
+
+
+def is_connection_error(err: BaseException) -> bool:
+    """Procrastinate wraps driver errors (ConnectorException, sync_psycopg_connector.py L43-L44,
+    psycopg_connector.py wrap_exceptions)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, (psycopg.OperationalError, psycopg.InterfaceError, pexc.ConnectorException)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+# ---------------------------------------------------------------- the worker's side
+
+
+@dataclass
+class Runtime:
+    """What job bodies need, built once per worker process."""
+
+    settings: Any
+    options: Any
+    source: TenantSource
+    stacks: ops.Stacks
+    host: str
+    pid: int
+    current_worker: Any = None
+    hooks: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    """Observation points the recovery tests do not need (kept empty in production)."""
+
+    @classmethod
+    def start(cls, settings: Any, options: Any) -> Runtime:
+        stacks = ops.Stacks(settings.backend)
+        settings.backend.check(stacks.project_dir)
+        return cls(
+            settings=settings,
+            options=options,
+            source=load_source(settings.tenant_source),
+            stacks=stacks,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+
+    @property
+    def worker_name(self) -> str:
+        return str(self.options.display_name())
+
+
+FENCE_BUSY_RETRY = procrastinate.RetryStrategy(max_attempts=720, wait=5, retry_exceptions={FenceBusy})
+"""Taken before anything is written (service/worker.py tenant_fence): a retry is safe. Procrastinate
+re-queues the job itself (worker.py L332-L345, retry_job → procrastinate_retry_job_v2)."""
+
+
+def make_app(
+    settings: Any, *, runtime: Runtime | None = None, reap_cron: str = "* * * * *", sweep_cron: str = "*/5 * * * *"
+) -> procrastinate.App:
+    """The App a worker runs: its connector on the service's database, its tasks bound to `runtime`."""
+    from service import recovery, schedule
+
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=settings.database_url))
+
+    def need() -> Runtime:
+        if runtime is None:
+            raise RuntimeError("this App defers only; run jobs in `python -m automation worker`")
+        return runtime
+
+    @app.task(name=PREVIEW, pass_context=True, retry=FENCE_BUSY_RETRY)
+    def preview_job(context: procrastinate.JobContext, preview_id: int) -> str:
+        return run_preview(need(), context.job.worker_id, preview_id)
+
+    @app.task(name=APPLY, pass_context=True, retry=FENCE_BUSY_RETRY)
+    def apply_job(context: procrastinate.JobContext, apply_id: int) -> str:
+        return run_apply(need(), context.job.worker_id, context.job.id, apply_id)
+
+    @app.task(name=RECOVER, pass_context=True, retry=FENCE_BUSY_RETRY)
+    def recover_job(context: procrastinate.JobContext, job_id: int) -> str:
+        return recovery.recover(need(), context.job.worker_id, job_id)
+
+    # Every worker runs the periodic deferrer; the database keeps one job per (task, periodic id,
+    # tick) (procrastinate_periodic_defers UNIQUE, schema.sql L81-L88; periodic.py defer_jobs:
+    # "The database will keep us from deferring the same task for the same scheduled time").
+    @app.periodic(cron=reap_cron, periodic_id="reap")
+    @app.task(name=REAP, queueing_lock="reap", lock="reap")
+    def reap_job(timestamp: int) -> str:
+        return recovery.reap(need())
+
+    @app.periodic(cron=sweep_cron, periodic_id="sweep")
+    @app.task(name=SWEEP, queueing_lock="sweep", lock="sweep")
+    def sweep_job(timestamp: int) -> str:
+        return schedule.sweep(need(), timestamp)
+
+    return app
+
+
+def new_worker(app: procrastinate.App, options: Any) -> Any:
+    """Procrastinate's Worker (worker.py L33-L102) with our options; signals are ours (service/worker.py)."""
+    from procrastinate import worker as pworker
+
+    return pworker.Worker(
+        app=app,
+        name=options.display_name(),
+        concurrency=options.concurrency,
+        fetch_job_polling_interval=options.poll_interval,
+        abort_job_polling_interval=max(options.poll_interval, 1.0),
+        update_heartbeat_interval=options.heartbeat_interval,
+        stalled_worker_timeout=options.stale_after,
+        install_signal_handlers=False,
+        shutdown_graceful_timeout=None,
+    )
+
+
+# ---------------------------------------------------------------- job bodies
+
+
+def _kind(err: BaseException) -> str:
+    mapped = ops.map_error(err)
+    return f"{mapped.kind}: {mapped}"
+
+
+def run_preview(runtime: Runtime, worker_id: int | None, preview_id: int) -> str:
+    """Preview a tenant and record the result. A replayed job (the preview is no longer running)
+    does nothing. A scheduled preview (drift) refreshes first and is classed `upgrade` when the
+    program changed since the tenant's last apply (service/schedule.py classify)."""
+    from service import schedule, store
+
+    url = runtime.settings.database_url
+    with db.connect(url, autocommit=True) as conn:
+        row = store.get_preview(conn, preview_id)
+        if row.status != "running":
+            return f"preview {preview_id} is {row.status}: nothing to do"
+        try:
+            tenant = runtime.source.get(row.tenant)
+            with tenant_fence(url, row.tenant, worker_id, runtime.settings.heartbeat_stale_seconds) as watch:
+                with kill_on_lost(watch):
+                    changes = ops.preview(tenant, runtime.stacks, refresh=row.reason != "request")
+        except FenceBusy:
+            raise  # nothing written: Procrastinate retries (FENCE_BUSY_RETRY)
+        except Exception as err:  # noqa: BLE001 - every failure is recorded on the preview
+            log.warning("preview %s of %s failed: %s", preview_id, row.tenant, _kind(err))
+            store.finish_preview(conn, preview_id, error=_kind(err))
+            return f"preview {preview_id} failed"
+        if row.reason != "request" and changes.has_changes:
+            reason = schedule.classify(conn, row.tenant, changes)
+            if reason != row.reason:
+                conn.execute(
+                    "UPDATE previews SET reason = %s WHERE id = %s AND status = 'running'", (reason, preview_id)
+                )
+        done = store.finish_preview(conn, preview_id, changes=changes)
+        return f"preview {preview_id} {done.status}"
+
+
+def run_apply(runtime: Runtime, worker_id: int | None, job_id: int | None, apply_id: int) -> str:
+    """Apply an approved preview once: `queued → started` is the one gate (store.start_apply); a
+    replayed or duplicated job finds it started and does nothing. The plan comes from the plan
+    store by the approved sha256, the state must be the one previewed (automation/operations.py
+    apply), `up --message` names the approval and the approver."""
+    from service import store
+
+    url = runtime.settings.database_url
+    with db.connect(url, autocommit=True) as conn:
+        current = store.get_apply(conn, apply_id)
+        if current.status != "queued":
+            return f"apply {apply_id} is {current.status}: an approval is applied at most once"
+        try:
+            tenant = runtime.source.get(current.tenant)
+        except Exception as err:  # noqa: BLE001 - recorded: nothing ran
+            store.start_apply(conn, apply_id, runtime.worker_name, runtime.host, runtime.pid)
+            store.finish_apply(conn, apply_id, status="failed", error=_kind(err))
+            return f"apply {apply_id} failed"
+        with tenant_fence(
+            url,
+            current.tenant,
+            worker_id,
+            runtime.settings.heartbeat_stale_seconds,
+            still_ours=lambda probe: store.heartbeat(probe, apply_id),
+        ) as watch:
+            try:
+                row = store.start_apply(conn, apply_id, runtime.worker_name, runtime.host, runtime.pid)
+            except Exception as err:  # noqa: BLE001 - ApplyReplayed: another job started it
+                return f"apply {apply_id} refused: {_kind(err)}"
+            try:
+                with kill_on_lost(watch):
+                    result = ops.apply(
+                        tenant, row.fingerprint, runtime.stacks, plan_sha256=row.plan_sha256, message=row.message
+                    )
+            except Exception as err:  # noqa: BLE001 - recorded on the apply
+                if watch.lost.is_set():
+                    return _interrupted(runtime, conn, current.tenant, apply_id, job_id, watch.reason)
+                log.warning("apply %s of %s failed: %s", apply_id, current.tenant, _kind(err))
+                store.finish_apply(conn, apply_id, status="failed", error=_kind(err))
+                return f"apply {apply_id} failed"
+        version = result.get("version")
+        store.finish_apply(
+            conn,
+            apply_id,
+            status="succeeded",
+            update_version=version if isinstance(version, int) else None,
+            summary=result.get("summary") or {},
+        )
+        return f"apply {apply_id} succeeded"
+
+
+def _interrupted(
+    runtime: Runtime, conn: psycopg.Connection[Any], tenant: str, apply_id: int, job_id: int | None, why: str
+) -> str:
+    """This worker killed its own CLI mid-update (fence lost): the apply is `interrupted` (never
+    retried by itself) and the tenant's recovery is queued behind this job, in one transaction.
+    When the database itself is gone this raises, and the reaper does the same once it is back."""
+    from service import store
+
+    with conn.transaction():
+        store.finish_apply(conn, apply_id, status="interrupted", error=f"interrupted: {why}")
+        if job_id is not None:
+            defer_recover(conn, tenant, job_id)
+    return f"apply {apply_id} interrupted"
+
+
+@contextmanager
+def kill_on_lost(watch: Any) -> Iterator[None]:
+    """While the block runs the CLI, a fired watch kills the CLI's process group."""
+    from automation import guard
+
+    with guard.scope() as scope:
+        watch.on_lost(scope.kill)
+        yield

@@ -1,0 +1,153 @@
+"""Crash recovery: the reaper (a periodic job) and the recovery of one tenant (a tenant job).
+
+A worker that dies (SIGKILL, OOM, host lost) leaves its job `doing` in procrastinate_jobs, and
+Procrastinate's lock `tenant:<id>` taken by it: nothing else of that tenant runs until the job is
+finished (procrastinate_fetch_job_v2, schema.sql L210-L262 in 3.10.0). Procrastinate itself does
+not finish or retry such a job; it offers the query that finds it: jobs `doing` on a worker whose
+heartbeat is older than N seconds, or whose worker row was pruned (JobManager.get_stalled_jobs,
+manager.py L223-L273; queries.sql `select_stalled_jobs_by_heartbeat`).
+
+`reap` (every minute on some worker) takes each such job and, in one transaction:
+- an apply that had started: `interrupted` (never retried by itself: its plan was made for a state
+  the killed `up` may have changed half-way), the job failed (its lock frees), and the tenant's
+  recovery queued under the tenant's lock;
+- an apply still `queued` (the worker died before starting it): the job back to `todo` (nothing ran);
+- a preview: failed, the job failed, recovery queued (a killed preview can leave Pulumi's lock);
+- anything else (a dead reap/sweep/recovery): the job failed, a recovery re-queued.
+
+`recover` (the tenant's job) then, holding the tenant's session fence (service/worker.py: a
+worker declared dead that is still connected holds it, and recovery waits):
+1. Pulumi's DIY lock: read it (automation/locks.py); remove it with `pulumi cancel` only once its
+   owner is proven dead: by automation/locks.owner_dead (same host: the pid is gone), or, on
+   another host, by our fences: the fence is free (the dead worker's database session ended, and
+   its CLI died with it through PR_SET_PDEATHSIG, or was killed by its watchdog when the session
+   was lost) and the lock was taken before the dead job's worker went silent.
+2. After an apply: `pulumi refresh --clear-pending-creates` settles the operations the killed `up`
+   left pending (docs/service.md says why clear, not import).
+3. A new preview (same reason) queued behind it: a person approves again what is left to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from automation import operations as ops
+from automation.tenant import PROJECT
+from service import db, jobs, store
+from service.errors import UnknownApply, UnknownPreview
+from service.worker import tenant_fence
+
+log = logging.getLogger("scoutflo.recovery")
+
+
+def reap(runtime: Any) -> str:
+    """One pass over the stalled jobs; returns what it did (the job's result, in the logs)."""
+    url = runtime.settings.database_url
+    done: list[str] = []
+    with db.connect(url, autocommit=True) as conn:
+        for job in jobs.stalled_jobs(conn, runtime.settings.heartbeat_stale_seconds):
+            try:
+                done.append(reap_one(conn, job))
+            except (UnknownApply, UnknownPreview) as err:
+                jobs.fail_dead_job(conn, job["id"])
+                done.append(f"job {job['id']}: {err}")
+    return "; ".join(done) or "nothing stalled"
+
+
+def reap_one(conn: Any, job: dict[str, Any]) -> str:
+    """Settle one stalled job (see the module's docstring), in one transaction."""
+    job_id, task, args = int(job["id"]), str(job["task_name"]), dict(job["args"] or {})
+    with conn.transaction():
+        if task == jobs.APPLY:
+            apply = store.get_apply(conn, int(args["apply_id"]))
+            if apply.status == "queued":
+                jobs.retry_dead_job(conn, job_id)
+                return f"apply {apply.id}: its worker died before it started; queued again"
+            if apply.status != "started":
+                jobs.fail_dead_job(conn, job_id)
+                return f"apply {apply.id}: {apply.status} already; its job closed"
+            store.finish_apply(
+                conn,
+                apply.id,
+                status="interrupted",
+                error=f"the worker {apply.worker} on {apply.host} died during the apply (heartbeat stale)",
+            )
+            jobs.fail_dead_job(conn, job_id)
+            jobs.defer_recover(conn, apply.tenant, job_id)
+            log.warning("apply %s of %s interrupted: its worker died; recovery queued", apply.id, apply.tenant)
+            return f"apply {apply.id}: interrupted; recovery of {apply.tenant} queued"
+        if task == jobs.PREVIEW:
+            preview = store.get_preview(conn, int(args["preview_id"]))
+            if preview.status == "running":
+                store.finish_preview(conn, preview.id, error="interrupted: its worker died (heartbeat stale)")
+            jobs.fail_dead_job(conn, job_id)
+            jobs.defer_recover(conn, preview.tenant, job_id)
+            return f"preview {preview.id}: its worker died; recovery of {preview.tenant} queued"
+        jobs.fail_dead_job(conn, job_id)
+        if task == jobs.RECOVER:
+            original = int(args["job_id"])
+            subject = _subject(conn, original)
+            if subject is not None:
+                jobs.defer_recover(conn, subject[0], original)
+            return f"recovery job {job_id}: its worker died; queued again"
+        return f"{task} job {job_id}: its worker died; closed"
+
+
+def _subject(conn: Any, job_id: int) -> tuple[str, str, str, str | None] | None:
+    """(tenant, task, reason for the new preview, host of the dead worker if known) of the job."""
+    found = jobs.job_args(conn, job_id)
+    if found is None:
+        return None
+    task, args = found
+    if task == jobs.APPLY:
+        apply = store.get_apply(conn, int(args["apply_id"]))
+        return apply.tenant, task, store.get_preview(conn, apply.preview_id).reason, apply.host
+    if task == jobs.PREVIEW:
+        preview = store.get_preview(conn, int(args["preview_id"]))
+        return preview.tenant, task, preview.reason, None
+    return None
+
+
+def recover(runtime: Any, worker_id: int | None, job_id: int) -> str:
+    """Bring the tenant of the dead job `job_id` back to a state a new preview can describe."""
+    from automation import locks
+
+    url = runtime.settings.database_url
+    with db.connect(url, autocommit=True) as conn:
+        subject = _subject(conn, job_id)
+        if subject is None:
+            return f"job {job_id}: nothing to recover"
+        tenant_id, task, reason, dead_host = subject
+        tenant = runtime.source.get(tenant_id)
+        stale = runtime.settings.heartbeat_stale_seconds
+        with tenant_fence(url, tenant_id, worker_id, stale) as watch:
+            info = locks.diy_lock(runtime.settings.backend.url, PROJECT, tenant_id)
+            cancelled = False
+            if info is not None:
+                if not locks.owner_dead(info, runtime.host) and not _dead_elsewhere(info, runtime.host, dead_host):
+                    raise ops.StackBusy(
+                        f"tenant {tenant_id}: Pulumi's lock {info} is held by a process not proven dead; "
+                        "recovery waits (remove it by hand only once that process is gone)"
+                    )
+                with jobs.kill_on_lost(watch):
+                    locks.cancel(tenant, runtime.stacks)
+                cancelled = True
+            if task == jobs.APPLY:
+                with jobs.kill_on_lost(watch):
+                    locks.refresh(tenant, runtime.stacks, clear_pending_creates=True)
+        with conn.transaction():
+            preview_id = store.insert_preview(conn, tenant_id, reason)  # type: ignore[arg-type]
+            jobs.defer_preview(conn, tenant_id, preview_id)
+        log.warning("tenant %s recovered (lock %s); preview %s queued", tenant_id, cancelled, preview_id)
+        return f"tenant {tenant_id} recovered; preview {preview_id} queued"
+
+
+def _dead_elsewhere(info: Any, this_host: str, dead_host: str | None) -> bool:
+    """A lock taken on the host of the worker whose apply died, another host than this one: its
+    owner was that worker's CLI. We hold the tenant's session fence, so that worker's database
+    session has ended; its CLI died with it (PR_SET_PDEATHSIG, automation/guard.py) or was killed
+    by its watchdog when the session was lost. A lock of any other host (a person's CLI run
+    outside the service) is never taken as dead."""
+    host = getattr(info, "host", None)
+    return dead_host is not None and host == dead_host and host != this_host
