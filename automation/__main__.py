@@ -1,8 +1,12 @@
-"""python -m automation {render,preview,apply,destroy,diff}
+"""python -m automation {render,preview,apply,destroy,diff} (one host, one tenant) and
+{migrate,worker,request-preview,latest,approve,reject,status,history} (many tenants: the service
+on PostgreSQL, docs/service.md; settings from SCOUTFLO_* variables).
 
 Exit codes: 0 done; 1 failed; 2 bad arguments, unreadable event log, render could not run or write;
 3 changes-differ; 4 confirmation-required; 5 stack-busy; 6 invalid-tenant (the spec or the --tenant
-file); 7 cli-missing; 8 invalid-setup; 9 plan-mismatch; 10 cli-too-old.
+file); 7 cli-missing; 8 invalid-setup; 9 plan-mismatch; 10 cli-too-old; 11 database-unavailable;
+12 unknown-preview; 13 preview-superseded; 14 already-decided; 15 preview-not-ready;
+16 apply-replayed; 17 unknown-apply; 18 preview-finished.
 """
 
 from __future__ import annotations
@@ -71,7 +75,141 @@ def _parser(json_errors: bool = False) -> argparse.ArgumentParser:
     diff.add_argument("--events", type=Path, required=True, help="JSON lines from `pulumi preview --event-log FILE`")
     diff.add_argument("--stack", default="")
     diff.add_argument("--json", action="store_true")
+    _service_parsers(sub)
     return parser
+
+
+SERVICE_COMMANDS = ("migrate", "worker", "request-preview", "latest", "approve", "reject", "status", "history")
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _service_parsers(sub: Any) -> None:
+    """The service's commands (docs/service.md): settings from SCOUTFLO_* variables, never from a tenant."""
+    sub.add_parser("migrate", help="bring SCOUTFLO_DATABASE_URL to this checkout's schema (idempotent)")
+    worker = sub.add_parser("worker", help="run jobs until SIGTERM (any number of workers, on any host)")
+    worker.add_argument("--name", default="", help="shown in applies.worker; default <host>:<pid>")
+    worker.add_argument("--concurrency", type=_positive(int), default=4, help="jobs at once (each runs a CLI)")
+    worker.add_argument("--poll-interval", type=_positive(float), default=5.0, help="seconds between polls")
+    worker.add_argument("--heartbeat-interval", type=_positive(float), default=10.0, help="seconds")
+    worker.add_argument("--reap-every", type=_positive(int), default=60, help="seconds between reaper runs")
+    worker.add_argument("--sweep-every", type=_positive(int), default=300, help="seconds between drift sweeps")
+    request = sub.add_parser("request-preview", help="queue a preview of a tenant; prints its id")
+    request.add_argument("--tenant-id", required=True)
+    for name, text in (
+        ("latest", "the tenant's latest preview with its changes"),
+        ("status", "the tenant's latest preview and open applies"),
+        ("history", "every preview of the tenant with its decision and apply, newest first"),
+    ):
+        sub.add_parser(name, help=text).add_argument("--tenant-id", required=True)
+    sub.choices["history"].add_argument("--limit", type=_positive(int), default=100)
+    approve = sub.add_parser("approve", help="approve the tenant's latest preview: queues its apply")
+    approve.add_argument("--preview", type=_positive(int), required=True, help="the preview's id")
+    approve.add_argument("--fingerprint", required=True, help="the fingerprint the approver saw")
+    approve.add_argument("--approver", required=True, help="who approves (recorded, and in `up --message`)")
+    reject = sub.add_parser("reject", help="reject the tenant's latest preview")
+    reject.add_argument("--preview", type=_positive(int), required=True)
+    reject.add_argument("--by", required=True, help="who rejects")
+    reject.add_argument("--reason", default="")
+    for name in SERVICE_COMMANDS:
+        sub.choices[name].add_argument("--json", action="store_true")
+
+
+def _service(args: argparse.Namespace) -> int:
+    """The service's commands; every failure is a typed error with its exit code."""
+    from automation import operations as ops
+
+    try:
+        value = _run_service(args)
+    except ops.AutomationError as err:
+        if args.json:
+            _say(json.dumps({"error": err.kind, "message": str(err)}))
+        else:
+            _say(f"{args.command}: {err}", err=True)
+        return err.exit_code
+    except ValueError as err:  # an argument the API refuses (an empty approver)
+        if args.json:
+            _say(json.dumps({"error": "bad-arguments", "message": f"{args.command}: {err}"}))
+        else:
+            _say(f"{args.command}: {err}", err=True)
+        return EXIT_USAGE
+    if value is not None:
+        _emit(value, args.json)
+    return 0
+
+
+def _run_service(args: argparse.Namespace) -> Any:
+    from automation.operations import InvalidSetup
+
+    if args.command == "migrate":
+        from service import db
+
+        url = os.environ.get("SCOUTFLO_DATABASE_URL", "").strip()
+        if not url:
+            raise InvalidSetup("SCOUTFLO_DATABASE_URL is not set: the PostgreSQL conninfo")
+        return {"applied": db.migrate(url)}
+    if args.command == "worker":
+        from service import worker
+        from service.settings import ServiceSettings
+
+        settings = ServiceSettings.from_env()
+        options = worker.WorkerOptions(
+            name=args.name,
+            concurrency=args.concurrency,
+            poll_interval=args.poll_interval,
+            heartbeat_interval=args.heartbeat_interval,
+            reap_every=args.reap_every,
+            sweep_every=args.sweep_every,
+            stale_after=settings.heartbeat_stale_seconds,
+        )
+        options.check()
+        worker.run(settings, options)
+        return None
+    api = _api()
+    tenant = getattr(args, "tenant_id", None)
+    if args.command == "request-preview":
+        return {"tenant": tenant, "preview": api.request_preview(tenant)}
+    if args.command == "latest":
+        latest = api.latest_preview(tenant)
+        return latest.to_json() if latest is not None else {"tenant": tenant, "preview": None}
+    if args.command == "approve":
+        return api.approve(args.preview, args.fingerprint, args.approver).to_json()
+    if args.command == "reject":
+        api.reject(args.preview, args.by, args.reason)
+        return {"preview": args.preview, "rejected": True}
+    if args.command == "status":
+        return api.status(tenant)
+    return api.history(tenant, args.limit)
+
+
+def _api() -> Any:
+    """The backend's calls need the database and the tenant source only (not the engine's settings)."""
+    from automation.operations import InvalidSetup
+    from service import jobs
+    from service.api import ServiceApi
+    from service.tenants import load_source
+
+    missing = [n for n in ("SCOUTFLO_DATABASE_URL", "SCOUTFLO_TENANT_SOURCE") if not os.environ.get(n, "").strip()]
+    if missing:
+        raise InvalidSetup(f"{' and '.join(missing)} not set (docs/service.md)")
+    return ServiceApi(
+        database_url=os.environ["SCOUTFLO_DATABASE_URL"].strip(),
+        tenants=load_source(os.environ["SCOUTFLO_TENANT_SOURCE"].strip()),
+        defer_preview=jobs.defer_preview,
+        defer_apply=jobs.defer_apply,
+    )
 
 
 def _say(text: str, err: bool = False) -> None:
@@ -152,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser(json_errors="--json" in words).parse_args(words)
     if args.command == "render":
         return _render(args)
+    if args.command in SERVICE_COMMANDS:
+        return _service(args)
     if args.command == "diff":
         from automation.changeset import changeset_from_events, events_from_log
 

@@ -77,6 +77,21 @@ class WorkerOptions:
     def sweep_cron(self) -> str:
         return cron_every(self.sweep_every)
 
+    def check(self) -> None:
+        """Refuse settings under which a live worker would be reaped as dead, or no cron fits."""
+        from automation.operations import InvalidSetup
+
+        if self.heartbeat_interval * 3 > self.stale_after:
+            raise InvalidSetup(
+                f"--heartbeat-interval {self.heartbeat_interval:g}s: at most a third of "
+                f"SCOUTFLO_HEARTBEAT_STALE_SECONDS ({self.stale_after:g}s), or a live worker is taken for dead"
+            )
+        for flag, seconds in (("--reap-every", self.reap_every), ("--sweep-every", self.sweep_every)):
+            try:
+                cron_every(seconds)
+            except ValueError as err:
+                raise InvalidSetup(f"{flag}: {err}") from None
+
     def display_name(self) -> str:
         return self.name or f"{socket.gethostname()}:{os.getpid()}"
 
