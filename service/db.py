@@ -42,6 +42,19 @@ def connect(url: str, *, autocommit: bool = False, **kwargs: Any) -> psycopg.Con
         raise DatabaseUnavailable(f"cannot reach the database {describe(url)}: {_first_line(err)}") from None
 
 
+@contextlib.contextmanager
+def session(url: str) -> Iterator[psycopg.Connection[Any]]:
+    """One connection for one call: committed when the block ends, discarded (rolled back by the
+    server) when it raises; a database lost at any point, the commit included, is DatabaseUnavailable."""
+    conn = connect(url)
+    try:
+        with unavailable_as_typed(url):
+            yield conn
+            conn.commit()
+    finally:
+        conn.close()
+
+
 def describe(url: str) -> str:
     """host/dbname of a conninfo, for messages: a password never appears in one."""
     try:

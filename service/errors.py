@@ -61,6 +61,16 @@ class PreviewNotReady(AutomationError):
         self.preview_id, self.status = preview_id, status
 
 
+class PreviewFinished(AutomationError):
+    """A preview's outcome is recorded once: a replayed preview job changes nothing."""
+
+    kind, exit_code = "preview-finished", 18
+
+    def __init__(self, preview_id: int, status: str):
+        super().__init__(f"preview {preview_id} is {status} already: its outcome was recorded once")
+        self.preview_id, self.status = preview_id, status
+
+
 class FingerprintMismatch(ChangesDiffer):
     """The approver saw other changes than the preview holds (exit code and kind of changes-differ)."""
 
@@ -95,6 +105,7 @@ ERRORS = (
     PreviewNotReady,
     ApplyReplayed,
     UnknownApply,
+    PreviewFinished,
 )
 """The service's new kinds, in exit-code order (11 onwards); FingerprintMismatch reuses
 changes-differ (3); bad settings are the engine's InvalidSetup (8)."""

@@ -31,6 +31,7 @@ from service.errors import (
     AlreadyDecided,
     ApplyReplayed,
     FingerprintMismatch,
+    PreviewFinished,
     PreviewNotReady,
     PreviewSuperseded,
     UnknownApply,
@@ -182,7 +183,7 @@ def finish_preview(
     """Record a preview's outcome: `error` → failed; a ChangeSet with changes → ready (superseded when
     a newer preview of the tenant exists); without changes → empty. `digests` (plan_sha256,
     config_digest, state_digest, program_digest) default to the ChangeSet's. Only a running preview
-    finishes, once: a replayed preview job gets PreviewNotReady and changes nothing."""
+    finishes, once: a replayed preview job gets PreviewFinished and changes nothing."""
     if (changes is None) == (error is None):
         raise ValueError("finish_preview takes either changes or error")
     values = {name: getattr(changes, name) or None for name in DIGESTS} if changes else dict.fromkeys(DIGESTS)
@@ -195,7 +196,7 @@ def finish_preview(
         _lock_tenant(conn, current.tenant)
         current = _preview(conn, preview_id, for_update=True)
         if current.status != "running":
-            raise PreviewNotReady(preview_id, current.status)
+            raise PreviewFinished(preview_id, current.status)
         if error is not None:
             status = "failed"
         elif changes is not None and changes.has_changes:
