@@ -348,16 +348,25 @@ class _Group:
         out += _wrapped(f"{', '.join(others)} ({len(others)} apps): as {rep}, name replaced", "  ")
         assert self.norm is not None
         for i, values in sorted(self.values.items()):
-            path = self.norm[i].path or ""
+            path = (self.norm[i].path or "").replace(_PLACEHOLDER, "<app>")
             where = self.norm[i].owner.replace(_PLACEHOLDER, "<app>")
             by_value: dict[str, list[str]] = {}
             for app, value in zip(self.apps, values, strict=True):
                 by_value.setdefault(value, []).append(app)
-            spread = "/".join(by_value)
-            out += _wrapped(f"values differ: {path.replace(_PLACEHOLDER, '<app>')} ({where}): {spread}", "    ")
+            # A value and a path are anyone's text (a chart value may hold ": svc01" or "/"), so
+            # each ends its own line, never wrapped, after a fixed prefix; the apps holding a value
+            # follow on lines of their own. `where` is a resource name the program makes.
+            out.append(f"    values differ ({len(by_value)} values) in {where}: {path}")
             for value, names in by_value.items():
-                out += _wrapped(f"{value}: {', '.join(names)}", "      ")
+                out.append(f"      = {_one_line(value)}")
+                out += _wrapped(", ".join(names), "        ")
         return out
+
+
+def _one_line(value: str) -> str:
+    """A folded value as one line: one with a line break (which would start what reads as the
+    next line of the text) is shown as its JSON string."""
+    return json.dumps(value) if any(c in value for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029") else value
 
 
 def _wrapped(text: str, indent: str) -> list[str]:

@@ -34,6 +34,9 @@ PROJECT = "scoutflo"
 Mode = Literal["vendor", "umbrella"]
 RefreshMode = Literal["irsa", "static", "eso", "none"]
 _APP_KEYS = {"name", "chart", "version", "targetRevision", "namespace", "values", "mode"}
+SHARED_GROUP = "shared"
+"""Where the resources of no app are grouped (automation/changeset.py `app_of`, plan_check.py,
+render.py's tree): no app may take the name, or its resources would be listed among them."""
 
 
 class ConfigError(ValueError):
@@ -385,6 +388,12 @@ def _parse_apps(raw_apps: Any, catalog: Mapping[str, CatalogEntry]) -> tuple[App
         if problem := app_name_problem(name):
             raise ConfigError(f"{where} 'name' {problem}")
         assert isinstance(name, str)
+        if name == SHARED_GROUP:
+            raise ConfigError(
+                f"{where} 'name' {name!r} is reserved: the approval text, its JSON and `make render` "
+                "list the stack's own resources (OIDC provider, registry credential) under it; "
+                "choose another name"
+            )
         if name in seen:
             raise ConfigError(f"{where} 'name' is used by an earlier app; app names must be unique")
         seen.add(name)
