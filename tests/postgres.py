@@ -92,10 +92,10 @@ class Postgres:
             "unix_socket_directories": f"'{self.socket_dir}'",
             "port": str(PORT),
             "max_connections": "200",
-            # Durability against an OS crash is not what these tests probe; a server crash or
-            # restart keeps every committed row without fsync (the OS page cache survives it).
+            # Durability against an OS crash is not what these tests probe: without fsync a
+            # committed row is still written to the OS before COMMIT returns (synchronous_commit
+            # stays on), so a server crash (`stop("immediate")`) keeps it.
             "fsync": "off",
-            "synchronous_commit": "off",
             "full_page_writes": "off",
         }
         with (self.data / "postgresql.conf").open("a") as conf:
@@ -124,6 +124,16 @@ class Postgres:
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(statement)
         return self.conninfo(name)
+
+    def dump(self, conninfo: str) -> str:
+        """`pg_dump --data-only` of a database: every row of every table, as text."""
+        done = subprocess.run(
+            [str(self.bindir / "pg_dump"), "--data-only", "--dbname", conninfo],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout
 
     def drop(self, name: str) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
