@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 from pulumi.automation import EngineEvent  # noqa: E402
 
 from automation.changeset import changeset_from_events  # noqa: E402
+from bench import _smoke  # noqa: E402
 
 
 def texts(lines: int) -> tuple[str, str]:
@@ -42,10 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", default="2000,8000,20000")
     parser.add_argument("--difflib-up-to", type=int, default=20000, help="skip whole-file difflib above this")
-    parser.add_argument("--smoke", action="store_true", help="200 lines only")
-    args = parser.parse_args()
-    if args.smoke:
-        args.lines = "200"
+    args = _smoke.parse(parser, "200 lines only", lines="200")
     print(f"{'lines':>6} {'KiB':>5} {'to_text s':>9} {'difflib on the whole value s':>28}")
     for lines in (int(n) for n in args.lines.split(",")):
         old, new = texts(lines)

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from automation.changeset import ChangeSet, _resource_lines, changeset_from_events  # noqa: E402
+from bench import _smoke  # noqa: E402
 from tests import approval_events  # noqa: E402
 
 
@@ -35,10 +36,7 @@ def unfolded_lines(changes: ChangeSet) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--apps", default="1,10,30")
-    parser.add_argument("--smoke", action="store_true", help="1 app only")
-    args = parser.parse_args()
-    if args.smoke:
-        args.apps = "1"
+    args = _smoke.parse(parser, "1 app only", apps="1")
     print(f"{'apps':>4} {'case':<18} {'resources':>9} {'unfolded':>9} {'lines':>6} {'to_text s':>9}")
     for count in (int(n) for n in args.apps.split(",")):
         for case, make in (

@@ -28,6 +28,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from automation import render
+from bench import _smoke
 from components.app_repository import AppRepositoryProvider
 from components.repo_commit import RepoCommitProvider
 from tests.conftest import run_main
@@ -123,10 +124,7 @@ def measured_writes(recording: render.Recording) -> dict[str, int]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tenant-apps", type=int, default=40)
-    parser.add_argument("--smoke", action="store_true", help="the same two apps; a tenant of 2")
-    args = parser.parse_args()
-    if args.smoke:
-        args.tenant_apps = 2
+    args = _smoke.parse(parser, "the same two apps; a tenant of 2", tenant_apps=2)
     with tempfile.TemporaryDirectory() as tmp:
         recording = record(Path(tmp))
     owner = render.app_of(recording, {"template-app", "public-app"})

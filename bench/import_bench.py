@@ -30,6 +30,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import _smoke
 from scoutflo.charts.fetch import ChartFetcher
 from scoutflo.charts.plan import plan_import
 from scoutflo.github.api import GitHub, commit_files
@@ -120,10 +121,7 @@ def largest_chart(smoke: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", default="10,100,300")
-    parser.add_argument("--smoke", action="store_true", help="the smallest sizes only")
-    args = parser.parse_args()
-    if args.smoke:
-        args.files = "10"
+    args = _smoke.parse(parser, "a 10-file chart, and the corpus chart unpadded", files="10")
     file_counts([int(n) for n in args.files.split(",")])
     largest_chart(args.smoke)
 

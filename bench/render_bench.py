@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import _smoke  # noqa: E402
+
 
 def make_catalog(directory: Path, files: int) -> None:
     """A catalog entry whose template chart has `files` files (a real helm-create chart, padded)."""
@@ -69,10 +71,7 @@ def main() -> None:
     parser.add_argument("--apps", default="1,10,100,300")
     parser.add_argument("--files", default="10,100,300")
     parser.add_argument("--case", help=argparse.SUPPRESS)
-    parser.add_argument("--smoke", action="store_true", help="the smallest sizes only")
-    args = parser.parse_args()
-    if args.smoke:
-        args.apps, args.files = "1", "10"
+    args = _smoke.parse(parser, "1 app, and 10 apps of a 10-file chart", apps="1", files="10")
     if args.case:
         apps, files = map(int, args.case.split(":"))
         print(json.dumps(one_case(apps, files)))

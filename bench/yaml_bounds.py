@@ -21,6 +21,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import _smoke  # noqa: E402
+
 CAP = 3 * 1024 * 1024 * 1024
 
 _PRELUDE = """
@@ -89,8 +93,7 @@ def _n(n: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--before-seconds", type=float, default=60.0)
-    parser.add_argument("--smoke", action="store_true", help="every case at 1/1000 of its size (seconds)")
-    args = parser.parse_args()
+    args = _smoke.parse(parser, "every case at 1/1000 of its size (seconds)")
     slow = args.before_seconds
     # --smoke: the same cases, each a thousandth of its size (no longer a bomb, still every path).
     div = 1000 if args.smoke else 1

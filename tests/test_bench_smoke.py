@@ -4,6 +4,7 @@ are not checked: benchmarks assert nothing; the run must finish and name the mac
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import signal
@@ -16,6 +17,8 @@ from types import ModuleType
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = sorted(p for p in (ROOT / "bench").glob("*.py") if p.name != "run.py" and not p.name.startswith("_"))
+"""What bench/run.py runs: not itself, nor its helpers (bench/_smoke.py)."""
 
 
 def test_every_benchmark_runs_at_its_smallest_sizes(tools: dict[str, str]) -> None:
@@ -31,7 +34,7 @@ def test_every_benchmark_runs_at_its_smallest_sizes(tools: dict[str, str]) -> No
     for field in ("cpu", "cores", "ram", "python", "helm"):
         line = next(line for line in lines if line.strip().startswith(field + " "))
         assert "unknown" not in line and "not found" not in line, line
-    scripts = sorted(p.name for p in (ROOT / "bench").glob("*.py") if p.name != "run.py")
+    scripts = sorted(p.name for p in BENCHMARKS)
     assert scripts, "bench/ has benchmarks"
     for name in scripts:
         assert any(line.startswith(f"== bench/{name}: ok in ") for line in lines), (
@@ -113,3 +116,43 @@ def test_a_benchmark_that_hangs_is_stopped_named_and_the_others_still_run(
     else:
         os.kill(child, signal.SIGKILL)
         pytest.fail("the hung benchmark's own child process was left running")
+
+
+@pytest.mark.parametrize("path", BENCHMARKS, ids=lambda p: p.name)
+def test_every_benchmark_takes_smoke_through_the_one_helper(path: Path) -> None:
+    """--smoke is declared once (bench/_smoke.py), not copied into each benchmark with its own
+    `if args.smoke:` block."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    literals = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value == "--smoke"]
+    calls = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and n.func.attr == "parse"
+        and isinstance(n.func.value, ast.Name)
+        and n.func.value.id == "_smoke"
+    ]
+    assert not literals and len(calls) == 1, (
+        f"{path.name}: --smoke declared {len(literals)}x, _smoke.parse {len(calls)}x"
+    )
+
+
+def test_the_helper_gives_the_smoke_sizes_and_refuses_an_option_the_benchmark_lacks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import argparse
+
+    sys.path.insert(0, str(ROOT))
+    from bench import _smoke
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--apps", default="1,10,30")
+    monkeypatch.setattr(sys, "argv", ["x.py", "--apps", "300", "--smoke"])
+    assert _smoke.parse(parser, "1 app", apps="1").apps == "1"
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--apps", default="1,10,30")
+    monkeypatch.setattr(sys, "argv", ["x.py"])
+    assert _smoke.parse(parser, "1 app", apps="1").apps == "1,10,30"
+    with pytest.raises(ValueError, match=r"does not have: \['files'\]"):
+        _smoke.parse(argparse.ArgumentParser(), "x", files="10")
