@@ -45,8 +45,14 @@ TENANT_ID_MAX = 40
 """automation.tenant.tenant_settings: a tenant id is a DNS label of at most 40 characters."""
 
 DeferApply = Callable[[Conn, int], object]
-"""`defer_apply(conn, apply_id)`: queue the apply job on `conn`, inside the caller's transaction
-(service/jobs.py does it with Procrastinate's `configure(connection=conn).defer(...)`)."""
+"""`defer_apply(conn, apply_id)`: queue the apply job on `conn`, inside the caller's transaction.
+service/jobs.py does it with Procrastinate's supported external-connection path (3.10.0):
+`configure(connection=conn).defer(...)` (tasks.py L229-L234: "the job INSERT will run on this
+connection instead of the connector's pool, allowing atomic deferral within a user-managed
+transaction"), JobManager.batch_defer_jobs → execute_query_all_with_connection (manager.py
+L113-L117, sync_psycopg_connector.py L222-L228: a cursor on the given connection, no commit), whose
+query calls procrastinate_defer_jobs_v1 (sql/queries.sql L9, sql/schema.sql L118); documented in
+docs/howto/production/external_connection.md ("You are responsible for committing")."""
 
 ApplyStatus = Literal["queued", "started", "succeeded", "failed", "interrupted"]
 FINAL_APPLY = ("succeeded", "failed", "interrupted")
