@@ -97,6 +97,12 @@ class UnknownApply(AutomationError):
         self.apply_id = apply_id
 
 
+class InvalidRequest(AutomationError):
+    """A call's own argument is malformed (an empty approver, an unknown reason): nothing was written."""
+
+    kind, exit_code = "invalid-request", 19
+
+
 ERRORS = (
     DatabaseUnavailable,
     UnknownPreview,
@@ -106,6 +112,7 @@ ERRORS = (
     ApplyReplayed,
     UnknownApply,
     PreviewFinished,
+    InvalidRequest,
 )
 """The service's new kinds, in exit-code order (11 onwards); FingerprintMismatch reuses
 changes-differ (3); bad settings are the engine's InvalidSetup (8)."""

@@ -31,6 +31,7 @@ from service.errors import (
     AlreadyDecided,
     ApplyReplayed,
     FingerprintMismatch,
+    InvalidRequest,
     PreviewFinished,
     PreviewNotReady,
     PreviewSuperseded,
@@ -129,6 +130,18 @@ def check_tenant(tenant: str) -> None:
         raise InvalidTenant(f"tenant id {tenant!r} {problem}")
 
 
+MAX_PERSON = 200
+MAX_REASON = 4000
+
+
+def check_person(field: str, value: str) -> None:
+    """Who decided: recorded in the audit trail and in `up --message`, so one printable line."""
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_PERSON or not value.isprintable():
+        raise InvalidRequest(
+            f"{field}: name the person who decides (one printable line, at most {MAX_PERSON} characters)"
+        )
+
+
 def _lock_tenant(conn: Conn, tenant: str) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (db.LOCK_CLASS_TENANT, tenant))
 
@@ -155,7 +168,7 @@ def insert_preview(conn: Conn, tenant: str, reason: Reason) -> int:
     the latest can be approved, and a person must not approve what a newer preview replaces."""
     check_tenant(tenant)
     if reason not in REASONS:
-        raise ValueError(f"reason {reason!r}: one of {REASONS}")
+        raise InvalidRequest(f"reason {str(reason)[:40]!r}: one of {', '.join(REASONS)}")
     with db.unavailable_as_typed(), conn.transaction():
         _lock_tenant(conn, tenant)
         conn.execute(
@@ -266,8 +279,7 @@ def approve(
     (`defer_apply(conn, apply_id)`) in ONE transaction, so there is never an approval without its
     job nor a job without its approval. Returns (approval_id, apply_id). A superseded, replayed,
     unknown or mismatched approval is a typed error and writes nothing."""
-    if not approver.strip():
-        raise ValueError("approver: name the person who approves")
+    check_person("approver", approver)
     with db.unavailable_as_typed(), conn.transaction():
         preview = _decidable(conn, preview_id)
         if fingerprint != preview.fingerprint:
@@ -293,8 +305,9 @@ def approve(
 
 def reject(conn: Conn, preview_id: int, by: str, reason: str = "") -> None:
     """Reject the tenant's latest ready preview: it can then never be approved."""
-    if not by.strip():
-        raise ValueError("by: name the person who rejects")
+    check_person("by", by)
+    if len(reason) > MAX_REASON:
+        raise InvalidRequest(f"reason: at most {MAX_REASON} characters")
     with db.unavailable_as_typed(), conn.transaction():
         _decidable(conn, preview_id)
         conn.execute('INSERT INTO rejections (preview_id, "by", reason) VALUES (%s, %s, %s)', (preview_id, by, reason))
@@ -399,6 +412,8 @@ def history(conn: Conn, tenant: str, limit: int = 100) -> list[dict[str, Any]]:
     """The tenant's previews, newest first, each with its decision and apply: who approved or
     rejected what, when, and what the apply did. Nothing here is ever deleted."""
     check_tenant(tenant)
+    if not 1 <= limit <= 10_000:
+        raise InvalidRequest(f"limit {limit}: between 1 and 10000")
     query = """
         SELECT p.id, p.reason, p.status, p.fingerprint, p.plan_sha256, p.config_digest, p.state_digest,
                p.program_digest, p.changes -> 'counts' AS counts, p.error, p.created, p.finished,
@@ -438,7 +453,9 @@ def put_stack_secrets(conn: Conn, tenant: str, block: Mapping[str, str]) -> None
     check_tenant(tenant)
     unknown = sorted(set(block) - set(SECRETS_KEYS))
     if unknown or not isinstance(block.get("secretsprovider"), str):
-        raise ValueError(f"a stack secrets block holds {SECRETS_KEYS} (secretsprovider required); got {sorted(block)}")
+        raise InvalidRequest(
+            f"a stack secrets block holds {SECRETS_KEYS} (secretsprovider required); got {sorted(block)}"
+        )
     with db.unavailable_as_typed(), conn.transaction():
         conn.execute(
             "INSERT INTO stack_secrets (tenant, secretsprovider, encryptedkey, encryptionsalt) VALUES (%s, %s, %s, %s)"

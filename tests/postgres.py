@@ -168,6 +168,8 @@ def _dbname(conninfo: str) -> str:
 @pytest.fixture
 def database(postgres: Postgres) -> Iterator[str]:
     """An empty database of this test's own (conninfo)."""
+    if not postgres.running():  # a test that stopped the server and failed before starting it
+        postgres.start()
     url = postgres.database()
     yield url
     if postgres.running():
@@ -186,6 +188,8 @@ def migrated_template(postgres: Postgres) -> str:
 @pytest.fixture
 def migrated_database(postgres: Postgres, migrated_template: str) -> Iterator[str]:
     """A database of this test's own with the service's tables and Procrastinate's schema (conninfo)."""
+    if not postgres.running():  # a test that stopped the server and failed before starting it
+        postgres.start()
     url = postgres.database(template=migrated_template)
     yield url
     if postgres.running():

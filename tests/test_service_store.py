@@ -224,6 +224,21 @@ def test_reject_is_a_decision_too(conn: Conn, changes: tuple[ChangeSet, ChangeSe
         store.reject(conn, preview.id, "bob")
 
 
+def test_malformed_requests_are_typed_and_write_nothing(conn: Conn, changes: tuple[ChangeSet, ChangeSet]) -> None:
+    preview = ready(conn, "acme", changes[0])
+    fingerprint = preview.fingerprint or ""
+    for approver in ("", "  ", "alice\nbob", "x" * 201):
+        with pytest.raises(errors.InvalidRequest, match="approver"):
+            store.approve(conn, preview.id, fingerprint, approver, defer_apply=no_defer)
+    with pytest.raises(errors.InvalidRequest, match="by"):
+        store.reject(conn, preview.id, "")
+    with pytest.raises(errors.InvalidRequest, match="reason"):
+        store.insert_preview(conn, "acme", "whim")  # type: ignore[arg-type]
+    with pytest.raises(errors.InvalidRequest, match="limit"):
+        store.history(conn, "acme", limit=0)
+    assert (count(conn, "approvals"), count(conn, "rejections"), count(conn, "previews")) == (0, 0, 1)
+
+
 def test_bad_tenant_ids_are_refused_by_code_and_by_the_table(conn: Conn) -> None:
     for bad in ("", "Acme", "../x", "a" * 41, "acme\x00"):
         with pytest.raises(ops.InvalidTenant):
@@ -425,7 +440,7 @@ def test_stack_secrets_blocks(conn: Conn) -> None:
     assert store.get_stack_secrets(conn, "acme") == block
     store.put_stack_secrets(conn, "acme", {"secretsprovider": "passphrase", "encryptionsalt": "v1:salt"})
     assert store.get_stack_secrets(conn, "acme") == {"secretsprovider": "passphrase", "encryptionsalt": "v1:salt"}
-    with pytest.raises(ValueError, match="secretsprovider"):
+    with pytest.raises(errors.InvalidRequest, match="secretsprovider"):
         store.put_stack_secrets(conn, "acme", {"secretsprovider": "passphrase", "config": "x"})
 
 
