@@ -6,7 +6,7 @@ Exit codes: 0 done; 1 failed; 2 bad arguments, unreadable event log, render coul
 3 changes-differ; 4 confirmation-required; 5 stack-busy; 6 invalid-tenant (the spec or the --tenant
 file); 7 cli-missing; 8 invalid-setup; 9 plan-mismatch; 10 cli-too-old; 11 database-unavailable;
 12 unknown-preview; 13 preview-superseded; 14 already-decided; 15 preview-not-ready;
-16 apply-replayed; 17 unknown-apply; 18 preview-finished.
+16 apply-replayed; 17 unknown-apply; 18 preview-finished; 19 invalid-request.
 """
 
 from __future__ import annotations
