@@ -77,14 +77,29 @@ def import_and_check(
     """Fetch with the catalog's range (or an app's pinned version), plan, lint, template with the
     catalog's values, ci/release."""
     entry = load_catalog()[name]
-    constraint = version or entry.source.version
+    return import_chart(name, version or entry.source.version, entry.values, repo, mode, registry_host, tmp_path, plain)
+
+
+def import_chart(
+    name: str,
+    constraint: str,
+    catalog_values: Mapping[str, Any],
+    repo: str,
+    mode: str,
+    registry_host: str,
+    tmp_path: Path,
+    plain: bool,
+) -> tuple[dict[str, str | bytes], str, Path]:
+    """One chart through the import as the program runs it: fetch (the real client, from a
+    loopback source), plan, the app repo's `ci/dependencies`, `helm lint`, `helm template` with
+    the given values, and the app repo's own `ci/release` into a registry."""
     fetcher = ChartFetcher(tmp_path / "cache", http=Http(attempts=2, sleep=lambda _s: None))
     fetched = fetcher.fetch(repo, name, constraint, plain_http=plain)
     plan = plan_import(app="app", mode=mode, fetched=fetched, constraint=constraint, description="d")
     app = tmp_path / "app"
     write_tree(plan.files, app)
     values = tmp_path / "values.yaml"
-    values.write_text(yaml.safe_dump(application_values(mode, name, entry.values)))
+    values.write_text(yaml.safe_dump(application_values(mode, name, catalog_values)))
     env = env_for(tmp_path / "home", HELM_PLAIN_HTTP="1" if plain else "")
     run([str(app / "ci" / "dependencies")], app, env)
     run(["helm", "lint", "chart", "-f", str(values)], app, env)
