@@ -9,7 +9,13 @@ from components.argo_app import ArgoApp, ArgoAppArgs
 from components.chart_registry import ChartRegistry, ChartRegistryArgs
 from components.chart_repo import ChartRepo, ChartRepoArgs
 from components.github_oidc import GithubOidc, GithubOidcArgs
-from components.registry_access import CapabilityRoleError, RegistryAccess, capability_role_name, registry_access_args
+from components.registry_access import (
+    CapabilityRoleError,
+    RegistryAccess,
+    capability_role_name,
+    check_capability_role,
+    registry_access_args,
+)
 from scoutflo import naming
 from scoutflo.adoption import AdoptionError, look_up
 from scoutflo.charts.bounded import plan_imports_bounded
@@ -40,7 +46,16 @@ try:
     if cfg.token_refresh_mode == "none":
         # Before anything is registered: inside the grant's apply it would fail the run after
         # the repositories were created.
-        capability_role_name(cfg.argocd_capability_role_arn, aws.get_caller_identity().account_id)
+        role_name = capability_role_name(cfg.argocd_capability_role_arn, aws.get_caller_identity().account_id)
+        try:
+            # terraform-provider-aws internal/service/iam/role_data_source.go (0929dbaa, L77-L99):
+            # iam:GetRole by name; assume_role_policy is the document URL-decoded (QueryUnescape).
+            role = aws.iam.get_role(name=role_name)
+        except Exception as err:  # noqa: BLE001 - the SDK raises a bare Exception for a failed invoke
+            raise CapabilityRoleError(
+                f"config 'scoutflo:argocdCapabilityRoleArn': the role {role_name} could not be read: {err}"
+            ) from None
+        check_capability_role(cfg.argocd_capability_role_arn, role.arn, role.assume_role_policy)
 except (ConfigError, CatalogError, ChartError, AdoptionError, CapabilityRoleError) as err:
     raise pulumi.RunError(str(err)) from None
 

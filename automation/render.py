@@ -137,6 +137,7 @@ class NotFound(Exception):
 OIDC_LOOKUP = "aws:iam/getOpenIdConnectProvider:getOpenIdConnectProvider"
 ECR_LIST = "aws:ecr/getRepositories:getRepositories"
 ECR_LOOKUP = "aws:ecr/getRepository:getRepository"
+CAPABILITY_ROLE_LOOKUP = "aws:iam/getRole:getRole"
 REPO_LOOKUP = "github:index/getRepository:getRepository"
 
 
@@ -173,6 +174,26 @@ def fake_invoke(token: str, args: Mapping[str, Any], region: str) -> dict[str, A
             "arn": f"arn:aws:iam::{FAKE_ACCOUNT}:user/render",
             "userId": "AIDARENDER",
             "id": FAKE_ACCOUNT,
+        }
+    if token == CAPABILITY_ROLE_LOOKUP:
+        # A capability role as AWS's guide makes it (docs.aws.amazon.com/eks/latest/userguide/
+        # capability-role.html): trusted by capabilities.eks.amazonaws.com alone.
+        name = str(args.get("name", ""))
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "capabilities.eks.amazonaws.com"},
+                    "Action": ["sts:AssumeRole", "sts:TagSession"],
+                }
+            ],
+        }
+        return {
+            "id": name,
+            "name": name,
+            "arn": f"arn:aws:iam::{FAKE_ACCOUNT}:role/{name}",
+            "assumeRolePolicy": json.dumps(trust),
         }
     if token == "github:index/getUser:getUser":
         # The provider sets the numeric account id as the data source's id (a string) and `login`

@@ -61,7 +61,8 @@ def _uid(metadata: Any) -> str:
 
 
 class CapabilityRoleError(ValueError):
-    """argocdCapabilityRoleArn names a role of another account than the one deployed to."""
+    """argocdCapabilityRoleArn names a role of another account than the one deployed to, or a role
+    that is not only the EKS Argo CD capability's."""
 
 
 def capability_role_name(role_arn: str, account_id: str) -> str:
@@ -76,6 +77,61 @@ def capability_role_name(role_arn: str, account_id: str) -> str:
             "repositories (the grant is an inline policy on it)"
         )
     return role_name_of(role_arn)
+
+
+CAPABILITY_SERVICE = "capabilities.eks.amazonaws.com"
+"""The one principal an EKS capability role trusts (docs.aws.amazon.com/eks/latest/userguide/
+capability-role.html, "Trust policy for capability roles": Allow, Principal Service
+capabilities.eks.amazonaws.com, sts:AssumeRole and sts:TagSession)."""
+
+
+def capability_trust_problem(trust: str) -> str | None:
+    """Why a role whose trust policy is `trust` (JSON) is not only an EKS capability's, or None.
+
+    The tenant names the role, and the grant makes it a reader of the tenant's repositories: any
+    principal the role trusts besides the capability service (an account, a user, another
+    service, a web identity, "*") would read them too, and a role trusting no capability is
+    nobody's capability role (the deployer's own, a person's admin role). Deny statements only
+    narrow; a condition on an Allow (ExternalId, SourceAccount) narrows the capability, no more."""
+    try:
+        doc = json.loads(trust)
+    except ValueError:
+        return "has a trust policy that is not JSON"
+    statements = doc.get("Statement") if isinstance(doc, dict) else None
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list):
+        return "has no trust policy statements"
+    trusted = False
+    for stmt in statements:
+        if not isinstance(stmt, dict) or stmt.get("Effect") != "Allow":
+            continue
+        if "NotPrincipal" in stmt or "NotAction" in stmt:
+            return "trusts principals by exclusion (NotPrincipal/NotAction)"
+        principal = stmt.get("Principal")
+        services = principal.get("Service") if isinstance(principal, dict) else None
+        services = [services] if isinstance(services, str) else services
+        if not isinstance(principal, dict) or set(principal) != {"Service"} or services != [CAPABILITY_SERVICE]:
+            return f"trusts {json.dumps(principal, sort_keys=True)}, not only the service {CAPABILITY_SERVICE}"
+        trusted = True
+    return None if trusted else f"does not trust the service {CAPABILITY_SERVICE}"
+
+
+def check_capability_role(role_arn: str, found_arn: str, trust: str) -> None:
+    """The role `iam:GetRole` found by the configured role's name is that role (same ARN: a path
+    in the configured ARN that the name does not carry would grant a role of the same name
+    elsewhere), and only the EKS capability service may assume it (`capability_trust_problem`)."""
+    key = "config 'scoutflo:argocdCapabilityRoleArn'"
+    if found_arn != role_arn:
+        raise CapabilityRoleError(
+            f"{key} is {role_arn}, but the account's role of that name is {found_arn}: give its ARN exactly"
+        )
+    if problem := capability_trust_problem(trust):
+        raise CapabilityRoleError(
+            f"{key}: the role {problem}; it must be the EKS Argo CD capability's role, trusted by "
+            f"{CAPABILITY_SERVICE} alone (`aws eks describe-capability ... --query capability.roleArn`): "
+            "the grant would let every principal it trusts read the tenant's charts"
+        )
 
 
 def _snake(key: str) -> str:

@@ -99,6 +99,8 @@ INVOKE_ACTIONS: dict[str, dict[str, str]] = {
         "ecr:DescribeImages": "repository",
         "ecr:ListTagsForResource": "repository",
     },
+    # internal/service/iam/role_data_source.go (0929dbaa): GetRole by name, tags in its answer.
+    render.CAPABILITY_ROLE_LOOKUP: {"iam:GetRole": "capability"},
 }
 # tokenRefreshMode=none: the inline grant lands on the EKS Argo CD capability's role, which the
 # stack does not own; the policy names it (AWS's example name, docs.aws.amazon.com/eks/latest/
@@ -153,6 +155,7 @@ def invoke_arn(target: str) -> str:
         "oidc": OIDC_ARN,
         # DescribeRepositories without names is authorised against the region's repositories.
         "repository": f"arn:aws:ecr:{REGION}:{ACCT}:repository/*",
+        "capability": f"arn:aws:iam::{ACCT}:role/{CAPABILITY_ROLE}",
     }[target]
 
 
@@ -214,9 +217,16 @@ def test_every_mapped_invoke_is_one_the_program_makes(recordings: list[render.Re
 def test_policy_is_scoped_to_scoutflo_roles() -> None:
     for stmt in policy_statements():
         if stmt["Sid"] == "ArgoCdCapabilityRoleGrant":
-            # One named role, and only its inline policies: never its trust, never deleting it.
+            # One named role, and only its inline policies and a read of its trust (the program
+            # checks only the capability service may assume it): never changing the trust, never
+            # deleting the role.
             assert stmt["Resource"] == f"arn:aws:iam::*:role/{CAPABILITY_ROLE}"
-            assert sorted(stmt["Action"]) == ["iam:DeleteRolePolicy", "iam:GetRolePolicy", "iam:PutRolePolicy"]
+            assert sorted(stmt["Action"]) == [
+                "iam:DeleteRolePolicy",
+                "iam:GetRole",
+                "iam:GetRolePolicy",
+                "iam:PutRolePolicy",
+            ]
         elif any(a.startswith("iam:") and "Role" in a for a in stmt["Action"]):
             assert stmt["Resource"] == "arn:aws:iam::*:role/scoutflo-*"
     assert not allowed(policy_statements(), "iam:PutRolePolicy", f"arn:aws:iam::{ACCT}:role/Admin")
