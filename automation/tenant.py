@@ -285,6 +285,21 @@ class StackSettings:
         return "hmac-sha256:" + hmac.new(key, blob.encode(), hashlib.sha256).hexdigest()
 
 
+def project_refusal(tenant_id: str, value: Any) -> str:
+    """Why a tenant may not name Argo CD project `value`. An Application in Argo CD's own
+    namespace may name any project (argoproj/argo-cd 37ee0097cf pkg/apis/application/v1alpha1/
+    app_project_types.go L620-L631 IsAppNamespacePermitted: "Applications in the installation
+    namespace are always permitted"), and the project's destinations are then what fences where
+    it deploys (util/argo/argo.go L705-L727, IsDestinationPermitted L483-L505): in an Argo CD
+    shared by tenants, naming another tenant's project would deploy into that tenant's clusters
+    and namespaces. So a tenant's project is its own, named after its id, or `default` (which a
+    shared Argo CD restricts to nothing: docs/design.md)."""
+    return (
+        f"tenant config key 'argocdProject' is {value!r}: a tenant's Applications use the Argo CD project "
+        f"named after it ({tenant_id!r}) or 'default', never another's (its destinations would be this tenant's)"
+    )
+
+
 def tenant_settings(tenant: Tenant, project_dir: Path = PROJECT_DIR) -> StackSettings:
     """The stack config for `tenant`, checked against Pulumi.yaml the way the CLI checks it."""
     if problem := dns_label_problem(tenant.id, 40):
@@ -334,6 +349,8 @@ def tenant_settings(tenant: Tenant, project_dir: Path = PROJECT_DIR) -> StackSet
             value = json.dumps(value, sort_keys=True)
         if decl.type and not value_matches(decl.type, decl.items, value):
             raise TenantError(f"tenant config key {key!r} must be of type {decl.type!r} (Pulumi.yaml)")
+        if key == "argocdProject" and value not in ("default", tenant.id):
+            raise TenantError(project_refusal(tenant.id, value))
         if decl.secret:
             secrets[full] = value if isinstance(value, str) else json.dumps(value)
         else:
