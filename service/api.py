@@ -96,7 +96,8 @@ class ServiceApi:
         """The tenant now: its latest preview (without the change text) and its open applies."""
         with self._session() as conn:
             latest = store.latest_preview(conn, tenant)
-            every = store.applies(conn, tenant=tenant)
+            open_applies = store.applies(conn, tenant=tenant, status=("queued", "started"))
+            last = store.applies(conn, tenant=tenant, newest_first=True, limit=1)
         preview = None
         if latest is not None:
             preview = {k: v for k, v in latest.to_json().items() if k not in ("changes", "text")}
@@ -104,8 +105,8 @@ class ServiceApi:
         return {
             "tenant": tenant,
             "preview": preview,
-            "openApplies": [a.to_json() for a in every if a.status in ("queued", "started")],
-            "lastApply": every[-1].to_json() if every else None,
+            "openApplies": [a.to_json() for a in open_applies],
+            "lastApply": last[0].to_json() if last else None,
         }
 
     def history(self, tenant: str, limit: int = 100) -> list[dict[str, Any]]:

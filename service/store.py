@@ -233,13 +233,23 @@ def finish_preview(
                 values["config_digest"],
                 values["state_digest"],
                 values["program_digest"],
-                Jsonb(changes.to_json()) if changes else None,
+                Jsonb(stored_changes(changes)) if changes else None,
                 changes.to_text() if changes else None,
                 error,
                 preview_id,
             ),
         )
         return _preview(conn, preview_id)
+
+
+def stored_changes(changes: ChangeSet) -> dict[str, Any]:
+    """ChangeSet.to_json() (secrets masked there) with the unchanged resources counted, not listed:
+    they are most of a steady tenant's resources (~300 bytes each; a 50-app tenant has hundreds), a
+    daily drift preview of every tenant would store them all again, and neither the fingerprint nor
+    the approval text covers them."""
+    data = changes.to_json()
+    apps = {app: [r for r in rs if r.get("op") != "same"] for app, rs in data.get("apps", {}).items()}
+    return {**data, "apps": {app: rs for app, rs in apps.items() if rs}}
 
 
 def get_preview(conn: Conn, preview_id: int) -> PreviewRow:
@@ -390,19 +400,32 @@ def finish_apply(
         return current
 
 
-def applies(conn: Conn, *, status: ApplyStatus | None = None, tenant: str | None = None) -> list[ApplyRow]:
-    """Applies by status and/or tenant, oldest first (the reaper reads the `started` ones)."""
+def applies(
+    conn: Conn,
+    *,
+    status: ApplyStatus | tuple[ApplyStatus, ...] | None = None,
+    tenant: str | None = None,
+    newest_first: bool = False,
+    limit: int | None = None,
+) -> list[ApplyRow]:
+    """Applies by status(es) and/or tenant, oldest first unless `newest_first` (the reaper reads
+    the `started` ones; status() the open ones and the last)."""
     where: list[str] = []
-    args: list[str] = []
+    args: list[Any] = []
     if status is not None:
-        where.append("a.status = %s")
-        args.append(status)
+        where.append("a.status = ANY(%s)")
+        args.append([status] if isinstance(status, str) else list(status))
     if tenant is not None:
+        check_tenant(tenant)
         where.append("p.tenant = %s")
         args.append(tenant)
-    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    query = _APPLY_SELECT + ((" WHERE " + " AND ".join(where)) if where else "")
+    query += " ORDER BY a.id DESC" if newest_first else " ORDER BY a.id"
+    if limit is not None:
+        query += " LIMIT %s"
+        args.append(limit)
     with db.unavailable_as_typed(), conn.cursor(row_factory=dict_row) as cur:
-        return [ApplyRow(**row) for row in cur.execute(_APPLY_SELECT + clause + " ORDER BY a.id", args)]
+        return [ApplyRow(**row) for row in cur.execute(query, args)]
 
 
 # ---------------------------------------------------------------- history

@@ -120,6 +120,13 @@ def test_approve_writes_the_approval_the_apply_and_its_job_together(
     assert status["preview"]["status"] == "approved" and status["preview"]["counts"] == dict(change.counts)
     assert [a["id"] for a in status["openApplies"]] == [approval.apply_id]
     assert "text" not in status["preview"] and "changes" not in status["preview"]
+    assert status["lastApply"]["id"] == approval.apply_id
+    store.start_apply(conn, approval.apply_id, "w", "h", 1)
+    store.finish_apply(conn, approval.apply_id, status="succeeded")
+    status = api.status("acme")
+    assert status["openApplies"] == [] and status["lastApply"]["status"] == "succeeded"
+    assert status["preview"]["status"] == "applied"
+    assert api.status("beta") == {"tenant": "beta", "preview": None, "openApplies": [], "lastApply": None}
 
 
 def test_a_job_that_cannot_be_queued_leaves_no_approval(

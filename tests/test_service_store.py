@@ -3,6 +3,7 @@ concurrent-safe, the approval rules kept by code AND by the database's constrain
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -126,6 +127,7 @@ def test_approve_the_latest_ready_preview(conn: Conn, changes: tuple[ChangeSet, 
     preview = ready(conn, "acme", changes[0])
     assert preview.fingerprint == changes[0].fingerprint and preview.plan_sha256 == "a" * 64
     assert preview.changes is not None and preview.changes["fingerprint"] == changes[0].fingerprint
+    assert preview.text == changes[0].to_text()
     assert store.latest_preview(conn, "acme") == preview
     seen: list[tuple[int, int]] = []
 
@@ -147,6 +149,17 @@ def test_approve_the_latest_ready_preview(conn: Conn, changes: tuple[ChangeSet, 
         preview.id,
     )
     assert row.message == f"approval {approval_id} by alice"
+
+
+def test_a_preview_keeps_its_changes_and_counts_the_unchanged(conn: Conn, changes: tuple[ChangeSet, ChangeSet]) -> None:
+    update = changes[1]  # one field of one app changed, the rest of the tenant unchanged
+    stored = ready(conn, "acme", update).changes
+    assert stored is not None and stored["counts"] == dict(update.counts) and update.counts["same"] > 10
+    listed = [r for rs in stored["apps"].values() for r in rs]
+    assert [r["op"] for r in listed] == ["update"]
+    expected = [r for rs in update.to_json()["apps"].values() for r in rs if r["op"] != "same"]
+    assert listed == json.loads(json.dumps(expected))  # tuples come back as JSON arrays
+    assert stored["fingerprint"] == update.fingerprint
 
 
 def test_a_failing_job_callback_writes_nothing(conn: Conn, changes: tuple[ChangeSet, ChangeSet]) -> None:
