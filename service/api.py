@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 
+from automation.operations import OperationFailed
 from service import db, store
 from service.settings import ServiceSettings
 from service.store import Conn, DeferApply, PreviewRow, Reason
@@ -74,7 +75,7 @@ class ServiceApi:
                 return preview_id
             waiting = store.running_preview(conn, tenant)
             if waiting is None:  # the queueing lock is held only by a running preview's job
-                raise RuntimeError(f"a preview of {tenant} waits in the queue but none is running")
+                raise OperationFailed(f"a preview job of {tenant} waits in the queue but no preview is running")
             return waiting
 
     def latest_preview(self, tenant: str) -> PreviewRow | None:

@@ -144,7 +144,13 @@ class Postgres:
 def postgres() -> Iterator[Postgres]:
     root = Path(tempfile.mkdtemp(prefix="scoutflo-pg-"))
     if os.geteuid() == 0:
-        owner = pwd.getpwnam(SERVER_USER)
+        try:
+            owner = pwd.getpwnam(SERVER_USER)
+        except KeyError:
+            pytest.fail(
+                f"the tests run as root and there is no {SERVER_USER!r} user to run PostgreSQL as: "
+                "install Debian's postgresql (scripts/setup.sh --dev)"
+            )
         os.chown(root, owner.pw_uid, owner.pw_gid)
     server = Postgres(find_bindir(), root)
     try:
