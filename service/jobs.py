@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import procrastinate
@@ -31,6 +31,7 @@ from psycopg.rows import dict_row
 
 from automation import operations as ops
 from service import db
+from service.errors import ApplyReplayed
 from service.tenants import TenantSource, load_source
 from service.worker import FenceBusy, tenant_fence
 
@@ -151,6 +152,38 @@ def is_connection_error(err: BaseException) -> bool:
 # ---------------------------------------------------------------- the worker's side
 
 
+@dataclass(frozen=True)
+class StoredSecretsBlocks:
+    """Each tenant's secrets-manager block (ciphertext) in the stack_secrets table, for
+    automation.operations.Stacks: a worker with a fresh workspace opens an existing stack with the
+    manager it was created with (an awskms:// stack's wrapped data key lives only there)."""
+
+    database_url: str
+
+    # A passphrase stack's file has its salt and no `secretsprovider`; the table wants a provider.
+    # "passphrase" loads exactly like none (pulumi/pulumi 1b5949891b pkg/cmd/pulumi/stack/secrets.go
+    # L237-L246: a cloud manager only for another value, else the passphrase manager when there
+    # is a salt), so it is stored as "passphrase" and given back as the CLI wrote it.
+
+    def get(self, tenant_id: str) -> dict[str, str] | None:
+        from service import store
+
+        with db.session(self.database_url) as conn:
+            block = store.get_stack_secrets(conn, tenant_id)
+        if block and block.get("secretsprovider") == ops.PASSPHRASE and block.get("encryptionsalt"):
+            block = {k: v for k, v in block.items() if k != "secretsprovider"}
+        return block
+
+    def put(self, tenant_id: str, block: Mapping[str, str]) -> None:
+        from service import store
+
+        stored = dict(block)
+        if "secretsprovider" not in stored and stored.get("encryptionsalt"):
+            stored["secretsprovider"] = ops.PASSPHRASE
+        with db.session(self.database_url) as conn:
+            store.put_stack_secrets(conn, tenant_id, stored)
+
+
 @dataclass
 class Runtime:
     """What job bodies need, built once per worker process."""
@@ -167,8 +200,12 @@ class Runtime:
 
     @classmethod
     def start(cls, settings: Any, options: Any) -> Runtime:
-        stacks = ops.Stacks(settings.backend)
-        settings.backend.check(stacks.project_dir)
+        backend = settings.backend
+        if not backend.plan_store:
+            # The plan store every worker shares (ServiceSettings.plan_store), not a host's own.
+            backend = replace(backend, plan_store=settings.plan_store, plan_retention_days=settings.plan_retention_days)
+        stacks = ops.Stacks(backend, secrets_blocks=StoredSecretsBlocks(settings.database_url))
+        backend.check(stacks.project_dir)
         return cls(
             settings=settings,
             options=options,
@@ -313,33 +350,40 @@ def run_apply(runtime: Runtime, worker_id: int | None, job_id: int | None, apply
         ) as watch:
             try:
                 row = store.start_apply(conn, apply_id, runtime.worker_name, runtime.host, runtime.pid)
-            except Exception as err:  # noqa: BLE001 - ApplyReplayed: another job started it
-                return f"apply {apply_id} refused: {_kind(err)}"
+            except ApplyReplayed as err:  # another job of this approval started it
+                return f"apply {apply_id} refused: {err}"
+            failure: BaseException | None = None
+            result: dict[str, Any] = {}
             try:
                 with kill_on_lost(watch):
                     result = ops.apply(
                         tenant, row.fingerprint, runtime.stacks, plan_sha256=row.plan_sha256, message=row.message
                     )
-            except Exception as err:  # noqa: BLE001 - recorded on the apply
-                if watch.lost.is_set():
-                    return _interrupted(runtime, conn, current.tenant, apply_id, job_id, watch.reason)
-                log.warning("apply %s of %s failed: %s", apply_id, current.tenant, _kind(err))
-                store.finish_apply(conn, apply_id, status="failed", error=_kind(err))
+            except Exception as err:  # noqa: BLE001 - recorded on the apply, below
+                failure = err
+        # Recorded once the fence's watchdog is stopped (it would take `succeeded` for "no
+        # longer ours"); the tenant's job lock is still held until this job returns.
+        try:
+            if failure is not None and watch.lost.is_set():
+                return _interrupted(conn, current.tenant, apply_id, job_id, watch.reason)
+            if failure is not None:
+                log.warning("apply %s of %s failed: %s", apply_id, current.tenant, _kind(failure))
+                store.finish_apply(conn, apply_id, status="failed", error=_kind(failure))
                 return f"apply {apply_id} failed"
-        version = result.get("version")
-        store.finish_apply(
-            conn,
-            apply_id,
-            status="succeeded",
-            update_version=version if isinstance(version, int) else None,
-            summary=result.get("summary") or {},
-        )
+            version = result.get("updateVersion")
+            store.finish_apply(
+                conn,
+                apply_id,
+                status="succeeded",
+                update_version=version if isinstance(version, int) else None,
+                summary={"changes": result.get("summary") or {}, "engine": result.get("engine") or {}},
+            )
+        except ApplyReplayed as err:  # the reaper took it for dead meanwhile: its verdict stands
+            return f"apply {apply_id}: {err}"
         return f"apply {apply_id} succeeded"
 
 
-def _interrupted(
-    runtime: Runtime, conn: psycopg.Connection[Any], tenant: str, apply_id: int, job_id: int | None, why: str
-) -> str:
+def _interrupted(conn: psycopg.Connection[Any], tenant: str, apply_id: int, job_id: int | None, why: str) -> str:
     """This worker killed its own CLI mid-update (fence lost): the apply is `interrupted` (never
     retried by itself) and the tenant's recovery is queued behind this job, in one transaction.
     When the database itself is gone this raises, and the reaper does the same once it is back."""

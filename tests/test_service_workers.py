@@ -1,0 +1,263 @@
+"""The service with real processes: PostgreSQL (tests/postgres.py), workers as `python -m automation
+worker` subprocesses on two "hosts" (state dirs of their own) sharing one file:// state backend and
+one plan store, over the stand-in CLI (tests/service_harness.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import psycopg
+import pytest
+
+from service import errors, jobs, schedule
+from service.tenants import DirectoryTenantSource
+from tests.postgres import Postgres
+from tests.service_harness import STALE, Service, alive, secrets_of, wait
+
+APPROVER = "alice@example.com"
+
+
+@pytest.fixture
+def service(tmp_path: Path, migrated_database: str) -> Iterator[Service]:
+    svc = Service(tmp_path, migrated_database)
+    try:
+        yield svc
+    finally:
+        svc.stop_all()
+
+
+def fake_settings(svc: Service, **values: Any) -> None:
+    folder = svc.root / "state" / ".fake-pulumi"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "settings.json").write_text(json.dumps(values))
+
+
+def preview_ready(svc: Service, tenant: str) -> dict[str, Any]:
+    preview_id = svc.api().request_preview(tenant)
+    row = svc.wait_preview(preview_id)
+    assert row["status"] == "ready", row
+    return row
+
+
+def diy_locks(svc: Service, tenant: str) -> list[Path]:
+    folder = svc.root / "state" / ".pulumi" / "locks" / "scoutflo" / tenant
+    return list(folder.glob("*.json")) if folder.exists() else []
+
+
+# ---------------------------------------------------------------- many tenants, two hosts
+
+
+def test_twenty_tenants_on_two_hosts_each_applied_exactly_once(service: Service) -> None:
+    tenants = [f"t{n:02d}" for n in range(20)]
+    for tenant in tenants:
+        service.add_tenant(tenant)
+    service.start_worker("host-a")
+    service.start_worker("host-b")
+    api = service.api()
+    previews = {tenant: api.request_preview(tenant) for tenant in tenants}
+    approvals = {}
+    for tenant, preview_id in previews.items():
+        row = service.wait_preview(preview_id)
+        assert row["status"] == "ready", row
+        approvals[tenant] = api.approve(preview_id, row["fingerprint"], APPROVER)
+    for tenant, approval in approvals.items():
+        assert service.wait_apply(approval.apply_id)["status"] == "succeeded", service.apply(approval.apply_id)
+
+    # Exactly one `up` per approval, carrying who approved which approval; never two CLI processes
+    # of one tenant at once (tests/service_harness.py WRAPPER); both hosts worked.
+    for tenant, approval in approvals.items():
+        ups = service.ups(tenant)
+        assert [u["message"] for u in ups] == [f"approval {approval.approval_id} by {APPROVER}"], ups
+    assert service.overlaps() == []
+    hosts = {row["worker"] for row in service.rows("SELECT worker FROM applies")}
+    assert hosts == {"host-a", "host-b"}
+    history = api.history("t00")
+    assert history[0]["approver"] == APPROVER and history[0]["apply_status"] == "succeeded"
+    assert isinstance(history[0]["update_version"], int)
+
+    # A replayed approval and a replayed apply job are refused: no second `up`.
+    with pytest.raises(errors.AlreadyDecided):
+        api.approve(previews["t00"], service.preview(previews["t00"])["fingerprint"], APPROVER)
+    with psycopg.connect(service.url, autocommit=True) as conn:
+        replay = jobs.defer_apply(conn, approvals["t00"].apply_id)
+    wait(
+        lambda: service.rows("SELECT status FROM procrastinate_jobs WHERE id = %s", replay)[0]["status"] == "succeeded",
+        30,
+    )
+    assert len(service.ups("t00")) == 1
+    assert service.apply(approvals["t00"].apply_id)["status"] == "succeeded"
+
+    # No secret in any table, nor in any job's arguments (ids only).
+    spec_secrets = [s for tenant in tenants for s in secrets_of(service.specs[tenant])]
+    assert_no_secret_anywhere(service, spec_secrets)
+
+
+def assert_no_secret_anywhere(service: Service, spec_secrets: list[str]) -> None:
+    tables = [r["tablename"] for r in service.rows("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+    assert {"previews", "approvals", "applies", "procrastinate_jobs", "stack_secrets"} <= set(tables)
+    for table in tables:
+        dump = "\n".join(r["row"] for r in service.rows(f"SELECT t::text AS row FROM {table} t"))  # noqa: S608 - catalog names
+        leaked = [s for s in spec_secrets if s in dump]
+        assert not leaked, f"{table} holds {leaked[:3]}"
+    allowed = {"preview_id", "apply_id", "job_id", "timestamp"}
+    for row in service.rows("SELECT task_name, args FROM procrastinate_jobs"):
+        assert set(row["args"]) <= allowed and all(isinstance(v, int) for v in row["args"].values()), row
+
+
+def test_the_cross_host_race_runs_one_up(service: Service) -> None:
+    """The same apply queued twice, without the tenant's lock, to two hosts polling at once: the
+    `queued → started` gate in the database lets exactly one of them run `up`."""
+    service.add_tenant("race")
+    service.start_worker("host-a")
+    row = preview_ready(service, "race")
+    service.stop_worker("host-a")
+    approval = service.api().approve(row["id"], row["fingerprint"], APPROVER)
+    with psycopg.connect(service.url, autocommit=True) as conn:
+        for _ in range(3):  # duplicates with no lock at all: only the database gate stands
+            jobs._DEFERRER.configure_task(jobs.APPLY, connection=conn).defer(apply_id=approval.apply_id)
+    service.start_worker("host-a")
+    service.start_worker("host-b")
+    assert service.wait_apply(approval.apply_id)["status"] == "succeeded"
+    wait(lambda: not service.rows("SELECT id FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"), 30)
+    assert len(service.ups("race")) == 1
+
+
+def test_superseded_and_mismatched_approvals_are_refused(service: Service) -> None:
+    service.add_tenant("sup")
+    service.start_worker("host-a")
+    api = service.api()
+    first = preview_ready(service, "sup")
+    second = preview_ready(service, "sup")
+    assert service.preview(first["id"])["status"] == "superseded"
+    with pytest.raises(errors.PreviewSuperseded):
+        api.approve(first["id"], first["fingerprint"], APPROVER)
+    with pytest.raises(errors.FingerprintMismatch):
+        api.approve(second["id"], "sha256:" + "0" * 64, APPROVER)
+    assert service.rows("SELECT count(*) AS n FROM approvals")[0]["n"] == 0
+    assert service.ups("sup") == []
+
+
+# ---------------------------------------------------------------- a worker killed during an apply
+
+
+def test_a_worker_killed_during_apply_recovers_without_a_person(service: Service) -> None:
+    service.add_tenant("kill")
+    service.start_worker("host-a")
+    row = preview_ready(service, "kill")
+    fake_settings(service, delay={"up": 30})
+    approval = service.api().approve(row["id"], row["fingerprint"], APPROVER)
+    up = wait(lambda: service.ups("kill"), 30, service)[0]
+    assert alive(up["pid"])
+    os.kill(service.workers["host-a"].pid, signal.SIGKILL)
+    service.workers.pop("host-a").wait()
+    # The orphaned CLI dies with its worker (automation/guard.py: PR_SET_PDEATHSIG).
+    wait(lambda: not alive(up["pid"]), 5)
+    assert diy_locks(service, "kill"), "the killed up left Pulumi's lock"
+    fake_settings(service)
+
+    started = time.monotonic()
+    service.start_worker("host-b")
+    interrupted = service.wait_apply(approval.apply_id, timeout=STALE + 30)
+    assert interrupted["status"] == "interrupted"
+    # Recovery: the lock proven dead and removed, pending operations settled, a new preview queued.
+    fresh = wait(
+        lambda: service.rows("SELECT * FROM previews WHERE tenant = 'kill' AND id > %s ORDER BY id", row["id"]),
+        30,
+        service,
+    )[0]
+    fresh = service.wait_preview(fresh["id"])
+    assert fresh["status"] == "ready" and fresh["reason"] == "request", fresh
+    assert not diy_locks(service, "kill")
+    assert time.monotonic() - started < STALE + 30
+    # No second `up` of the interrupted approval, ever; a new approval applies.
+    assert len(service.ups("kill")) == 1
+    again = service.api().approve(fresh["id"], fresh["fingerprint"], APPROVER)
+    assert service.wait_apply(again.apply_id)["status"] == "succeeded"
+    assert [u["message"] for u in service.ups("kill")] == [
+        f"approval {approval.approval_id} by {APPROVER}",
+        f"approval {again.approval_id} by {APPROVER}",
+    ]
+    assert service.apply(approval.apply_id)["status"] == "interrupted"
+    assert service.overlaps() == []
+
+
+# ---------------------------------------------------------------- the database restarts
+
+
+def test_a_database_restart_while_approvals_wait_loses_nothing(service: Service, postgres: Postgres) -> None:
+    tenants = ["db-a", "db-b", "db-c"]
+    for tenant in tenants:
+        service.add_tenant(tenant)
+    service.start_worker("host-a")
+    rows = {tenant: preview_ready(service, tenant) for tenant in tenants}
+    service.stop_worker("host-a")
+    api = service.api()
+    approvals = {t: api.approve(r["id"], r["fingerprint"], APPROVER) for t, r in rows.items()}
+    postgres.restart("immediate")  # a crash: recovery from the WAL at start
+    service.start_worker("host-a")
+    for tenant, approval in approvals.items():
+        assert service.wait_apply(approval.apply_id)["status"] == "succeeded"
+        assert len(service.ups(tenant)) == 1
+    # A running worker outlives a restart: it registers again and takes new work.
+    postgres.restart("fast")
+    service.add_tenant("db-d")
+    wait(lambda: _request(service, "db-d"), 30, service)
+    assert service.workers["host-a"].poll() is None
+
+
+def _request(service: Service, tenant: str) -> bool:
+    try:
+        preview_id = service.api().request_preview(tenant)
+    except errors.DatabaseUnavailable:
+        return False
+    return service.wait_preview(preview_id)["status"] == "ready"
+
+
+# ---------------------------------------------------------------- scheduled previews
+
+
+def test_a_drift_run_opens_a_preview_only_when_something_changed(service: Service) -> None:
+    service.add_tenant("drift")
+    service.start_worker("host-a")
+    row = preview_ready(service, "drift")
+    approval = service.api().approve(row["id"], row["fingerprint"], APPROVER)
+    assert service.wait_apply(approval.apply_id)["status"] == "succeeded"
+
+    runtime = SimpleNamespace(
+        settings=SimpleNamespace(database_url=service.url, drift_interval_hours=24),
+        options=SimpleNamespace(sweep_every=300),
+        source=DirectoryTenantSource(service.tenants),
+    )
+    tick = schedule.slot("drift", 24 * 3600)
+    assert schedule.sweep(runtime, tick - 300).startswith(f"sweep {tick - 300}: queued 0")
+    assert "queued 1" in schedule.sweep(runtime, tick)
+    quiet = service.wait_preview(service.rows("SELECT max(id) AS id FROM previews")[0]["id"])
+    assert (quiet["reason"], quiet["status"]) == ("drift", "empty")
+    assert service.api().status("drift")["openApplies"] == []
+
+    service.add_tenant("drift", apps=["storefront", "admin"])  # the backend changed the tenant
+    assert "queued 1" in schedule.sweep(runtime, tick + 24 * 3600)
+    changed = service.wait_preview(service.rows("SELECT max(id) AS id FROM previews")[0]["id"])
+    assert (changed["reason"], changed["status"]) == ("drift", "ready")
+    # An open preview is not superseded by the next sweep.
+    assert "skipped 1" in schedule.sweep(runtime, tick + 2 * 24 * 3600)
+    assert service.preview(changed["id"])["status"] == "ready"
+
+
+def test_slots_spread_tenants_over_the_day() -> None:
+    day = 24 * 3600
+    ids = [f"tenant-{n}" for n in range(2000)]
+    per_hour = [0] * 24
+    for tenant in ids:
+        per_hour[schedule.slot(tenant, day) // 3600] += 1
+    assert min(per_hour) > 2000 / 24 * 0.6 and max(per_hour) < 2000 / 24 * 1.4
+    # Every tenant is due in exactly one 5-minute window of the day.
+    for tenant in ids[:50]:
+        assert sum(schedule.due(tenant, tick, 300, day) for tick in range(0, day, 300)) == 1
