@@ -83,13 +83,23 @@ class ChangeSet:
     """sha256 of the saved plan file this preview wrote (what apply runs)."""
     config_digest: str = ""
     """HMAC of the tenant's whole config, secrets included."""
+    program_digest: str = ""
+    """The program's version the preview ran (automation/program.py): another version refuses."""
+    state_digest: str = ""
+    """sha256 of the stack's state the preview ran against (operations.state_digest); recorded
+    with the plan, not folded into the fingerprint (the changes already say what they change)."""
 
     @property
     def fingerprint(self) -> str:
-        """sha256 of every change (not the unchanged) and the config digest, canonical: same
-        changes under the same config, same fingerprint."""
+        """sha256 of every change (not the unchanged), the config digest and the program's
+        identity, canonical: same changes under the same config by the same program, same
+        fingerprint (on any host: the config digest's key is the backend's, not the host's)."""
         changes = [asdict(r) for r in self.resources if r.op != "same"]
-        blob = json.dumps({"changes": changes, "config": self.config_digest}, sort_keys=True, default=str)
+        blob = json.dumps(
+            {"changes": changes, "config": self.config_digest, "program": self.program_digest},
+            sort_keys=True,
+            default=str,
+        )
         return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
     @property
@@ -109,6 +119,8 @@ class ChangeSet:
             "planPath": self.plan_path,
             "planSha256": self.plan_sha256,
             "configDigest": self.config_digest,
+            "programDigest": self.program_digest,
+            "stateDigest": self.state_digest,
             "counts": dict(self.counts),
             "apps": {app: [asdict(r) for r in rs] for app, rs in self.by_app().items()},
         }
@@ -353,13 +365,14 @@ class _Group:
             by_value: dict[str, list[str]] = {}
             for app, value in zip(self.apps, values, strict=True):
                 by_value.setdefault(value, []).append(app)
-            # A value and a path are anyone's text (a chart value may hold ": svc01" or "/"), so
-            # each ends its own line, never wrapped, after a fixed prefix; the apps holding a value
-            # follow on lines of their own. `where` is a resource name the program makes.
+            # A value and a path are anyone's text (a chart value may hold ": svc01", ", " or
+            # "/"), so each ends its line, never wrapped: the path after a head the program
+            # writes (`where` is a resource name it makes), a value after the apps holding it and
+            # " = ", which no app name holds (scoutflo.naming: letters, digits, hyphens).
             out.append(f"    values differ ({len(by_value)} values) in {where}: {path}")
             for value, names in by_value.items():
-                out.append(f"      = {_one_line(value)}")
-                out += _wrapped(", ".join(names), "        ")
+                apps = _wrapped(", ".join(names), "      ")
+                out += [*apps[:-1], f"{apps[-1]} = {_one_line(value)}"]
         return out
 
 
@@ -708,6 +721,8 @@ def changeset_from_events(
     plan_path: str | None = None,
     plan_sha256: str = "",
     config_digest: str = "",
+    program_digest: str = "",
+    state_digest: str = "",
 ) -> ChangeSet:
     steps = []
     parents: dict[str, str] = {}
@@ -788,6 +803,8 @@ def changeset_from_events(
         counts=counts,
         plan_sha256=plan_sha256,
         config_digest=config_digest,
+        program_digest=program_digest,
+        state_digest=state_digest,
     )
 
 

@@ -33,13 +33,15 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import yaml
 from semver import Version
 
 from automation.changeset import ChangeSet, changeset_from_events, terminal_safe
 from automation.plan_check import verify_against_plan
+from automation.plans import PlanStore, PlanStoreError, hex_of, open_plan_store
+from automation.program import ProgramError, program_digest
 from automation.tenant import StackSettings, Tenant, TenantError, tenant_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -279,6 +281,15 @@ class Backend:
     pulumi_home: Path | None = None
     """Where the CLI keeps its plugins; default ~/.pulumi of the backend's user."""
     lock_timeout: float = 600.0
+    digest_key_file: Path | None = None
+    """The HMAC key of config digests (32 bytes, 0600), the same file content on every worker, so
+    two hosts give one change one fingerprint (production: fetched from KMS / Secrets Manager at
+    boot). Unset: a key created once in state_dir (one host only)."""
+    plan_store: str = ""
+    """Where plans and their records are kept by sha256, seen by every worker: `file:///abs/dir`
+    (automation/plans.py). Unset: `<state_dir>/plan-store` (one host only)."""
+    plan_retention_days: float = 90.0
+    """How long stored plans are kept (plans.DirectoryPlanStore.prune, run by the backend)."""
 
     def check(self, project_dir: Path = PROJECT_DIR) -> None:
         """At start, before any tenant: clear errors instead of a CLI failure mid-way."""
@@ -328,10 +339,23 @@ class Backend:
                 raise InvalidSetup(f"{place} lies inside the source checkout {project}; keep tenants' state outside it")
 
     def digest_key(self) -> bytes:
-        """The HMAC key of config digests: random, created once, readable by the backend only.
+        """The HMAC key of config digests. With `digest_key_file`: read from there, never created
+        (a worker that made its own would fingerprint every change differently from the others).
+        Otherwise random, created once in state_dir, readable by the backend only.
         Created whole or not at all (written aside, then linked into place: a crash or a second
         process never sees a short key). Rotation: delete it; every pending approval is then
         refused (changes-differ) and every secret is set again once, nothing is applied unapproved."""
+        if self.digest_key_file is not None:
+            path = Path(self.digest_key_file)
+            if not path.is_absolute():
+                raise InvalidSetup(f"digest_key_file {path} must be an absolute path")
+            try:
+                info = os.lstat(path)
+            except OSError as err:
+                raise InvalidSetup(
+                    f"digest_key_file {path}: {err.strerror}; write the shared 32-byte key there"
+                ) from None
+            return _checked_key(path, info)
         state = private_dir(Path(self.state_dir), others_may_read=True)
         path = state / "digest.key"
         if not path.exists():
@@ -348,13 +372,22 @@ class Backend:
                     pass  # another process won: use its key
             finally:
                 aside.unlink(missing_ok=True)
-        info = os.lstat(path)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
-            raise InvalidSetup(f"{path} must be a regular file owned by uid {os.geteuid()} with mode 0600")
-        key = path.read_bytes()
-        if len(key) != 32:
-            raise InvalidSetup(f"{path} holds {len(key)} bytes, not 32 (cut short by a crash?): delete it to rotate")
-        return key
+        return _checked_key(path, os.lstat(path))
+
+    def open_plan_store(self) -> PlanStore:
+        try:
+            return open_plan_store(self.plan_store or f"file://{Path(self.state_dir).resolve() / 'plan-store'}")
+        except PlanStoreError as err:
+            raise InvalidSetup(str(err)) from None
+
+
+def _checked_key(path: Path, info: os.stat_result) -> bytes:
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise InvalidSetup(f"{path} must be a regular file owned by uid {os.geteuid()} with mode 0600")
+    key = path.read_bytes()
+    if len(key) != 32:
+        raise InvalidSetup(f"{path} holds {len(key)} bytes, not 32 (cut short by a crash?): write the 32-byte key")
+    return key
 
 
 def write_aside(path: Path, data: bytes, mode: int = 0o600) -> None:
@@ -408,15 +441,25 @@ def _isolated_command(env: Mapping[str, str]) -> Any:
             # The version checked by require_cli; the SDK reads it to pick how engine events
             # arrive (a gRPC stream after 3.205.0, automation/_stack.py L290-L297).
             self.command, self.version = require_cli()
+            self.on_started: Callable[[int], None] | None = None
+            """Called once with the pid of the next CLI process (apply sets it around `up`)."""
 
         def run(self, args: list[str], cwd: str, additional_env: Mapping[str, str], *a: Any, **kw: Any) -> Any:
-            return _run(self.command, args, cwd, {**env, **additional_env}, *a, **kw)
+            started, self.on_started = self.on_started, None
+            return _run(self.command, args, cwd, {**env, **additional_env}, *a, on_started=started, **kw)
 
     return IsolatedCommand()
 
 
 def _run(
-    command: str, args: list[str], cwd: str, env: Mapping[str, str], on_output: Any = None, on_error: Any = None
+    command: str,
+    args: list[str],
+    cwd: str,
+    env: Mapping[str, str],
+    on_output: Any = None,
+    on_error: Any = None,
+    *,
+    on_started: Callable[[int], None] | None = None,
 ) -> Any:
     """PulumiCommand.run (automation/_cmd.py L191-L277) with an explicit environment and no stdin."""
 
@@ -450,6 +493,8 @@ def _run(
         ]
         for t in threads:
             t.start()
+        if on_started is not None:
+            on_started(process.pid)
         for t in threads:
             t.join()
         code = process.wait()
@@ -470,6 +515,45 @@ class PlanRecord:
     config_digest: str
     state_digest: str
     """sha256 of the stack's state the preview ran against (see state_digest)."""
+    program_digest: str = ""
+    """The program's identity the preview ran (automation/program.py)."""
+
+
+SECRETS_KEYS = ("secretsprovider", "encryptedkey", "encryptionsalt")
+"""A stack file's secrets-manager block (sdk/go/common/workspace/project.go ProjectStack:
+SecretsProvider, EncryptedKey, EncryptionSalt). Ciphertext and names only: `encryptedkey` is the
+data key wrapped by the KMS key (pkg/secrets/cloud/manager.go L212-L228), `encryptionsalt` the
+passphrase manager's salt and check value (pkg/secrets/passphrase/manager.go L313-L325)."""
+
+
+class SecretsBlocks(Protocol):
+    """Where the backend keeps each tenant's block, so a worker with a fresh workspace opens an
+    existing stack with the manager it was created with (service: the stack_secrets table)."""
+
+    def get(self, tenant_id: str) -> Mapping[str, str] | None: ...
+    def put(self, tenant_id: str, block: Mapping[str, str]) -> None: ...
+
+
+def secrets_block(directory: Path, stack: str) -> dict[str, str]:
+    """The secrets-manager block of `directory`'s Pulumi.<stack>.yaml ({} when it has none)."""
+    path = Path(directory) / f"Pulumi.{stack}.yaml"
+    data = (yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None) or {}
+    return {k: data[k] for k in SECRETS_KEYS if isinstance(data.get(k), str) and data[k]}
+
+
+read_secrets_block = secrets_block  # `open` has a parameter of that name
+
+
+def _checked_block(block: Mapping[str, Any], stack: str) -> dict[str, str]:
+    unknown = sorted(set(block) - set(SECRETS_KEYS))
+    if unknown:
+        raise InvalidSetup(f"the secrets block of {stack} has unknown keys {unknown}; only {list(SECRETS_KEYS)}")
+    out = {}
+    for key, value in block.items():
+        if not isinstance(value, str) or not value or len(value) > 4096 or not value.isprintable():
+            raise InvalidSetup(f"the secrets block of {stack}: {key} must be a printable string (ciphertext)")
+        out[key] = value
+    return out
 
 
 @dataclass
@@ -478,6 +562,9 @@ class Stacks:
 
     backend: Backend
     project_dir: Path = PROJECT_DIR
+    secrets_blocks: SecretsBlocks | None = None
+    """When set, every open restores the tenant's block from it before the CLI selects the stack
+    and puts the block back when the CLI created or changed it (see `open`)."""
 
     def tenant_dir(self, tenant_id: str) -> Path:
         return Path(self.backend.state_dir) / "tenants" / tenant_id
@@ -537,11 +624,35 @@ class Stacks:
         shutil.rmtree(directory / "tmp", ignore_errors=True)
         (directory / "tmp").mkdir(mode=0o700)
 
-    def open(self, tenant: Tenant, settings: StackSettings, directory: Path, create: bool = True) -> Any:
-        """Select (or create) the tenant's stack and write its config; the caller holds the lock."""
+    def open(
+        self,
+        tenant: Tenant,
+        settings: StackSettings,
+        directory: Path,
+        create: bool = True,
+        secrets_block: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Select (or create) the tenant's stack and write its config; the caller holds the lock.
+
+        A fresh workspace has no Pulumi.<tenant>.yaml, and selecting an existing stack passes no
+        secrets provider (the SDK's select_stack runs `stack select --stack`, automation/
+        _local_workspace.py L479-L484; the CLI reads --secrets-provider only with --create,
+        pkg/cmd/pulumi/stack/stack_select.go L96-L99, L143-L144). The CLI then loads the secrets
+        manager from the stack file: a cloud provider when it names one, the passphrase manager
+        when it has a salt, else, unless PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER is set, the
+        backend's default (pkg/cmd/pulumi/stack/secrets.go L237-L288; sdk/go/common/env/env.go
+        L132), which for DIY backends is a *new* passphrase manager (pkg/backend/diy/backend.go
+        L1713-L1716): an awskms:// stack cannot be opened, or silently gets another manager.
+        So the stack's block (`secrets_block`, or `secrets_blocks.get`) is written into the stack
+        file before the CLI runs, and the block the CLI leaves is put back in `secrets_blocks`."""
         from pulumi import automation as auto
 
         self._write_project(directory)
+        known = secrets_block
+        if known is None and self.secrets_blocks is not None:
+            known = self.secrets_blocks.get(tenant.id)
+        if known:
+            self._restore_block(directory, tenant.id, _checked_block(known, tenant.id))
         env = self.cli_env(directory)
         opts = auto.LocalWorkspaceOptions(
             secrets_provider=self.backend.secrets_provider, pulumi_command=_isolated_command(env)
@@ -554,7 +665,22 @@ class Stacks:
             except auto.StackNotFoundError:
                 raise OperationFailed(f"tenant {tenant.id} has no stack: nothing to destroy") from None
         self._write_config(tenant.id, settings, directory, env, stack.workspace.pulumi_command.command)
+        if self.secrets_blocks is not None:
+            block = read_secrets_block(directory, tenant.id)
+            if block and block != dict(known or {}):
+                self.secrets_blocks.put(tenant.id, block)
         return stack
+
+    def _restore_block(self, directory: Path, stack_name: str, block: dict[str, str]) -> None:
+        path = directory / f"Pulumi.{stack_name}.yaml"
+        current = (yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None) or {}
+        if {k: current.get(k) for k in SECRETS_KEYS if current.get(k)} == block:
+            return
+        # The config's ciphertexts belong to the manager they were written with: a block that
+        # changes drops them (and their HMAC record), and _write_config sets them again.
+        kept = {k: v for k, v in current.items() if k not in SECRETS_KEYS and k != "config"}
+        write_aside(path, yaml.safe_dump({**kept, **block}, sort_keys=True).encode())
+        (directory / "secrets.hmac.json").unlink(missing_ok=True)
 
     def _write_config(
         self, stack_name: str, settings: StackSettings, directory: Path, env: Mapping[str, str], command: str
@@ -622,6 +748,7 @@ class Stacks:
             "sha256": record.sha256,
             "configDigest": record.config_digest,
             "stateDigest": record.state_digest,
+            "programDigest": record.program_digest,
         }
         write_aside(record.plan.with_suffix(".meta"), json.dumps(fields_).encode())
 
@@ -630,10 +757,9 @@ class Stacks:
         for meta in (directory / "plans").glob("*.plan.meta"):
             try:
                 data = json.loads(meta.read_text(encoding="utf-8"))
-                if not isinstance(data, dict) or not {"fingerprint", "sha256", "configDigest", "stateDigest"} <= set(
-                    data
-                ):
-                    raise ValueError("incomplete")
+                needed = {"fingerprint", "sha256", "configDigest", "stateDigest", "programDigest"}
+                if not isinstance(data, dict) or not needed <= set(data):
+                    raise ValueError("incomplete")  # or from before program digests: it approves nothing
             except (OSError, ValueError):
                 continue  # left by a crash (older versions wrote in place): it approves nothing
             if data["fingerprint"] == fingerprint:
@@ -642,7 +768,12 @@ class Stacks:
             return None
         _, meta, data = max(found, key=lambda item: item[0])
         return PlanRecord(
-            fingerprint, meta.with_suffix(".json"), data["sha256"], data["configDigest"], data["stateDigest"]
+            fingerprint,
+            meta.with_suffix(".json"),
+            data["sha256"],
+            data["configDigest"],
+            data["stateDigest"],
+            data["programDigest"],
         )
 
     def drop_plans(self, directory: Path) -> None:
@@ -665,14 +796,29 @@ def _settings(tenant: Tenant, stacks: Stacks) -> StackSettings:
 # ---------------------------------------------------------------- operations
 
 
-def preview(tenant: Tenant, stacks: Stacks) -> ChangeSet:
-    """The approval diff of `tenant` now, with its own saved plan."""
+def _program(stacks: Stacks) -> str:
+    try:
+        return program_digest(stacks.project_dir)
+    except ProgramError as err:
+        raise InvalidSetup(str(err)) from None
+
+
+def preview(tenant: Tenant, stacks: Stacks, *, refresh: bool = False) -> ChangeSet:
+    """The approval diff of `tenant` now, with its own saved plan, put in the plan store with its
+    record (any worker can apply it). `refresh=True` first brings the state in line with what
+    exists (`pulumi refresh`, see `_refresh`), so drift made outside Pulumi shows as a change."""
     with typed_errors():
         settings = _settings(tenant, stacks)
         digest = settings.digest(stacks.backend.digest_key())
         require_cli()
+        store = stacks.backend.open_plan_store()
         with stacks.locked(tenant.id) as directory:
+            # Taken before the CLI runs the program: a file edited while it runs makes the
+            # recorded identity differ from the one at apply, which then refuses.
+            program = _program(stacks)
             stack = stacks.open(tenant, settings, directory)
+            if refresh:
+                _refresh(stack, tenant.id, clear_pending_creates=False)
             state = state_digest(stack, tenant.id)
             plan = stacks.new_plan_path(directory)
             events: list[Any] = []
@@ -683,7 +829,13 @@ def preview(tenant: Tenant, stacks: Stacks) -> ChangeSet:
                 raise
             os.chmod(plan, 0o600)  # the CLI may have re-created it
             changes = changeset_from_events(
-                events, stack=tenant.id, plan_path=str(plan), plan_sha256=sha256_file(plan), config_digest=digest
+                events,
+                stack=tenant.id,
+                plan_path=str(plan),
+                plan_sha256=sha256_file(plan),
+                config_digest=digest,
+                program_digest=program,
+                state_digest=state,
             )
             # The events reach the SDK over a loopback port any local user can write to (CLIs after
             # 3.205); the plan file is what `up --plan` applies. They must agree, or no approval.
@@ -695,49 +847,186 @@ def preview(tenant: Tenant, stacks: Stacks) -> ChangeSet:
             if problems:
                 plan.unlink(missing_ok=True)
                 raise PlanMismatch(problems)
-            stacks.record_plan(directory, PlanRecord(changes.fingerprint, plan, changes.plan_sha256, digest, state))
+            record = PlanRecord(changes.fingerprint, plan, changes.plan_sha256, digest, state, program)
+            stacks.record_plan(directory, record)
+            # The shared copy, plan then record: a record is never seen without its plan.
+            if store.put(plan) != changes.plan_sha256:
+                raise OperationFailed("the saved plan changed while it was being stored; preview again")
+            store.put_record(changes.plan_sha256, _store_record(tenant.id, record))
             return changes
 
 
-def apply(tenant: Tenant, approved_fingerprint: str, stacks: Stacks) -> dict[str, Any]:
-    """Run `up --plan` on exactly the plan whose preview was approved, or refuse (changes-differ)."""
+def _store_record(stack: str, record: PlanRecord) -> dict[str, Any]:
+    return {
+        "stack": stack,
+        "fingerprint": record.fingerprint,
+        "sha256": record.sha256,
+        "configDigest": record.config_digest,
+        "stateDigest": record.state_digest,
+        "programDigest": record.program_digest,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _stored_plan(stacks: Stacks, directory: Path, tenant_id: str, approved: str, plan_sha256: str) -> PlanRecord:
+    """The approved plan from the shared store, copied into this host's workspace, with its record;
+    refused (ChangesDiffer) when the store has no such plan, it is another tenant's or another
+    preview's, or its bytes are not the digest."""
+    try:
+        hexed = hex_of(plan_sha256)
+    except PlanStoreError as err:
+        raise ChangesDiffer(approved, str(err)) from None
+    store = stacks.backend.open_plan_store()
+    data = store.record(plan_sha256)
+    if data is None:
+        raise ChangesDiffer(approved, f"the plan store has no plan sha256:{hexed} (never stored, or pruned)")
+    if data["stack"] != tenant_id:
+        raise ChangesDiffer(approved, f"plan sha256:{hexed} is a plan of another stack, not {tenant_id}")
+    if data["fingerprint"] != approved:
+        raise ChangesDiffer(approved, f"plan sha256:{hexed} was previewed with other changes (superseded)")
+    if data["sha256"] != f"sha256:{hexed}":
+        raise ChangesDiffer(approved, "the stored plan's record names another plan")
+    local = stacks.new_plan_path(directory)
+    if not store.fetch(plan_sha256, local):
+        local.unlink(missing_ok=True)
+        raise ChangesDiffer(approved, f"plan sha256:{hexed} is gone from the plan store or was altered there")
+    return PlanRecord(approved, local, data["sha256"], data["configDigest"], data["stateDigest"], data["programDigest"])
+
+
+def apply(
+    tenant: Tenant,
+    approved_fingerprint: str,
+    stacks: Stacks,
+    *,
+    plan_sha256: str | None = None,
+    message: str = "",
+    on_started: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Run `up --plan` on exactly the plan whose preview was approved, or refuse (changes-differ).
+
+    Without `plan_sha256` the plan is this host's latest saved preview with that fingerprint;
+    with it, the plan and its record come from the shared plan store (any host previewed it).
+    Either way the tenant's config, the program's version and the stack's state must be the ones
+    the preview ran against. `message` goes to `up --message` (the update's history entry, e.g.
+    "approval 12 by alice"); `on_started(pid)` is called once the `up` process runs. The result
+    carries the engine's summary and the update's version in the stack's history."""
     with typed_errors():
         settings = _settings(tenant, stacks)
         digest = settings.digest(stacks.backend.digest_key())
         require_cli()
         with stacks.locked(tenant.id) as directory:
-            record = stacks.find_plan(directory, approved_fingerprint)
-            if record is None:
-                raise ChangesDiffer(
-                    approved_fingerprint, "no saved preview has this fingerprint (superseded or applied)"
-                )
-            if not record.plan.exists() or sha256_file(record.plan) != record.sha256:
-                raise ChangesDiffer(approved_fingerprint, "the saved plan was altered or removed")
-            if record.config_digest != digest:
-                raise ChangesDiffer(approved_fingerprint, "the tenant's config changed since the preview")
-            stack = stacks.open(tenant, settings, directory)
-            if state_digest(stack, tenant.id) != record.state_digest:
-                raise ChangesDiffer(
-                    approved_fingerprint,
-                    "the stack's state moved on since the preview (an update or refresh outside this approval)",
-                )
-            events: list[Any] = []
-            # `up --plan` constrains the update to the plan without PULUMI_EXPERIMENTAL (the flag is
-            # only hidden): pkg/cmd/pulumi/operations/up.go L272-L279, L944-L951.
+            if plan_sha256 is not None:
+                stacks._write_project(directory)  # the plans folder a fresh host lacks
+                record = _stored_plan(stacks, directory, tenant.id, approved_fingerprint, plan_sha256)
+            else:
+                found = stacks.find_plan(directory, approved_fingerprint)
+                if found is None:
+                    raise ChangesDiffer(
+                        approved_fingerprint, "no saved preview has this fingerprint (superseded or applied)"
+                    )
+                record = found
             try:
-                stack.up(plan=str(record.plan), on_event=events.append, color="never")
-            except Exception as err:
-                text = str(err)
-                # The engine's refusals of a plan the state or program has moved past:
-                # pkg/resource/deploy/step_generator.go L1392/L1396 ("resource %s violates plan"),
-                # step_executor.go L278, deployment_executor.go L391 ("expected resource operations").
-                if "violates plan" in text or "expected resource operations" in text:
-                    stacks.drop_plans(directory)
-                    raise ChangesDiffer(approved_fingerprint, f"the stack's state moved on: {_tail(err)}") from err
-                raise
+                return _apply_record(tenant, stacks, settings, directory, record, digest, message, on_started)
+            finally:
+                if plan_sha256 is not None:
+                    record.plan.unlink(missing_ok=True)  # this host's copy; the store keeps it
+
+
+def _apply_record(
+    tenant: Tenant,
+    stacks: Stacks,
+    settings: StackSettings,
+    directory: Path,
+    record: PlanRecord,
+    digest: str,
+    message: str,
+    on_started: Callable[[int], None] | None,
+) -> dict[str, Any]:
+    approved_fingerprint = record.fingerprint
+    if not record.plan.exists() or sha256_file(record.plan) != record.sha256:
+        raise ChangesDiffer(approved_fingerprint, "the saved plan was altered or removed")
+    if record.config_digest != digest:
+        raise ChangesDiffer(approved_fingerprint, "the tenant's config changed since the preview")
+    program = _program(stacks)
+    if record.program_digest != program:
+        raise ChangesDiffer(
+            approved_fingerprint,
+            f"the program changed since the preview (previewed {record.program_digest}, now {program})",
+        )
+    stack = stacks.open(tenant, settings, directory)
+    if state_digest(stack, tenant.id) != record.state_digest:
+        raise ChangesDiffer(
+            approved_fingerprint,
+            "the stack's state moved on since the preview (an update or refresh outside this approval)",
+        )
+    events: list[Any] = []
+    command = stack.workspace.pulumi_command
+    command.on_started = on_started
+    # `up --plan` constrains the update to the plan without PULUMI_EXPERIMENTAL (the flag is
+    # only hidden): pkg/cmd/pulumi/operations/up.go L272-L279, L944-L951. `message` becomes
+    # the SDK's `--message` (sdk/python/lib/pulumi/automation/_stack.py L1606-L1607), which
+    # the DIY backend stores in the update's history entry (pkg/backend/diy/backend.go
+    # L1439-L1442, UpdateInfo.Message = op.M.Message). show_secrets=False: the SDK's summary
+    # read (`stack history`) would otherwise decrypt the config (_stack.py L445, L1409-L1410).
+    try:
+        result = stack.up(
+            plan=str(record.plan),
+            on_event=events.append,
+            color="never",
+            message=message or None,
+            show_secrets=False,
+        )
+    except Exception as err:
+        text = str(err)
+        # The engine's refusals of a plan the state or program has moved past:
+        # pkg/resource/deploy/step_generator.go L1392/L1396 ("resource %s violates plan"),
+        # step_executor.go L278, deployment_executor.go L391 ("expected resource operations").
+        if "violates plan" in text or "expected resource operations" in text:
             stacks.drop_plans(directory)
-            done = changeset_from_events(events, stack=tenant.id)
-            return {"stack": tenant.id, "fingerprint": approved_fingerprint, "summary": dict(done.counts)}
+            raise ChangesDiffer(approved_fingerprint, f"the stack's state moved on: {_tail(err)}") from err
+        raise
+    finally:
+        command.on_started = None
+    stacks.drop_plans(directory)
+    done = changeset_from_events(events, stack=tenant.id)
+    summary = result.summary
+    return {
+        "stack": tenant.id,
+        "fingerprint": approved_fingerprint,
+        "planSha256": record.sha256,
+        "programDigest": record.program_digest,
+        "message": message,
+        "summary": dict(done.counts),
+        "updateVersion": update_version(stack, tenant.id),
+        "engine": {
+            "kind": summary.kind,
+            "result": summary.result,
+            "message": summary.message,
+            "resourceChanges": dict(summary.resource_changes or {}),
+            "startTime": summary.start_time.isoformat() + "Z",
+            "endTime": summary.end_time.isoformat() + "Z" if summary.end_time else None,
+        },
+    }
+
+
+def _refresh(stack: Any, name: str, *, clear_pending_creates: bool) -> None:
+    stack.refresh(color="never", show_secrets=False, clear_pending_creates=clear_pending_creates or None)
+
+
+def update_version(stack: Any, name: str) -> int:
+    """The version of the stack's latest update. `stack history --json` prints UpdateInfo.Version
+    (pkg/cmd/pulumi/stack/stack_history.go L148, L176), which the Pulumi Cloud numbers but the DIY
+    backend (file://, s3://) never sets: it builds UpdateInfo without it (pkg/backend/diy/
+    backend.go L1439-L1450), so there it reads 0. The DIY history is one file per update, up,
+    refresh and destroy alike (previews are dry runs and add none, L1456-L1458); all of them are
+    listed with `--page-size 0` (pkg/backend/diy/state.go L613-L619 pages only when it is > 0),
+    newest first, so the latest update's version is how many there are, as the Cloud counts."""
+    result = stack.workspace._run_pulumi_cmd_sync(["stack", "history", "--json", "--stack", name, "--page-size", "0"])
+    entries = json.loads(result.stdout or "[]")
+    if not isinstance(entries, list) or not entries:
+        return 0
+    first = entries[0].get("version") if isinstance(entries[0], dict) else None
+    return first if isinstance(first, int) and first > 0 else len(entries)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from automation import operations as ops
 from automation.__main__ import main as cli
 from automation.tenant import Tenant
 from tests.fake_pulumi import rules
+from tests.program_copy import program_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE = Path(__file__).resolve().parent / "fake_pulumi"
@@ -54,8 +55,14 @@ class Harness:
         return self.stacks.tenant_dir(stack)
 
 
+@pytest.fixture(scope="session")
+def program_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One copy of the program for the session (tests/program_copy.py says why)."""
+    return program_copy(tmp_path_factory.mktemp("program"))
+
+
 @pytest.fixture
-def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
+def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, program_dir: Path) -> Harness:
     monkeypatch.setenv("PATH", f"{FAKE}{os.pathsep}{os.environ['PATH']}")
     for key, value in BACKEND_OWN.items():
         monkeypatch.setenv(key, value)  # the backend's own identity: must never reach a tenant's CLI
@@ -70,7 +77,7 @@ def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
         state_dir=tmp_path / "tenants",
         env={"PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase)},
     )
-    return Harness(ops.Stacks(backend), state, tmp_path)
+    return Harness(ops.Stacks(backend, project_dir=program_dir), state, tmp_path)
 
 
 # An inline kubeconfig of one cluster, user and context, data only (what a tenant may give).
@@ -344,7 +351,8 @@ def test_stack_config_passes_the_cli_type_check_and_secrets_are_encrypted(h: Har
     project = rules.load_yaml(directory / "Pulumi.yaml")
     rules.validate_project(project)
     rules.validate_stack_config("acme", project, config)
-    assert project["main"] == str(ROOT) and project["config"] == rules.load_yaml(ROOT / "Pulumi.yaml")["config"]
+    program = h.stacks.project_dir
+    assert project["main"] == str(program) and project["config"] == rules.load_yaml(ROOT / "Pulumi.yaml")["config"]
 
 
 def test_removed_keys_leave_the_stack_config(h: Harness) -> None:

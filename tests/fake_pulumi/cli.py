@@ -93,6 +93,27 @@ class Ctx:
         # DIY layout: .pulumi/stacks/<project>/<stack>.json (pkg/backend/diy/backend.go stackPath).
         return self.backend / ".pulumi" / "stacks" / "scoutflo" / f"{stack}.json"
 
+    def history_dir(self, stack: str) -> Path:
+        # pkg/backend/diy/store.go L130: .pulumi/history/<project>/<stack>/
+        return self.backend / ".pulumi" / "history" / "scoutflo" / stack
+
+    def add_history(self, stack: str, kind: str, start: float, message: str, ok: bool, changes: dict[str, int]) -> None:
+        """addToHistory (pkg/backend/diy/state.go L690-L715): one `<stack>-<unixnano>.history.json`
+        per update that is not a dry run, failed ones too (backend.go L1434-L1458). The UpdateInfo
+        is built without a Version (backend.go L1439-L1450): DIY histories carry none."""
+        entry = {
+            "kind": kind,
+            "startTime": int(start),
+            "message": message,
+            "environment": {},
+            "config": {},
+            "result": "succeeded" if ok else "failed",
+            "endTime": int(time.time()),
+            "resourceChanges": changes,
+        }
+        self.history_dir(stack).mkdir(parents=True, exist_ok=True)
+        (self.history_dir(stack) / f"{stack}-{time.time_ns()}.history.json").write_text(json.dumps(entry))
+
     def lock_dir(self, stack: str) -> Path:
         # pkg/backend/diy/lock.go L67-L78: .pulumi/locks/<org>/<project>/<stack>/<lockID>.json
         return self.backend / ".pulumi" / "locks" / "organization" / "scoutflo" / stack
@@ -295,21 +316,34 @@ def cmd_stack(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
     if sub == "select":
         return ""
     if sub == "history":
-        # Stack.up/destroy read the last update (automation/_stack.py L447, L1454).
-        return json.dumps(
-            [
-                {
-                    "kind": "update",
-                    "startTime": "2026-01-01T00:00:00.000Z",
-                    "message": "",
-                    "environment": {},
-                    "config": {},
-                    "result": "succeeded",
-                    "endTime": "2026-01-01T00:00:01.000Z",
-                    "resourceChanges": {},
-                }
-            ]
+        # Stack.up/destroy read the last update (automation/_stack.py L447, L1454). getHistory
+        # (pkg/backend/diy/state.go L575-L640): the history files newest first, a page of
+        # --page-size (default 10, stack_history.go) only when it is > 0; printed as
+        # updateInfoJSON (stack_history.go L147-L205) with the entry's Version: 0 on DIY.
+        files = (
+            sorted(ctx.history_dir(name).glob("*.history.json"), reverse=True) if ctx.history_dir(name).exists() else []
         )
+        size, page = int(flags.get("--page-size", 10)), max(1, int(flags.get("--page", 1)))
+        if size > 0:
+            files = files[(page - 1) * size : page * size]
+        out = []
+        for file in files:
+            entry = json.loads(file.read_text())
+            stamp = "%Y-%m-%dT%H:%M:%S.000Z"
+            out.append(
+                {
+                    "version": 0,
+                    "kind": entry["kind"],
+                    "startTime": time.strftime(stamp, time.gmtime(entry["startTime"])),
+                    "message": entry["message"],
+                    "environment": entry["environment"],
+                    "config": entry["config"],
+                    "result": entry["result"],
+                    "endTime": time.strftime(stamp, time.gmtime(entry["endTime"])),
+                    "resourceChanges": entry["resourceChanges"],
+                }
+            )
+        return json.dumps(out)
     if sub == "output":
         return "{}"  # the model exports no outputs (the SDK's up/destroy read them, _stack.py L444)
     if sub == "export":
@@ -397,20 +431,37 @@ def cmd_operation(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
         time.sleep(delay)
         model.write_events(flags.get("--event-log"), model.forge(steps, ctx.settings.get("forge", [])))
         return "Previewing update"
+    kind = "update" if command == "up" else "destroy"
+    message = str(flags.get("--message", ""))
     with Lock(ctx, stack):
+        start = time.time()
+        if command == "up":
+            # What the tests count: every `up` that got past the lock, with its --message.
+            line = json.dumps({"stack": stack, "message": message, "pid": os.getpid(), "time": start}) + "\n"
+            fd = os.open(ctx.fake / "ups.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
         if flags.get("--plan"):
             plan = json.loads(Path(flags["--plan"]).read_text())
             try:
                 model.check_plan(plan, steps, lambda blob: ctx.decrypt(stack, blob))
             except CliError:
-                # The violation is found while the engine runs, so its event stream still ends.
+                # The violation is found while the engine runs, so its event stream still ends,
+                # and the failed update is in the history (backend.go L1434-L1458).
                 model.write_events(flags.get("--event-log"), [])
+                ctx.add_history(stack, kind, start, message, False, {})
                 raise
         time.sleep(delay)
         state["deployment"]["resources"] = model.apply(steps, lambda text: ctx.encrypt(stack, text))
         tmp = ctx.state_path(stack).with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
         tmp.replace(ctx.state_path(stack))
+        counts: dict[str, int] = {}
+        for step in steps:
+            counts[step["op"]] = counts.get(step["op"], 0) + 1
+        ctx.add_history(stack, kind, start, message, True, counts)
         model.write_events(flags.get("--event-log"), steps)
     return "Update complete" if command == "up" else "Destroy complete"
 
