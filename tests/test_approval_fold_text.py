@@ -19,26 +19,36 @@ from tests import approval_events as ae
 
 
 def values_read_back(text: str) -> dict[str, dict[str, str]]:
-    """{path: {app: value}} from the text's "values differ" blocks: a value is the rest of its
-    `= ` line, the apps holding it are the lines below it."""
+    """{path: {app: value}} from the text's "values differ" blocks: a path is the rest of its
+    head line; a value is the rest of its line after the first " = ", the apps before it (and on
+    the lines above it since the last value) hold it."""
     out: dict[str, dict[str, str]] = {}
-    path = value = None
+    path = None
+    names: list[str] = []
     for line in text.split("\n"):
         if found := re.fullmatch(r"    values differ \(\d+ values\) in [^:]+: (.*)", line):
-            path = found.group(1)
+            path, names = found.group(1), []
             out[path] = {}
-        elif path is not None and line.startswith("      = "):
-            value = line.removeprefix("      = ")
-        elif path is not None and value is not None and line.startswith("        "):
-            for app in line.strip().split(", "):
-                out[path][app.strip(",")] = value
+        elif path is not None and line.startswith("      "):
+            listed, sep, value = line.strip().partition(" = ")
+            names += [n.strip(",") for n in listed.split(", ") if n]
+            if sep:
+                out[path].update(dict.fromkeys(names, value))
+                names = []
         else:
-            path = value = None
+            path = None
     return out
 
 
 # Each app's value, and how the text shows it ("1" quoted: it would read as the number).
-HOSTILE = {"1: svc01": "1: svc01", "1": '"1"', "a/b": "a/b", "svc02": "svc02", "x, svc03": "x, svc03", "= 2": "= 2"}
+HOSTILE = {
+    "1: svc01": "1: svc01",
+    "1": '"1"',
+    "a/b": "a/b",
+    "svc02": "svc02",
+    "x, svc03 = y": "x, svc03 = y",
+    "= 2": "= 2",
+}
 
 
 def test_every_apps_value_reads_back_from_the_text_however_it_is_written() -> None:
@@ -75,3 +85,17 @@ def test_an_app_cannot_take_the_shared_groups_name() -> None:
     }
     with pytest.raises(ConfigError, match=r"'scoutflo:apps\[1\]' \(app 'shared'\) 'name' 'shared' is reserved"):
         parse_config(raw, load_catalog())
+
+
+def test_apps_wrapped_over_lines_still_read_back_to_their_value() -> None:
+    values = ["x, svc03 = y", "1: svc01"]
+    apps = [
+        {"name": f"svc{i:02d}", "chart": "webapp", "values": {"podAnnotations": {"note": values[i % 2]}}}
+        for i in range(30)
+    ]
+    text = changeset_from_events(ae.as_engine_events(ae.diff_events(None, ae.record(apps)))).to_text()
+    read = values_read_back(text)
+    (path,) = [p for p in read if p.endswith("podAnnotations.note")]
+    assert read[path] == {f"svc{i:02d}": values[i % 2] for i in range(30)}, text
+    head = next(i for i, line in enumerate(text.split("\n")) if line.endswith("podAnnotations.note"))
+    assert " = " not in text.split("\n")[head + 1], "15 names wrap onto a second line"

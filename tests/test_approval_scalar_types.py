@@ -19,7 +19,7 @@ def test_apps_differing_only_in_a_values_type_are_not_shown_as_the_same() -> Non
     ]
     text = changeset_from_events(ae.as_engine_events(ae.diff_events(None, ae.record(apps)))).to_text()
     folded = re.search(r"svc01 \(1 apps\): as svc00, name replaced", text)
-    assert not folded or '.replicaCount\n      = 1\n        svc00\n      = "1"\n        svc01' in text, text
+    assert not folded or '.replicaCount\n      svc00 = 1\n      svc01 = "1"' in text, text
 
 
 def test_an_update_from_a_boolean_to_its_string_is_visible() -> None:
