@@ -180,6 +180,8 @@ class ChartRepo(pulumi.ComponentResource):
                     pr_title=args.import_title,
                     pr_body=args.import_body,
                     repo_id=repo.repo_id,
+                    # A newer upstream version: a three-way merge with main (scoutflo/github/upgrade.py).
+                    upgrade=True,
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[initial]),
             )

@@ -190,18 +190,37 @@ class RepoCommitProvider(ResourceProvider):
         from scoutflo.github.api import API, GitHub, commit_files
 
         gh = GitHub(props["token"], api=props.get("api_url") or API)
-        result = commit_files(
-            gh,
-            owner=props["owner"],
-            repo=props["repo"],
-            files={**props["files"], **decode_binary(props.get("binary_files") or {})},
-            executable=frozenset(props.get("executable") or ()),
-            message=props["message"],
-            base=props["base"],
-            branch=props.get("branch") or None,
-            pr_title=props.get("pr_title") or "",
-            pr_body=props.get("pr_body") or "",
-        )
+        files = {**props["files"], **decode_binary(props.get("binary_files") or {})}
+        if props.get("upgrade") and props.get("branch"):
+            # A public chart's import: the first one is the import PR as below; once main has the
+            # chart, a newer upstream version is a three-way merge with the user's edits
+            # (scoutflo/github/upgrade.py), never upstream's files over theirs.
+            from scoutflo.github.upgrade import import_or_upgrade
+
+            result = import_or_upgrade(
+                gh,
+                owner=props["owner"],
+                repo=props["repo"],
+                files=files,
+                message=props["message"],
+                base=props["base"],
+                branch=props["branch"],
+                pr_title=props.get("pr_title") or "",
+                pr_body=props.get("pr_body") or "",
+            )
+        else:
+            result = commit_files(
+                gh,
+                owner=props["owner"],
+                repo=props["repo"],
+                files=files,
+                executable=frozenset(props.get("executable") or ()),
+                message=props["message"],
+                base=props["base"],
+                branch=props.get("branch") or None,
+                pr_title=props.get("pr_title") or "",
+                pr_body=props.get("pr_body") or "",
+            )
         # The files are not outputs: the state keeps the inputs anyway (pulumi/pulumi
         # pkg/resource/state.go:62-63, State.Inputs next to State.Outputs), and a chart's
         # files (binary ones base64) would be stored twice. Nothing reads them back: `diff` looks
@@ -293,6 +312,10 @@ class RepoCommitArgs:
     repo_id: pulumi.Input[int] | None = None
     """The repository's GitHub id (AppRepository.repo_id): another id (the repository deleted and
     created again) replaces the commit, so the files land on the new repository."""
+    upgrade: bool = False
+    """A public chart's import (`files` as scoutflo/charts/plan.py prepares them): once main holds
+    the chart, a new version (a new `branch`, so a replacement) is proposed as a three-way merge
+    with the user's edits (scoutflo/github/upgrade.py) instead of upstream's files."""
 
 
 class RepoCommit(pulumi.dynamic.Resource):
@@ -317,6 +340,7 @@ class RepoCommit(pulumi.dynamic.Resource):
             "pr_body": args.pr_body,
             "api_url": args.api_url,
             "repo_id": args.repo_id,
+            "upgrade": args.upgrade,
             "commit_sha": None,
             "pull_request_url": None,
             "github_writes": None,

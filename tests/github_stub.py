@@ -261,7 +261,12 @@ class GitHubState:
         return sha
 
     def blob(self, data: bytes) -> str:
-        return self.put({"type": "blob", "data": base64.b64encode(data).decode()})
+        # Named by git's blob id, as GitHub names it (the sha of `blob <size>\0<data>`): a client
+        # may name a blob the repository holds by the id it computes itself (GET /git/trees
+        # answers those ids; docs.github.com/rest/git/blobs, "Create a blob": the sha answered).
+        sha = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        self.objects[sha] = {"type": "blob", "data": base64.b64encode(data).decode()}
+        return sha
 
     def commit(
         self, tree: dict[str, tuple[str, str]], parents: list[str], message: str, *, verified: bool = True
@@ -338,7 +343,9 @@ class GitHubState:
         self.refs[branch] = self.commit(tree, [head], message)
         return self.refs[branch]
 
-    def pull(self, label: str, base: str, title: str = "", body: str = "", repo: str = "r") -> dict[str, Any]:
+    def pull(
+        self, label: str, base: str, title: str = "", body: str = "", repo: str = "r", draft: bool = False
+    ) -> dict[str, Any]:
         """Open a pull request from `label` ("owner:branch"; another owner is a fork) into `base`,
         shaped as GitHub answers one (head.ref, head.label, head.repo.full_name)."""
         owner, ref = label.split(":", 1)
@@ -351,9 +358,40 @@ class GitHubState:
             "body": body,
             "base": {"ref": base},
             "head": {"ref": ref, "label": label, "repo": {"full_name": f"{owner}/{repo}"}},
+            "merged_at": None,
+            "draft": draft,
         }
         self.pulls.append(pr)
         return pr
+
+    def pull_answer(self, pr: dict[str, Any]) -> dict[str, Any]:
+        """A pull request as GitHub answers it: `head.sha` follows the branch while it is open and
+        stays where it was once closed (the commits stay readable: GitHub keeps every pull
+        request's head as refs/pull/<n>/head, "Checking out pull requests locally",
+        docs.github.com/en/pull-requests/how-tos/review-pull-requests/checking-out-pull-requests-locally)."""
+        answer = json.loads(json.dumps(pr))
+        if pr["state"] == "open" and pr["head"]["ref"] in self.refs and ":" in pr["head"]["label"]:
+            answer["head"]["sha"] = self.refs[pr["head"]["ref"]]
+        return answer
+
+    def close_pull(self, number: int) -> None:
+        pr = self.pulls[number - 1]
+        pr["head"]["sha"] = self.refs.get(pr["head"]["ref"], pr["head"].get("sha"))
+        pr["state"] = "closed"
+
+    def merge_pull(self, number: int) -> str:
+        """Squash-merge a pull request as the app repositories do (squash only, branch deleted on
+        merge: scoutflo/github/repository.py SETTINGS): one new commit on the base holding the
+        head's tree, `merged_at` set, the head branch deleted."""
+        pr = self.pulls[number - 1]
+        head = self.refs[pr["head"]["ref"]]
+        base = pr["base"]["ref"]
+        tree = dict(self.objects[self.objects[head]["tree"]]["entries"])
+        self.refs[base] = self.commit(tree, [self.refs[base]], f"{pr['title']} (#{number})\n\n{pr['body']}")
+        self.close_pull(number)
+        pr["merged_at"] = f"2026-12-06T00:00:{number:02d}Z"
+        del self.refs[pr["head"]["ref"]]
+        return self.refs[base]
 
     def is_ancestor(self, old: str, new: str) -> bool:
         todo = [new]
@@ -527,9 +565,18 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
             if method == "POST" and rest == "git/blobs":
                 assert body["encoding"] == "base64"
                 return 201, {"sha": state.blob(base64.b64decode(body["content"]))}
+            if method == "GET" and rest.startswith("git/blobs/"):
+                # docs.github.com/rest/git/blobs "Get a blob": content base64, encoding, sha, size.
+                blob = objects.get(rest.split("/")[-1])
+                if not blob or blob["type"] != "blob":
+                    return 404, {"message": "Not Found"}
+                size = len(base64.b64decode(blob["data"]))
+                return 200, {"sha": rest.split("/")[-1], "content": blob["data"], "encoding": "base64", "size": size}
             if method == "POST" and rest == "git/trees":
                 entries = dict(objects[body["base_tree"]]["entries"]) if body.get("base_tree") else {}
                 for e in body["tree"]:
+                    if e.get("type", "blob") != "blob":
+                        return 422, {"message": f"stub: tree entries of type {e.get('type')!r} are not modelled"}
                     if "content" in e:
                         sha = state.blob(e["content"].encode())
                     elif e["sha"] in objects and objects[e["sha"]]["type"] == "blob":
@@ -581,13 +628,31 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
                 pulls = [p for p in state.pulls if p["state"] == query.get("state", ["open"])[0]]
                 if "head" in query:
                     pulls = [p for p in pulls if p["head"]["label"] == query["head"][0]]
-                return 200, pulls
+                # Newest first (the default sort, `created` descending), one page of `per_page`.
+                pulls = list(reversed(pulls))[: int(query.get("per_page", ["30"])[0])]
+                return 200, [state.pull_answer(p) for p in pulls]
+            if method == "PATCH" and rest.startswith("pulls/"):
+                # pulls/pulls#update-a-pull-request: title, body, state, base, maintainer_can_modify;
+                # no `draft` (a draft is changed through GraphQL only).
+                number = int(rest.split("/")[1])
+                if not 0 < number <= len(state.pulls):
+                    return 404, {"message": "Not Found"}
+                if unknown := set(body) - {"title", "body", "state", "base", "maintainer_can_modify"}:
+                    return 422, {"message": f"stub: unknown update parameters {sorted(unknown)}"}
+                pr = state.pulls[number - 1]
+                pr.update({k: v for k, v in body.items() if k in ("title", "body")})
+                if body.get("state") == "closed":
+                    state.close_pull(number)
+                return 200, state.pull_answer(pr)
             if method == "POST" and rest == "pulls":
                 # A head without "owner:" names a branch of this repository.
                 label = body["head"] if ":" in body["head"] else f"{parts[2]}:{body['head']}"
                 if any(p["head"]["label"] == label and p["state"] == "open" for p in state.pulls):
                     return 422, {"message": f"A pull request already exists for {label}."}
-                return 201, state.pull(label, body["base"], body.get("title", ""), body.get("body", ""), parts[3])
+                pr = state.pull(
+                    label, body["base"], body.get("title", ""), body.get("body", ""), parts[3], bool(body.get("draft"))
+                )
+                return 201, state.pull_answer(pr)
             return 404, {"message": f"stub has no route {method} {url.path}"}
 
         # DELETE is answered (recorded, then "no route") so that tests can assert none is sent.

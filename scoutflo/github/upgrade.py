@@ -1,0 +1,560 @@
+"""An upstream upgrade that keeps the user's edits: one pull request holding a three-way merge.
+
+The import commit of a public chart (scoutflo.github.api.commit_files on
+`scoutflo/import-<chart>-<version>`) holds the upstream files exactly as the import prepared them.
+An upgrade finds that record again and merges the new version into main with it as the base
+(scoutflo.charts.merge): base = the upstream files the repository last took, ours = main,
+theirs = the new upstream prepared exactly as an import prepares it.
+
+Layout (docs/chart-import.md, "Upgrades"): the pull request's branch `scoutflo/upgrade-<chart>`
+holds two commits on top of main:
+- U, "upstream as imported": main's tree with `chart/` replaced by the new upstream files; its
+  message carries `Scoutflo-Upstream: <chart> <version>`. U is the base of the next upgrade.
+- M, the merge: main's tree with `chart/` replaced by the merge result (conflicts marked); its
+  message is the pull request's title and body, and `Scoutflo-Commit: scoutflo/upgrade-<chart>-<version>`.
+The repositories squash-merge and delete branches on merge, so U is on no branch after the merge:
+GitHub keeps every pull request's head as `refs/pull/<n>/head` in the base repository, the
+commits included ("Checking out pull requests locally": a pull request's head stays fetchable
+after its branch is gone), and the closed pull request answers `head.sha`. The base of an upgrade
+is therefore the newest commit carrying `Scoutflo-Upstream:` (or an import's `Scoutflo-Commit:`
+trailer) in the history of the head of the last merged import or upgrade pull request of the
+chart. An import made before upgrades existed is such a record already: its commit's `chart/`
+is the upstream as imported.
+
+Writes: tree U, commit U, tree M, commit M, the ref, the pull request = 6, plus one blob per
+binary file whose content is new to the repository (a blob GitHub has is named by its sha:
+git's blob id, computed here). Safe to repeat after any single failed or lost write: trees are
+content-addressed, a repeated commit is an unreferenced object, the ref write reads back (api.py
+`verify`), and every run starts by looking at what exists: the branch head already being this
+version's M (its trailer) skips to the pull request, whose title and body come from M's message;
+an open pull request already naming this version is the end.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pygit2
+
+from scoutflo.charts import safe_yaml
+from scoutflo.charts.chart_yaml import CHART_DIR
+from scoutflo.charts.merge import MergeResult, merge_charts
+from scoutflo.charts.plan import ANNOTATION_SOURCE, FileContent, content, shown
+from scoutflo.charts.versions import parse_version
+from scoutflo.github.api import (
+    CommitResult,
+    GitHub,
+    GitHubError,
+    _move_ref,
+    _open_pull,
+    _q,
+    _ref_sha,
+    branch_head,
+    commit_files,
+    marker_line,
+)
+
+UPSTREAM_TRAILER = "Scoutflo-Upstream"
+CONFLICTS_TRAILER = "Scoutflo-Conflicts"
+IMPORT_PREFIX = "scoutflo/import-"
+UPGRADE_PREFIX = "scoutflo/upgrade-"
+HISTORY = 100
+BODY_LIMIT = 60_000
+"""GitHub refuses a pull request body over 65 536 characters; lists are cut well before."""
+LISTED = 40
+"""Paths listed per section of the body; the Files tab has them all."""
+CANDIDATES = 5
+"""Merged import/upgrade pull requests looked at, newest merge first, for the chart's base."""
+
+
+class UpgradeError(GitHubError):
+    """An upgrade that cannot be proposed safely; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Upstream:
+    chart: str
+    version: str
+    app_version: str
+    source: str
+    mode: str
+    """'vendor' or 'umbrella' (Chart.yaml depends on the upstream chart)."""
+
+
+def upstream_of(files: Mapping[str, FileContent], where: str) -> Upstream:
+    """What a prepared chart (an import's or a base's `chart/`) is, from its Chart.yaml: the
+    import records `<source>/<chart>:<version>` in annotation `scoutflo.io/upstream`
+    (scoutflo/charts/plan.py vendor_files and umbrella_files)."""
+    raw = files.get(f"{CHART_DIR}/Chart.yaml")
+    if not isinstance(raw, str):
+        raise UpgradeError(0, "GET", where, f"{where}: no {CHART_DIR}/Chart.yaml as text")
+    meta = safe_yaml.load(raw, f"{where}: {CHART_DIR}/Chart.yaml")
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    recorded = annotations.get(ANNOTATION_SOURCE) if isinstance(annotations, dict) else None
+    if not isinstance(recorded, str) or ":" not in recorded or "/" not in recorded.rsplit(":", 1)[0]:
+        raise UpgradeError(
+            0, "GET", where, f"{where}: Chart.yaml has no {ANNOTATION_SOURCE} annotation `<source>/<chart>:<version>`"
+        )
+    left, version = recorded.rsplit(":", 1)
+    source, chart = left.rsplit("/", 1)
+    deps = meta.get("dependencies") or []
+    umbrella = any(isinstance(d, dict) and d.get("name") == chart for d in deps)
+    app_version = meta.get("appVersion")
+    return Upstream(
+        chart, version, "" if app_version is None else str(app_version), source, "umbrella" if umbrella else "vendor"
+    )
+
+
+def upgrade_branch(chart: str) -> str:
+    return f"{UPGRADE_PREFIX}{chart}"
+
+
+def version_key(chart: str, version: str) -> str:
+    """The trailer key of an upgrade to one version (commit_key's form: a branch-like name)."""
+    return f"{UPGRADE_PREFIX}{chart}-{version}"
+
+
+def _newer(new: str, old: str) -> bool:
+    try:
+        return parse_version(new) > parse_version(old)
+    except ValueError:
+        return new != old
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str
+    mode: str
+    type: str
+    sha: str
+
+
+def git_blob_id(data: bytes) -> str:
+    """Git's id of a blob, the sha GitHub names it by (`blob <size>\\0<data>`, SHA-1)."""
+    return str(pygit2.hash(data))
+
+
+def _tree(gh: GitHub, r: str, commit: str) -> list[Entry]:
+    tree_sha = str(gh.call("GET", f"{r}/git/commits/{commit}")["tree"]["sha"])
+    tree = gh.call("GET", f"{r}/git/trees/{tree_sha}?recursive=1")
+    if tree.get("truncated"):
+        raise UpgradeError(0, "GET", f"{r}/git/trees", "the repository's tree is too large to read in one answer")
+    return [Entry(e["path"], e["mode"], e["type"], e["sha"]) for e in tree["tree"] if e["type"] != "tree"]
+
+
+def _chart_entries(entries: list[Entry]) -> dict[str, Entry]:
+    return {e.path: e for e in entries if e.path.startswith(f"{CHART_DIR}/") and e.type == "blob"}
+
+
+def _read_blobs(gh: GitHub, r: str, wanted: set[str], known: dict[str, bytes]) -> dict[str, bytes]:
+    """Blob contents by sha: from `known` (the new upstream's files, by their git ids) or read
+    from GitHub (GET /git/blobs/{sha}, base64), each checked against its id."""
+    out = {sha: known[sha] for sha in wanted if sha in known}
+    for sha in sorted(wanted - set(out)):
+        answer = gh.call("GET", f"{r}/git/blobs/{sha}")
+        data = base64.b64decode(answer["content"]) if answer.get("encoding") == "base64" else answer["content"].encode()
+        if git_blob_id(data) != sha:
+            raise UpgradeError(0, "GET", f"{r}/git/blobs/{sha}", "the blob read back does not match its id")
+        out[sha] = data
+    return out
+
+
+def _files(entries: Mapping[str, Entry], blobs: Mapping[str, bytes]) -> dict[str, FileContent]:
+    return {p: content(blobs[e.sha]) for p, e in entries.items()}
+
+
+def _messages(gh: GitHub, r: str, head: str) -> list[tuple[str, str]]:
+    return [
+        (str(c["sha"]), str(c["commit"]["message"]))
+        for c in gh.call("GET", f"{r}/commits?sha={head}&per_page={HISTORY}") or []
+    ]
+
+
+def _lines(message: str) -> list[str]:
+    return [line.strip() for line in message.splitlines()]
+
+
+@dataclass(frozen=True)
+class Base:
+    commit: str
+    pull: int | None
+    """The merged pull request it was found by (None: the upgrade branch's own U)."""
+    entries: dict[str, Entry]
+
+
+def _base_in_history(gh: GitHub, r: str, head: str, import_branch: str | None) -> str | None:
+    """The newest commit from `head` that records upstream as imported: an upgrade's U, or the
+    import commit of `import_branch`."""
+    for sha, message in _messages(gh, r, head):
+        lines = _lines(message)
+        if any(line.startswith(f"{UPSTREAM_TRAILER}: ") for line in lines):
+            return sha
+        if import_branch and marker_line(import_branch) in lines:
+            return sha
+    return None
+
+
+def _ours_pr(pr: Mapping[str, Any], owner: str) -> bool:
+    label = str((pr.get("head") or {}).get("label") or "")
+    return label.partition(":")[0].lower() == owner.lower()
+
+
+def _last_merged_base(gh: GitHub, r: str, owner: str, chart: str, closed: list[dict[str, Any]]) -> Base | None:
+    """The base recorded by the chart's last merged import or upgrade pull request."""
+    merged = [
+        pr
+        for pr in closed
+        if pr.get("merged_at")
+        and _ours_pr(pr, owner)
+        and (
+            str(pr["head"].get("ref", "")).startswith(f"{IMPORT_PREFIX}{chart}-")
+            or pr["head"].get("ref") == upgrade_branch(chart)
+        )
+    ]
+    merged.sort(key=lambda pr: str(pr["merged_at"]), reverse=True)
+    for pr in merged[:CANDIDATES]:
+        ref = str(pr["head"]["ref"])
+        found = _base_in_history(gh, r, str(pr["head"]["sha"]), ref if ref.startswith(IMPORT_PREFIX) else None)
+        if found is None:
+            continue
+        entries = _chart_entries(_tree(gh, r, found))
+        chart_yaml = entries.get(f"{CHART_DIR}/Chart.yaml")
+        if chart_yaml is None:
+            continue
+        blobs = _read_blobs(gh, r, {chart_yaml.sha}, {})
+        try:
+            recorded = upstream_of({f"{CHART_DIR}/Chart.yaml": content(blobs[chart_yaml.sha])}, f"{r} #{pr['number']}")
+        except (UpgradeError, safe_yaml.UntrustedYamlError):
+            continue
+        if recorded.chart == chart:  # `redis-` also prefixes `redis-cluster-`'s imports
+            return Base(found, int(pr["number"]), entries)
+    return None
+
+
+# --- the pull request's text ------------------------------------------------------------------
+
+
+def _keys(text: FileContent | None, where: str) -> set[str] | None:
+    if not isinstance(text, str):
+        return set()
+    try:
+        data = safe_yaml.load(text, where)
+    except safe_yaml.UntrustedYamlError:
+        return None
+    keys: set[str] = set()
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                keys.add(f"{prefix}{k}")
+                walk(v, f"{prefix}{k}.")
+
+    walk(data, "")
+    return keys
+
+
+def _listed(paths: list[str]) -> str:
+    shown_paths = [shown(p) for p in paths[:LISTED]]
+    more = f" and {len(paths) - LISTED} more (see the Files tab)" if len(paths) > LISTED else ""
+    return ", ".join(shown_paths) + more if paths else "none"
+
+
+def upgrade_body(
+    *,
+    old: Upstream | None,
+    new: Upstream,
+    base: Base | None,
+    result: MergeResult,
+    base_files: Mapping[str, FileContent],
+    theirs_files: Mapping[str, FileContent],
+) -> str:
+    """The pull request's body: from -> to, the source, what upstream changed and what became of
+    it, the conflicts, the values keys upstream added or removed."""
+    values = f"{CHART_DIR}/values.yaml"
+    link = f"<{new.source}>" if new.source.startswith("https://") else f"`{new.source}`"
+    if old:
+        head = (
+            f"Upgrades the public chart **{new.chart}** from {old.version} to **{new.version}** "
+            f"(appVersion {old.app_version or '–'} → {new.app_version or '–'}), merged with the changes on `main` "
+            f"({new.mode} mode)."
+        )
+    else:
+        head = (
+            f"Proposes the public chart **{new.chart} {new.version}** (appVersion {new.app_version or '–'}) "
+            "over `main`."
+        )
+    lines = [head, "", f"- source: {link} chart `{new.chart}` version `{new.version}`"]
+    if base is not None and old is not None:
+        where = f"#{base.pull}" if base.pull else "this branch"
+        lines.append(f"- base: the upstream files of {old.version} as imported ({where}, commit `{base.commit[:12]}`)")
+    else:
+        lines.append(
+            "- base: **none recorded** (no merged import or upgrade pull request of this chart was found): every file "
+            "`main` holds that differs from upstream is a conflict to review, nothing of yours is overwritten"
+        )
+    conflicts = [f"{shown(c.path)} ({c.kind})" for c in result.conflicts[:LISTED]]
+    more = f" and {len(result.conflicts) - LISTED} more" if len(result.conflicts) > LISTED else ""
+    lines += [
+        f"- files changed upstream ({len(result.changed_upstream)}): {_listed(list(result.changed_upstream))}",
+        f"- taken from upstream (unchanged on `main`): {_listed(list(result.taken))}",
+        f"- merged cleanly with your changes: {_listed(list(result.merged))}",
+        f"- deleted on `main`, unchanged upstream (stay deleted): {_listed(list(result.kept_deleted))}",
+        f"- **conflicts ({len(result.conflicts)})**: " + (", ".join(conflicts) + more if conflicts else "none"),
+    ]
+    if new.mode == "umbrella":
+        lines.append(
+            f"- values: the umbrella chart does not vendor `{new.chart}`'s values.yaml; compare it at the source"
+        )
+    else:
+        before = _keys(base_files.get(values), f"base {values}")
+        after = _keys(theirs_files.get(values), f"upstream {values}")
+        if before is None or after is None:
+            lines.append("- values keys: a values.yaml could not be read as YAML")
+        else:
+            added, removed = sorted(after - before), sorted(before - after)
+            lines.append(f"- values keys added upstream: {_listed(added)}")
+            lines.append(f"- values keys removed upstream: {_listed(removed)}")
+    if result.conflicts:
+        lines += [
+            "",
+            "This pull request holds conflicts and is opened as a draft. Each conflicting file is committed with "
+            "standard markers (`<<<<<<< main`, `=======`, `>>>>>>> upstream`; a side deleted is empty): edit it to "
+            "the version you want (or delete it), commit to this branch, then mark the pull request ready. The "
+            "`lint` check fails while any marker remains.",
+        ]
+    lines += [
+        "",
+        "The first commit of this branch is upstream as an import prepares it; it is the base of the next upgrade.",
+    ]
+    return "\n".join(lines)[:BODY_LIMIT]
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def _tree_request(
+    gh: GitHub,
+    r: str,
+    outside: list[Entry],
+    chart: Mapping[str, FileContent],
+    modes: Mapping[str, str],
+    on_github: set[str],
+) -> str:
+    """POST /git/trees without base_tree: every entry outside `chart/` by its sha as it is, every
+    chart file by its sha when GitHub has that content, else text inline and bytes as a blob
+    (one write each, idempotent: a blob's sha is its content's)."""
+    entries: list[dict[str, Any]] = [{"path": e.path, "mode": e.mode, "type": e.type, "sha": e.sha} for e in outside]
+    for path, value in sorted(chart.items()):
+        data = value if isinstance(value, bytes) else value.encode("utf-8")
+        entry: dict[str, Any] = {"path": path, "mode": modes.get(path, "100644"), "type": "blob"}
+        sha = git_blob_id(data)
+        if sha in on_github:
+            entry["sha"] = sha
+        elif isinstance(value, bytes):
+            body = {"content": base64.b64encode(value).decode(), "encoding": "base64"}
+            entry["sha"] = gh.call("POST", f"{r}/git/blobs", body, idempotent=True)["sha"]
+            on_github.add(entry["sha"])
+        else:
+            entry["content"] = value
+        entries.append(entry)
+    return str(gh.call("POST", f"{r}/git/trees", {"tree": entries}, idempotent=True)["sha"])
+
+
+def _commit(gh: GitHub, r: str, tree: str, parent: str, message: str) -> str:
+    body = {"message": message, "tree": tree, "parents": [parent]}
+    return str(gh.call("POST", f"{r}/git/commits", body, idempotent=True)["sha"])
+
+
+def _split_message(message: str) -> tuple[str, str, bool]:
+    """M's message -> (PR title, PR body with our trailer, draft)."""
+    title, _, rest = message.partition("\n")
+    lines = rest.strip("\n").splitlines()
+    conflicts = next((line.split(":", 1)[1].strip() for line in lines if line.startswith(f"{CONFLICTS_TRAILER}:")), "0")
+    body = "\n".join(line for line in lines if not line.startswith(f"{CONFLICTS_TRAILER}:")).rstrip() + "\n"
+    return title, body, conflicts != "0"
+
+
+def _ensure_pull(
+    gh: GitHub,
+    *,
+    owner: str,
+    r: str,
+    branch: str,
+    base: str,
+    key: str,
+    head: str,
+    message: str,
+    open_pr: dict[str, Any] | None,
+) -> CommitResult:
+    title, body, draft = _split_message(message)
+    if open_pr is not None:
+        if marker_line(key) not in _lines(str(open_pr.get("body") or "")):
+            # REST "Update a pull request" takes title, body, state, base: not `draft` (that is
+            # GraphQL's convertPullRequestToDraft); an updated PR's failing lint blocks its merge.
+            gh.call("PATCH", f"{r}/pulls/{open_pr['number']}", {"title": title, "body": body}, idempotent=True)
+        return CommitResult(head, branch, int(open_pr["number"]), str(open_pr["html_url"]))
+    request = {"title": title, "head": branch, "base": base, "body": body, "draft": draft}
+    pr: dict[str, Any] | None
+    try:
+        pr = gh.call("POST", f"{r}/pulls", request, verify=lambda: _open_pull(gh, owner, r, branch))
+    except GitHubError as err:
+        if err.status != 422 or not (pr := _open_pull(gh, owner, r, branch)):
+            raise
+    assert pr is not None
+    return CommitResult(head, branch, int(pr["number"]), str(pr["html_url"]))
+
+
+def import_or_upgrade(
+    gh: GitHub,
+    *,
+    owner: str,
+    repo: str,
+    files: Mapping[str, FileContent],
+    message: str,
+    base: str = "main",
+    branch: str,
+    pr_title: str = "",
+    pr_body: str = "",
+) -> CommitResult:
+    """The import pull request of a chart main does not have yet (commit_files, as before), or
+    the upgrade of the one it has to the version `files` hold. Safe to repeat (module docstring)."""
+    r = f"/repos/{owner}/{repo}"
+    new = upstream_of(files, f"the import {branch}")
+    main_head = branch_head(gh, r, base)
+    closed = gh.call("GET", f"{r}/pulls?state=closed&per_page={HISTORY}") or []
+    recorded = _last_merged_base(gh, r, owner, new.chart, closed)
+    main_entries = _tree(gh, r, main_head)
+    if recorded is None and f"{CHART_DIR}/Chart.yaml" not in {e.path for e in main_entries}:
+        return commit_files(
+            gh,
+            owner=owner,
+            repo=repo,
+            files=files,
+            message=message,
+            base=base,
+            branch=branch,
+            pr_title=pr_title,
+            pr_body=pr_body,
+        )
+    theirs_known = {git_blob_id(v if isinstance(v, bytes) else v.encode()): v for v in files.values()}
+    known_bytes = {sha: (v if isinstance(v, bytes) else v.encode()) for sha, v in theirs_known.items()}
+    old: Upstream | None = None
+    base_files: dict[str, FileContent] = {}
+    if recorded is not None:
+        base_blobs = _read_blobs(gh, r, {e.sha for e in recorded.entries.values()}, known_bytes)
+        base_files = _files(recorded.entries, base_blobs)
+        old = upstream_of(base_files, f"{r} base {recorded.commit[:12]}")
+        if not _newer(new.version, old.version):
+            # Main took this version (or a newer one) already: nothing to propose.
+            return CommitResult(main_head, base, created=False)
+    key = version_key(new.chart, new.version)
+    upgrade = upgrade_branch(new.chart)
+    for pr in closed:
+        if (
+            _ours_pr(pr, owner)
+            and (pr.get("head") or {}).get("ref") == upgrade
+            and not pr.get("merged_at")
+            and marker_line(key) in _lines(str(pr.get("body") or ""))
+        ):
+            # Closed without merging: the user declined this version; it is not proposed again.
+            return CommitResult(
+                str(pr["head"].get("sha") or main_head), upgrade, int(pr["number"]), str(pr["html_url"]), created=False
+            )
+    open_pr = _open_pull(gh, owner, r, upgrade)
+    head = _ref_sha(gh, r, upgrade)
+    history = _messages(gh, r, head) if head else []
+    if history and marker_line(key) in _lines(history[0][1]):
+        # This version's merge is the branch head already (a run whose ref write or pull request
+        # failed, or whose answer was lost): only the pull request may be missing or stale.
+        return _ensure_pull(
+            gh,
+            owner=owner,
+            r=r,
+            branch=upgrade,
+            base=base,
+            key=key,
+            head=head or "",
+            message=history[0][1],
+            open_pr=open_pr,
+        )
+    ours_head, parent, force = main_head, main_head, head is not None
+    ours_entries = main_entries
+    base_record = recorded
+    if history and not any(line.startswith(f"{marker_line(UPGRADE_PREFIX)}") for line in _lines(history[0][1])):
+        # The branch holds the user's commits on top of ours (conflicts being resolved).
+        if open_pr is None:
+            raise UpgradeError(
+                409,
+                "GET",
+                f"{r}/git/ref/heads/{upgrade}",
+                f"branch {upgrade!r} holds commits that are not Scoutflo's and no open pull request: it is not ours to "
+                "change; merge, rename or delete it, then run `pulumi up` again",
+            )
+        # Merge into the branch as the user left it, against the upstream it was built on.
+        found = _base_in_history(gh, r, head or "", None)
+        if found is None:
+            raise UpgradeError(409, "GET", f"{r}/commits", f"branch {upgrade!r} has no `{UPSTREAM_TRAILER}:` commit")
+        entries = _chart_entries(_tree(gh, r, found))
+        base_files = _files(entries, _read_blobs(gh, r, {e.sha for e in entries.values()}, known_bytes))
+        base_record = Base(found, None, entries)
+        old = upstream_of(base_files, f"{r} base {found[:12]}")
+        ours_head, parent, force = head or "", head or "", False
+        ours_entries = _tree(gh, r, ours_head)
+    ours_chart = _chart_entries(ours_entries)
+    ours_files = _files(ours_chart, _read_blobs(gh, r, {e.sha for e in ours_chart.values()}, known_bytes))
+    result = merge_charts(base_files, ours_files, dict(files), their_label=f"upstream {new.version}")
+    body = upgrade_body(old=old, new=new, base=base_record, result=result, base_files=base_files, theirs_files=files)
+    title = (
+        f"Upgrade {new.chart} {old.version} → {new.version}"
+        if old
+        else f"Propose {new.chart} {new.version} (no recorded base)"
+    )
+    if result.conflicts:
+        title += f" ({len(result.conflicts)} conflict{'' if len(result.conflicts) == 1 else 's'})"
+    outside = [e for e in ours_entries if not e.path.startswith(f"{CHART_DIR}/")]
+    modes = {p: e.mode for p, e in ours_chart.items()}
+    on_github = {e.sha for e in ours_entries} | {e.sha for e in (base_record.entries.values() if base_record else ())}
+    tree_u = _tree_request(gh, r, outside, files, modes, on_github)
+    u_message = (
+        f"Upstream {new.chart} {new.version} as an import prepares it\n\n"
+        f"The base of the next upgrade; the next commit merges it with main.\n\n"
+        f"{UPSTREAM_TRAILER}: {new.chart} {new.version}\n"
+    )
+    commit_u = _commit(gh, r, tree_u, parent, u_message)
+    tree_m = _tree_request(gh, r, outside, result.files, modes, on_github)
+    m_message = f"{title}\n\n{body}\n\n{CONFLICTS_TRAILER}: {len(result.conflicts)}\n{marker_line(key)}\n"
+    commit_m = _commit(gh, r, tree_m, commit_u, m_message)
+    path = f"{r}/git/refs/heads/{_q(upgrade)}"
+
+    def move() -> None:
+        if head is None:
+            try:
+                gh.call(
+                    "POST",
+                    f"{r}/git/refs",
+                    {"ref": f"refs/heads/{upgrade}", "sha": commit_m},
+                    verify=lambda: {} if _ref_sha(gh, r, upgrade) == commit_m else None,
+                )
+            except GitHubError as err:
+                if err.status != 422 or _ref_sha(gh, r, upgrade) != commit_m:
+                    raise
+        else:
+            # Forced only over our own commits (the head is an older version's M): the user's
+            # commits, when there are any, are built on (`parent` is the head, not forced).
+            gh.call(
+                "PATCH",
+                path,
+                {"sha": commit_m, "force": force},
+                verify=lambda: {} if _ref_sha(gh, r, upgrade) == commit_m else None,
+            )
+
+    _move_ref(gh, method="POST" if head is None else "PATCH", owner=owner, repo=repo, branch=upgrade, write=move)
+    return _ensure_pull(
+        gh, owner=owner, r=r, branch=upgrade, base=base, key=key, head=commit_m, message=m_message, open_pr=open_pr
+    )
