@@ -12,6 +12,7 @@ import kubernetes_validate
 import pytest
 
 from automation import render
+from scoutflo import naming
 from scoutflo.aws.policies import ECR_PULL_ACTIONS
 from scoutflo.cluster import manifests
 from scoutflo.config import ConfigError, StackConfig, parse_config
@@ -265,3 +266,27 @@ def test_a_capability_role_of_another_account_is_refused_naming_the_key() -> Non
     assert other.split(":")[4] != ACCT
     with pytest.raises(Exception, match="'scoutflo:argocdCapabilityRoleArn' names a role in account 999999999999"):
         run_main({**NONE_MODE, "scoutflo:argocdCapabilityRoleArn": other})
+
+
+def test_no_tenants_credential_secret_is_another_tenants_static_keys() -> None:
+    """Tenant `refresher-acme-aws`'s credential Secret was `scoutflo-ecr-refresher-acme-aws`, the
+    name of acme's static AWS keys in the same namespace: its create failed on them, or, with
+    adoptCredentialSecret, imported them into its own stack (and its destroy deleted them)."""
+    keys = manifests.static_credentials_name(manifests.refresher_name("acme"))
+    assert keys != naming.registry_secret_name("refresher-acme-aws")
+    for tenant in ("acme", "refresher-acme-aws", "t" * 14, "x" * 40):
+        name = manifests.static_credentials_name(manifests.refresher_name(tenant))
+        assert re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name) and len(name) <= 253, name
+        # A credential Secret's name is a prefix and a DNS label: it never holds a dot.
+        assert "." in name and "." not in naming.registry_secret_name(tenant)
+
+
+def test_the_static_refresher_reads_the_keys_secret_it_is_given() -> None:
+    rec = run_main(STATIC)
+    (keys,) = [r for r in of_type(rec, "kubernetes:core/v1:Secret") if r.name == "registry-access-aws-keys"]
+    (cron,) = of_type(rec, CRON)
+    container = cron.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    refs = [e["secretRef"]["name"] for c in container for e in c.get("envFrom", [])]
+    init = cron.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"].get("initContainers", [])
+    refs += [e["secretRef"]["name"] for c in init for e in c.get("envFrom", [])]
+    assert refs == [keys.inputs["metadata"]["name"]] == ["scoutflo-ecr-refresher-acme.aws"]

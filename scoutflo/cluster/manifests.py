@@ -214,13 +214,22 @@ def refresher_role_binding(*, name: str, namespace: str) -> dict[str, Any]:
     }
 
 
+def static_credentials_name(refresher: str) -> str:
+    """The static keys' Secret, beside the tenants' credential Secrets (`scoutflo-ecr-<tenant>`,
+    naming.registry_secret_name) in one namespace. `<refresher>-aws` was tenant `refresher-acme-aws`'s
+    credential name (scoutflo-ecr-refresher-acme-aws): that tenant's create failed on acme's keys,
+    or with adoptCredentialSecret imported them into its stack, and its destroy deleted them. A dot
+    is in no tenant id (a DNS label) but may be in a Secret's name (a DNS subdomain)."""
+    return f"{refresher}.aws"
+
+
 def static_credentials_secret(
     *, name: str, namespace: str, access_key_id: Any, secret_access_key: Any
 ) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _meta(f"{name}-aws", namespace),
+        "metadata": _meta(static_credentials_name(name), namespace),
         "type": "Opaque",
         "stringData": {"AWS_ACCESS_KEY_ID": access_key_id, "AWS_SECRET_ACCESS_KEY": secret_access_key},
     }
@@ -322,7 +331,7 @@ def refresher_pod_template(
         "volumeMounts": [{"name": "work", "mountPath": "/work"}, {"name": "tmp", "mountPath": "/tmp"}],
     }
     if credentials == "static":
-        fetch["envFrom"] = [{"secretRef": {"name": f"{name}-aws"}}]
+        fetch["envFrom"] = [{"secretRef": {"name": static_credentials_name(name)}}]
     patch = {
         "name": "patch-secret",
         "image": kubectl_image,
