@@ -9,11 +9,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from components.repo_commit import RepoCommitProvider, encode_binary
 from scoutflo.charts.fetch import FetchedChart
@@ -24,6 +26,7 @@ from scoutflo.github.upgrade import import_or_upgrade, upgrade_branch
 from tests import corpus
 from tests.github_stub import Fault, GitHubState, github_stub
 
+ROOT = Path(__file__).resolve().parent.parent
 SOURCE = "https://charts.example.test/stable"
 APP = "certs"
 pytestmark = pytest.mark.skipif(shutil.which("helm") is None, reason="needs helm (make test installs it)")
@@ -375,3 +378,59 @@ def test_an_upgrade_needs_a_chart_yaml_that_names_its_upstream(imported: tuple[G
             message="m",
             branch="scoutflo/import-x-1",
         )
+
+
+def _lint_step() -> str:
+    workflow = yaml.safe_load((ROOT / "scoutflo/scaffold/.github/workflows/pr.yaml").read_text())
+    steps = workflow["jobs"]["lint"]["steps"]
+    names = [s.get("name") for s in steps]
+    assert names.index("No merge conflict markers") < names.index("Lint")
+    return str(steps[names.index("No merge conflict markers")]["run"])
+
+
+def test_shellcheck_passes_the_conflict_step() -> None:
+    if shutil.which("shellcheck") is None:
+        pytest.skip("needs shellcheck (make test installs it)")
+    result = subprocess.run(
+        ["shellcheck", "-s", "bash", "-"], input=_lint_step(), capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_the_pr_check_fails_on_conflict_markers_naming_the_files(tmp_path: Path) -> None:
+    """The app repo's `pr` workflow step, run with bash (GitHub's `bash -e {0}`) in a checkout of a
+    merge with one conflict: it fails and names the file; resolved, it passes."""
+    result = merge_charts(
+        {"chart/values.yaml": "a: 1\n", "chart/README.md": "Title\n=======\n"},
+        {"chart/values.yaml": "a: 2\n", "chart/README.md": "Title\n=======\n"},
+        {"chart/values.yaml": "a: 3\n", "chart/README.md": "Title\n=======\nmore\n"},
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
+    (tmp_path / "step.sh").write_text(_lint_step())
+
+    def check(files: dict[str, str | bytes]) -> subprocess.CompletedProcess[str]:
+        work = tmp_path / "work"
+        shutil.rmtree(work, ignore_errors=True)
+        for path, data in files.items():
+            (work / path).parent.mkdir(parents=True, exist_ok=True)
+            (work / path).write_bytes(data if isinstance(data, bytes) else data.encode())
+        git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run([*git, "init", "-q"], cwd=work, env=env, check=True)
+        subprocess.run([*git, "add", "."], cwd=work, env=env, check=True)
+        subprocess.run([*git, "commit", "-q", "-m", "m"], cwd=work, env=env, check=True)
+        return subprocess.run(
+            ["bash", "--noprofile", "--norc", "-e", str(tmp_path / "step.sh")],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    failed = check(result.files)
+    assert failed.returncode == 1
+    assert failed.stdout.splitlines() == [
+        "::error file=chart/values.yaml::unresolved merge conflict markers (<<<<<<< / >>>>>>>): keep the version"
+        " you want, delete the markers, commit"
+    ]
+    assert check({**result.files, "chart/values.yaml": "a: 2\n"}).returncode == 0
