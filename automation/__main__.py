@@ -27,6 +27,12 @@ class _Parser(argparse.ArgumentParser):
     json_errors = False
     """Set when the command line asks for --json: a caller parsing stdout gets its error as JSON too."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No abbreviations: argparse takes `--js` for `--json` (allow_abbrev, argparse.py
+        # _parse_optional's prefix match), so a run asked for JSON that way printed its argument
+        # errors as text. Subcommand parsers are made by this class too (add_subparsers).
+        super().__init__(*args, **{**kwargs, "allow_abbrev": False})
+
     def error(self, message: str) -> NoReturn:
         # argparse writes an unrecognized argument as given ("unrecognized arguments: %s",
         # argparse.py parse_args): an escape in it would reach the terminal like any other text.
@@ -287,7 +293,8 @@ def _load_tenant(path: Path) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
-    args = _parser(json_errors="--json" in words).parse_args(words)
+    # `--json=x` asks for JSON too (argparse then refuses the value: store_true takes none).
+    args = _parser(json_errors=any(w == "--json" or w.startswith("--json=") for w in words)).parse_args(words)
     if args.command == "render":
         return _render(args)
     if args.command in SERVICE_COMMANDS:
