@@ -161,3 +161,54 @@ def test_the_digest_key_file_is_never_created_and_must_be_private(hosts: Hosts, 
     key.chmod(0o600)
     assert backend.digest_key() == key.read_bytes()
     assert not (Path(backend.state_dir) / "digest.key").exists()
+
+
+# ---------------------------------------------------------------- a fresh worker, an awskms stack
+
+KMS = "awskms://alias/scoutflo-tenants?region=eu-west-1"
+KMS_ACCESS = {"AWS_ACCESS_KEY_ID": "AKIABACKENDKMS", "AWS_SECRET_ACCESS_KEY": "BACKEND-KMS-SECRET"}
+
+
+def _kms_host(hosts: Hosts, name: str, blocks: MemoryBlocks | None, **env: str) -> ops.Stacks:
+    backend = ops.Backend(
+        url=hosts.a.backend.url,
+        secrets_provider=KMS,
+        state_dir=hosts.tmp / f"kms-{name}",
+        env={**KMS_ACCESS, **env},
+        digest_key_file=hosts.a.backend.digest_key_file,
+        plan_store=hosts.a.backend.plan_store,
+    )
+    return ops.Stacks(backend, project_dir=hosts.a.project_dir, secrets_blocks=blocks)
+
+
+def test_a_fresh_worker_opens_an_existing_kms_stack_through_its_restored_secrets_block(hosts: Hosts) -> None:
+    blocks = MemoryBlocks()
+    first = _kms_host(hosts, "first", blocks)
+    changes = ops.preview(tenant(), first)
+    ops.apply(tenant(), changes.fingerprint, first, plan_sha256=changes.plan_sha256)
+    block = blocks.blocks["acme"]
+    assert block["secretsprovider"] == KMS and set(block) == {"secretsprovider", "encryptedkey"}
+    assert ops.secrets_block(first.tenant_dir("acme"), "acme") == block
+    state = json.loads((hosts.state / ".pulumi" / "stacks" / "scoutflo" / "acme.json").read_text())
+    assert state["deployment"]["secrets_providers"]["state"]["encryptedkey"] == block["encryptedkey"]
+
+    # Without the block a fresh workspace gets the backend's default manager (a new passphrase
+    # one) for a stack whose state is KMS-encrypted: refused, nothing written.
+    with pytest.raises(ops.OperationFailed, match="Restore the stack's secrets block"):
+        ops.preview(tenant(), _kms_host(hosts, "bare", None))
+
+    # With it (as a worker restores it from the database): the same stack, the same manager.
+    fresh = _kms_host(hosts, "fresh", MemoryBlocks({"acme": dict(block)}))
+    assert not ops.preview(tenant(), fresh).has_changes, "the applied state, read with the stack's own manager"
+    assert ops.secrets_block(fresh.tenant_dir("acme"), "acme") == block
+
+    # The CLI's own fallback, when asked for: the snapshot's manager is written into the stack file.
+    fallback = _kms_host(hosts, "fallback", None, PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER="true")
+    assert not ops.preview(tenant(), fallback).has_changes
+    assert ops.secrets_block(fallback.tenant_dir("acme"), "acme") == block
+
+
+def test_a_secrets_block_with_other_keys_is_refused(hosts: Hosts) -> None:
+    stacks = _kms_host(hosts, "odd", MemoryBlocks({"acme": {"secretsprovider": KMS, "config": "x"}}))
+    with pytest.raises(ops.InvalidSetup, match="unknown keys"):
+        ops.preview(tenant(), stacks)

@@ -53,6 +53,7 @@ class Ctx:
         (self.fake / "calls").mkdir(parents=True, exist_ok=True)
         settings = self.fake / "settings.json"
         self.settings = json.loads(settings.read_text()) if settings.exists() else {}
+        self._keys: dict[str, bytes] = {}
 
     def record(self, extra: dict[str, Any] | None = None) -> None:
         entry = {"argv": self.argv, "env": dict(os.environ), "cwd": str(self.cwd), **(extra or {})}
@@ -134,13 +135,106 @@ class Ctx:
         )
 
     def key(self, stack: str) -> bytes:
-        salt = self.read_stack_file(stack).get("encryptionsalt")
-        if not salt:
-            raise CliError(f"stack {stack} has no encryptionsalt: it was not initialised with a passphrase")
-        return hashlib.pbkdf2_hmac("sha256", self.passphrase().encode(), salt.encode(), 1000)
+        """The stack's data key, from the secrets manager the CLI loads for it (`secrets_manager`)."""
+        if stack not in self._keys:
+            self._keys[stack] = self.secrets_manager(stack)
+        return self._keys[stack]
 
-    def encrypt(self, stack: str, text: str) -> str:
-        key, nonce = self.key(stack), secrets.token_bytes(12)
+    def secrets_manager(self, stack: str) -> bytes:
+        """SecretsManagerLoader.GetSecretsManager (pkg/cmd/pulumi/stack/secrets.go L226-L318, at
+        1b5949891b3c): a cloud manager when the stack file names a provider other than passphrase
+        or default (L237-L242), the passphrase manager when it has a salt (L243-L247), else, only
+        with PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER=1|true (L189-L192, sdk/go/common/env/
+        env.go L132, util/env/env.go L338-L347), the manager of the stack's snapshot, written into
+        the stack file (L258-L285); else the backend's default, for DIY a *new* passphrase
+        manager (pkg/backend/diy/backend.go L1713-L1716, passphrase/manager.go L313-L325).
+        Commands save the stack file after (config/config.go L852/L905)."""
+        ps = self.read_stack_file(stack)
+        provider = ps.get("secretsprovider") or ""
+        if provider not in ("", "passphrase", "default"):
+            return self.cloud_key(provider, ps.get("encryptedkey") or "")
+        if ps.get("encryptionsalt"):
+            return hashlib.pbkdf2_hmac("sha256", self.passphrase().encode(), ps["encryptionsalt"].encode(), 1000)
+        snapshot = self.snapshot_manager(stack)
+        fallback = os.environ.get("PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER", "")
+        if snapshot is not None and (fallback == "1" or fallback.lower() == "true"):
+            if snapshot["type"] == "passphrase":  # passphrase.EditProjectStack
+                ps.update(encryptionsalt=snapshot["state"]["salt"])
+                ps.pop("secretsprovider", None), ps.pop("encryptedkey", None)
+            else:  # cloud.EditProjectStack (pkg/secrets/cloud/manager.go L139-L151)
+                ps.pop("encryptionsalt", None)
+                ps.update(secretsprovider=snapshot["state"]["url"], encryptedkey=snapshot["state"]["encryptedkey"])
+            self.stack_file(stack).write_text(yaml.safe_dump(ps))
+            return self.secrets_manager(stack)
+        if snapshot is not None:
+            # Stricter than the real CLI, which makes a new passphrase manager here and goes on:
+            # the stack would silently change managers (or fail without a passphrase).
+            raise CliError(
+                f"stand-in: Pulumi.{stack}.yaml has no secrets provider, salt or key, and the stack's state was "
+                f"written with a {snapshot['type']} secrets manager; the real CLI would make a new passphrase "
+                "manager for it (pkg/backend/diy/backend.go L1713-L1716). Restore the stack's secrets block."
+            )
+        salt = "v1:" + base64.b64encode(secrets.token_bytes(8)).decode()
+        self.passphrase()  # the prompt for a new passphrase fails without one (manager.go L389-L397)
+        ps["encryptionsalt"] = salt
+        self.stack_file(stack).write_text(yaml.safe_dump(ps))
+        return self.secrets_manager(stack)
+
+    def snapshot_manager(self, stack: str) -> dict[str, Any] | None:
+        """The manager the stack's last update wrote into its state (`secrets_providers`); none
+        after `stack init`, whose checkpoint is empty (pkg/backend/diy/backend.go L885)."""
+        if not self.state_path(stack).exists():
+            return None
+        found = json.loads(self.state_path(stack).read_text())["deployment"].get("secrets_providers")
+        return found if isinstance(found, dict) else None
+
+    def manager_state(self, stack: str) -> dict[str, Any]:
+        """What an update records as the snapshot's secrets manager (the stack file's)."""
+        ps = self.read_stack_file(stack)
+        provider = ps.get("secretsprovider") or ""
+        if provider not in ("", "passphrase", "default"):
+            # cloudSecretsManagerState (pkg/secrets/cloud/manager.go L44-L47): []byte marshals as base64
+            return {"type": "cloud", "state": {"url": provider, "encryptedkey": ps["encryptedkey"]}}
+        return {"type": "passphrase", "state": {"salt": ps["encryptionsalt"]}}
+
+    # ------------------------------------------------------------ a stand-in KMS (awskms://)
+
+    def kms_master(self, url: str, create: bool) -> bytes:
+        """The stand-in's KMS: one master key per key id, kept under the backend's .fake-pulumi
+        (the real one never leaves AWS). Like gocloud's awskms keeper it needs AWS credentials."""
+        if not url.startswith("awskms://"):
+            raise CliError(f"the stand-in knows the passphrase and awskms:// secrets providers only, got {url!r}")
+        if not (os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")):
+            raise CliError("secrets (code=Unknown): NoCredentialProviders: no valid providers in chain (stand-in KMS)")
+        key_id = url.removeprefix("awskms://").split("?", 1)[0]
+        path = self.fake / "kms" / f"{hashlib.sha256(key_id.encode()).hexdigest()}.key"
+        if not path.exists():
+            if not create:
+                raise CliError(f"secrets (code=NotFound): KMS key {key_id} not found (stand-in KMS)")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(secrets.token_bytes(32))
+        return path.read_bytes()
+
+    def cloud_key(self, url: str, encryptedkey: str) -> bytes:
+        """NewCloudSecretsManager (pkg/secrets/cloud/manager.go L188-L240): the stack file's
+        `encryptedkey` is the KMS-wrapped data key, base64; the KMS unwraps it."""
+        if not encryptedkey:
+            raise CliError(f"stand-in: the stack file names {url} but has no encryptedkey")
+        master = self.kms_master(url, create=False)
+        try:
+            return base64.b64decode(self.open_sealed(master, base64.b64decode(encryptedkey).decode()))
+        except CliError:
+            raise CliError("secrets (code=InvalidArgument): failed to decrypt data key (stand-in KMS)") from None
+
+    def new_cloud_key(self, url: str) -> str:
+        """generateNewDataKey (manager.go L212-L225): a new data key, wrapped by the KMS key."""
+        master = self.kms_master(url, create=True)
+        sealed = self.seal(master, base64.b64encode(secrets.token_bytes(32)).decode())
+        return base64.b64encode(sealed.encode()).decode()
+
+    @staticmethod
+    def seal(key: bytes, text: str) -> str:
+        nonce = secrets.token_bytes(12)
         data = text.encode()
         stream = b"".join(
             hashlib.sha256(key + nonce + i.to_bytes(4, "big")).digest() for i in range(len(data) // 32 + 1)
@@ -149,8 +243,8 @@ class Ctx:
         tag = hmac.new(key, nonce + ct, hashlib.sha256).digest()[:16]
         return "v1:" + base64.b64encode(nonce + tag + ct).decode()
 
-    def decrypt(self, stack: str, blob: str) -> str:
-        key = self.key(stack)
+    @staticmethod
+    def open_sealed(key: bytes, blob: str) -> str:
         raw = base64.b64decode(blob.removeprefix("v1:"))
         nonce, tag, ct = raw[:12], raw[12:28], raw[28:]
         if not hmac.compare_digest(tag, hmac.new(key, nonce + ct, hashlib.sha256).digest()[:16]):
@@ -159,6 +253,12 @@ class Ctx:
             )
         stream = b"".join(hashlib.sha256(key + nonce + i.to_bytes(4, "big")).digest() for i in range(len(ct) // 32 + 1))
         return bytes(a ^ b for a, b in zip(ct, stream, strict=False)).decode()
+
+    def encrypt(self, stack: str, text: str) -> str:
+        return self.seal(self.key(stack), text)
+
+    def decrypt(self, stack: str, blob: str) -> str:
+        return self.open_sealed(self.key(stack), blob)
 
     def config(self, stack: str, project: dict[str, Any]) -> dict[str, Any]:
         """The stack's config, checked as pkg/workspace/config.go L66-L163 checks it, secrets decrypted."""
@@ -301,13 +401,20 @@ def cmd_stack(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
         if ctx.state_path(name).exists():
             raise CliError(f"stack '{name}' already exists")
         provider = flags.get("--secrets-provider", "passphrase")
-        if provider != "passphrase":
-            raise CliError(f"the stand-in supports the passphrase secrets provider only, got {provider!r}")
-        ctx.passphrase()  # stack init fails without one (manager.go L389-L397)
-        ctx.state_path(name).parent.mkdir(parents=True, exist_ok=True)
-        ctx.state_path(name).write_text(json.dumps({"version": 3, "deployment": {"resources": []}}))
+        # createSecretsManagerForNewStack (pkg/cmd/pulumi/stack/secrets.go L99-L131): passphrase
+        # makes a salt (needs a passphrase, manager.go L389-L397); any other provider a cloud
+        # manager with a new KMS-wrapped data key, and no salt (cloud/manager.go L194, L212-L226).
         stack_file = ctx.read_stack_file(name)
-        stack_file["encryptionsalt"] = "v1:" + base64.b64encode(secrets.token_bytes(8)).decode()
+        for key in ("secretsprovider", "encryptedkey", "encryptionsalt"):
+            stack_file.pop(key, None)
+        if provider in ("passphrase", "default"):
+            ctx.passphrase()
+            stack_file["encryptionsalt"] = "v1:" + base64.b64encode(secrets.token_bytes(8)).decode()
+        else:
+            stack_file.update(secretsprovider=provider, encryptedkey=ctx.new_cloud_key(provider))
+        ctx.state_path(name).parent.mkdir(parents=True, exist_ok=True)
+        # The new stack's checkpoint is empty (pkg/backend/diy/backend.go L885): no secrets manager.
+        ctx.state_path(name).write_text(json.dumps({"version": 3, "deployment": {"resources": []}}))
         ctx.stack_file(name).write_text(yaml.safe_dump(stack_file))
         return f"Created stack '{name}'"
     name = flags.get("--stack", "")
@@ -455,6 +562,8 @@ def cmd_operation(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
                 raise
         time.sleep(delay)
         state["deployment"]["resources"] = model.apply(steps, lambda text: ctx.encrypt(stack, text))
+        # The snapshot records the manager its secrets were encrypted with (the update's).
+        state["deployment"]["secrets_providers"] = ctx.manager_state(stack)
         tmp = ctx.state_path(stack).with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
         tmp.replace(ctx.state_path(stack))
