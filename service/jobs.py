@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -52,7 +53,7 @@ def preview_queueing_lock(tenant: str) -> str:
 
 _DEFERRER = procrastinate.App(connector=procrastinate.PsycopgConnector())
 """Defers only, always on the caller's connection (`connection=` in Task.configure, tasks.py
-L222-L227: "the job INSERT will run on this connection ... allowing atomic deferral within a
+L229-L234: "the job INSERT will run on this connection ... allowing atomic deferral within a
 user-managed transaction"); that path never opens the connector's pool
 (sync_psycopg_connector.py L222-L228 uses the connection given)."""
 
@@ -130,7 +131,7 @@ def job_args(conn: psycopg.Connection[Any], job_id: int) -> tuple[str, dict[str,
 def stalled_jobs(conn: psycopg.Connection[Any], stale_after: float) -> list[dict[str, Any]]:
     """Jobs `doing` on a worker whose heartbeat is older than `stale_after` seconds, or whose worker
     row is gone (pruned by another worker's start, schema.sql L553-L564; worker_id ON DELETE SET
-    NULL, schema.sql L78): Procrastinate's own query (queries.sql `select_stalled_jobs_by_heartbeat`,
+    NULL, schema.sql L77): Procrastinate's own query (queries.sql `select_stalled_jobs_by_heartbeat`,
     used by JobManager.get_stalled_jobs, manager.py L223-L273), run on our connection."""
     query = psql.queries["select_stalled_jobs_by_heartbeat"]
     with conn.cursor(row_factory=dict_row) as cur:
@@ -280,6 +281,10 @@ def new_worker(app: procrastinate.App, options: Any) -> Any:
         stalled_worker_timeout=options.stale_after,
         install_signal_handlers=False,
         shutdown_graceful_timeout=None,
+        # A job that succeeded is deleted with its events (worker.py L182-L189; the events cascade,
+        # schema.sql L90-L95): the audit is the service's own tables, and 10 000 tenants would
+        # otherwise add a job and its events per preview and apply forever. Failed jobs stay.
+        delete_jobs="successful",
     )
 
 
@@ -341,17 +346,20 @@ def run_apply(runtime: Runtime, worker_id: int | None, job_id: int | None, apply
             store.start_apply(conn, apply_id, runtime.worker_name, runtime.host, runtime.pid)
             store.finish_apply(conn, apply_id, status="failed", error=_kind(err))
             return f"apply {apply_id} failed"
+        started = threading.Event()
         with tenant_fence(
             url,
             current.tenant,
             worker_id,
             runtime.settings.heartbeat_stale_seconds,
-            still_ours=lambda probe: store.heartbeat(probe, apply_id),
+            # Until start_apply the apply is `queued`, which heartbeat() rightly calls not ours.
+            still_ours=lambda probe: not started.is_set() or store.heartbeat(probe, apply_id),
         ) as watch:
             try:
                 row = store.start_apply(conn, apply_id, runtime.worker_name, runtime.host, runtime.pid)
             except ApplyReplayed as err:  # another job of this approval started it
                 return f"apply {apply_id} refused: {err}"
+            started.set()
             failure: BaseException | None = None
             result: dict[str, Any] = {}
             try:

@@ -3,10 +3,10 @@
 Each tenant has a slot: sha256 of its id, modulo the drift interval (24 h by default), so the
 previews of 10 000 tenants are spread evenly and a tenant's slot never moves (a new tenant or a
 removed one moves no one else's). `sweep_job` runs every few minutes (its tick is Procrastinate's
-periodic `timestamp`, the scheduled time, not the time it ran: periodic.py L197-L228 in 3.10.0)
+periodic `timestamp`, the scheduled time, not the time it ran: periodic.py L200-L238 in 3.10.0)
 and queues a preview for every tenant whose slot falls in the tick's window (previous tick, this
 tick]. A tick missed while no worker ran is not caught up: Procrastinate defers only ticks
-overdue by less than `max_delay` (10 min, periodic.py L145-L170); that tenant's next slot is a day
+overdue by less than `max_delay` (10 min, periodic.py L22 and L167-L197); that tenant's next slot is a day
 later.
 
 The preview refreshes first (automation/operations.py preview(refresh=True)), so drift made

@@ -67,7 +67,7 @@ def test_twenty_tenants_on_two_hosts_each_applied_exactly_once(service: Service)
         row = service.wait_preview(preview_id)
         assert row["status"] == "ready", row
         approvals[tenant] = api.approve(preview_id, row["fingerprint"], APPROVER)
-    for tenant, approval in approvals.items():
+    for approval in approvals.values():
         assert service.wait_apply(approval.apply_id)["status"] == "succeeded", service.apply(approval.apply_id)
 
     # Exactly one `up` per approval, carrying who approved which approval; never two CLI processes
@@ -103,12 +103,21 @@ def assert_no_secret_anywhere(service: Service, spec_secrets: list[str]) -> None
     tables = [r["tablename"] for r in service.rows("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
     assert {"previews", "approvals", "applies", "procrastinate_jobs", "stack_secrets"} <= set(tables)
     for table in tables:
-        dump = "\n".join(r["row"] for r in service.rows(f"SELECT t::text AS row FROM {table} t"))  # noqa: S608 - catalog names
+        dump = "\n".join(
+            r["row"] for r in service.rows(f"SELECT t::text AS row FROM {table} t")
+        )  # names from the catalog
         leaked = [s for s in spec_secrets if s in dump]
         assert not leaked, f"{table} holds {leaked[:3]}"
+    assert_ids_only(service)
+
+
+def assert_ids_only(service: Service) -> list[dict[str, Any]]:
+    """Every job's arguments are ids (and a periodic tick), never a spec or a credential."""
     allowed = {"preview_id", "apply_id", "job_id", "timestamp"}
-    for row in service.rows("SELECT task_name, args FROM procrastinate_jobs"):
+    found = service.rows("SELECT task_name, args FROM procrastinate_jobs")
+    for row in found:
         assert set(row["args"]) <= allowed and all(isinstance(v, int) for v in row["args"].values()), row
+    return found
 
 
 def test_the_cross_host_race_runs_one_up(service: Service) -> None:
@@ -122,6 +131,8 @@ def test_the_cross_host_race_runs_one_up(service: Service) -> None:
     with psycopg.connect(service.url, autocommit=True) as conn:
         for _ in range(3):  # duplicates with no lock at all: only the database gate stands
             jobs._DEFERRER.configure_task(jobs.APPLY, connection=conn).defer(apply_id=approval.apply_id)
+    waiting = assert_ids_only(service)
+    assert [r["args"] for r in waiting if r["task_name"] == jobs.APPLY] == [{"apply_id": approval.apply_id}] * 4
     service.start_worker("host-a")
     service.start_worker("host-b")
     assert service.wait_apply(approval.apply_id)["status"] == "succeeded"
