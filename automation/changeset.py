@@ -467,18 +467,22 @@ def _summary(per_op: Mapping[str, int]) -> str:
 
 def _text(value: Any) -> str:
     if isinstance(value, str):
-        visible = value and ("\n" in value or value.strip() == value) and not _reads_as_scalar(value)
+        visible = value and ("\n" in value or value.strip() == value) and not _reads_as_other_json(value)
         return value if visible else json.dumps(value)  # "" and " x" stay visible
     return json.dumps(value, sort_keys=True, indent=None)
 
 
-def _reads_as_scalar(text: str) -> bool:
-    """Whether a string shown bare would read as a number, boolean or null: `"false"` is a
-    non-empty string (truthy in a Helm template) where `false` is not, so it is shown quoted."""
+def _reads_as_other_json(text: str) -> bool:
+    """Whether a string shown bare would read as another value: a number, boolean or null
+    (`"false"` is a non-empty string, truthy in a Helm template, where `false` is not), a JSON
+    string (the string `"1"`, quotes included, read as the string 1 shown quoted) or an empty
+    array or object (`[]`). Such a string is shown quoted (JSON-escaped). A non-empty JSON
+    document in a string is pretty-printed instead (`_document`), which a list never is."""
     try:
-        return not isinstance(json.loads(text), str | list | dict)
+        doc = json.loads(text)
     except (ValueError, RecursionError):
         return False
+    return not (isinstance(doc, list | dict) and doc)
 
 
 def _document(value: Any) -> Any:

@@ -34,3 +34,25 @@ def test_an_update_from_a_boolean_to_its_string_is_visible() -> None:
     )
     text = ChangeSet(stack="s", resources=(change,)).to_text()
     assert 'spec.source.helm.valuesObject.enabled: false → "false"' in text, text
+
+
+def test_a_string_that_reads_as_a_json_string_or_empty_container_is_not_shown_as_one() -> None:
+    """The string `"1"` (quotes included) showed as `"1"`, as the string 1 does: an update from
+    one to the other read `"1" → "1"`; the string `[]` showed as the empty list does."""
+    changes = [
+        ("spec.source.helm.valuesObject.a", "1", '"1"', '"1" → "\\"1\\""'),
+        ("spec.source.helm.valuesObject.b", [], "[]", '[] → "[]"'),
+        ("spec.source.helm.valuesObject.c", {}, "{}", '{} → "{}"'),
+    ]
+    for path, old, new, shown in changes:
+        change = ResourceChange(
+            app="svc00",
+            type="kubernetes:argoproj.io/v1alpha1:Application",
+            name="svc00-application",
+            urn="urn:x",
+            op="update",
+            properties=(PropertyChange(path, "update", old, new),),
+            custom=True,
+        )
+        text = ChangeSet(stack="s", resources=(change,)).to_text()
+        assert f"{path}: {shown}" in text, text
