@@ -434,3 +434,30 @@ def test_the_pr_check_fails_on_conflict_markers_naming_the_files(tmp_path: Path)
         " you want, delete the markers, commit"
     ]
     assert check({**result.files, "chart/values.yaml": "a: 2\n"}).returncode == 0
+
+
+def test_every_write_of_an_update_of_the_open_pr_failing_once_in_turn_ends_in_one_pr(
+    imported: tuple[GitHubState, str], plans: dict[str, Any]
+) -> None:
+    """The same for a newer version while the upgrade PR is open: the branch moved (forced over
+    Scoutflo's own commits) and the PR's title and body replaced, never a second PR."""
+    state, url = imported
+    _run(url, plans["cert-manager v1.17.3"])
+    prepared = copy.deepcopy(state)
+    v4 = _version3(plans)
+    _run(url, plans["cert-manager v1.17.3"], files=v4)
+    expected, title = _text(state, upgrade_branch("cert-manager")), state.pulls[1]["title"]
+    for name, fault in FAULTS.items():
+        for n in range(6):
+            vars(state).update(vars(copy.deepcopy(prepared)))
+            state.write_faults = {prepared.writes + n: fault}
+            try:
+                _run(url, plans["cert-manager v1.17.3"], files=v4, max_attempts=1)
+            except GitHubError:
+                _run(url, plans["cert-manager v1.17.3"], files=v4)
+            _, writes = _run(url, plans["cert-manager v1.17.3"], files=v4)
+            where = f"write {n} {name}"
+            assert writes == 0, where
+            assert [p["state"] for p in state.pulls] == ["closed", "open"], where
+            assert state.pulls[1]["title"] == title, where
+            assert _text(state, upgrade_branch("cert-manager")) == expected, where
