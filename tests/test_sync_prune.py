@@ -142,7 +142,11 @@ def test_confirm_waits_for_a_person() -> None:
     from scoutflo.cluster.manifests import sync_policy
 
     claim = {"kind": "PersistentVolumeClaim", "metadata": {"name": "x"}}
-    assert argocd_prune_outcome(claim, sync_policy("confirm"), automated=True) == "waits for confirmation"
+    # Automated syncs leave it (OutOfSync, "requires pruning"); a person's sync with Prune ticked
+    # waits for that person's confirmation.
+    assert argocd_prune_outcome(claim, sync_policy("confirm"), automated=True) == "ignored (requires pruning)"
+    assert argocd_prune_outcome(claim, sync_policy("confirm"), automated=False) == "waits for confirmation"
+    assert sync_policy("confirm")["automated"]["prune"] is False
     # An object's own annotation wins over the Application's default (sync_context.go).
     kept = {**claim, "metadata": {"name": "x", "annotations": {SYNC_OPTIONS: "Prune=false"}}}
     assert argocd_prune_outcome(kept, sync_policy("true"), automated=True) == "ignored (no prune)"
@@ -153,8 +157,9 @@ def test_before_argocd_3_4_a_stateful_entry_is_safe_from_automated_syncs_only(
     catalog: Path, tmp_path: Path, argocd: tuple[int, int]
 ) -> None:
     """What docs/design.md promises for Argo CD < 3.4: automated syncs never prune a stateful entry's
-    objects (automated.prune is false), but a person's sync with Prune ticked does, and
-    `confirm` is not honoured (automated syncs prune)."""
+    objects (automated.prune is false), but a person's sync with Prune ticked does. `confirm`
+    is not read there: its objects are as safe as `false`'s (it once left automated.prune on,
+    and every automated sync pruned without asking)."""
     from scoutflo.cluster.manifests import sync_policy
 
     (claim,) = dropped_between_versions(catalog, tmp_path)
@@ -163,7 +168,9 @@ def test_before_argocd_3_4_a_stateful_entry_is_safe_from_automated_syncs_only(
         argocd_prune_outcome(claim, spec["syncPolicy"], automated=True, argocd=argocd) == "ignored (requires pruning)"
     )
     assert argocd_prune_outcome(claim, spec["syncPolicy"], automated=False, argocd=argocd) == "pruned"
-    assert argocd_prune_outcome(claim, sync_policy("confirm"), automated=True, argocd=argocd) == "pruned"
+    confirm = sync_policy("confirm")
+    assert argocd_prune_outcome(claim, confirm, automated=True, argocd=argocd) == "ignored (requires pruning)"
+    assert argocd_prune_outcome(claim, confirm, automated=False, argocd=argocd) == "pruned"
     # The object's own annotation is read by every version.
     kept = {**claim, "metadata": {**claim["metadata"], "annotations": {SYNC_OPTIONS: "Prune=false"}}}
     assert argocd_prune_outcome(kept, spec["syncPolicy"], automated=False, argocd=argocd) == "ignored (no prune)"

@@ -112,15 +112,19 @@ def sync_policy(prune: str, *, server_side_apply: bool = False) -> dict[str, Any
     gitops-engine/pkg/sync/sync_context.go isPruningDisabled / objRequiresPruneConfirmation), and
     automated syncs carry the Application's syncOptions (controller/appcontroller.go autoSync).
     'false': nothing is ever pruned, by automated or manual syncs ("ignored (no prune)"), and
-    automated.prune is off too; 'confirm': a prune waits for a person's approval; 'true': pruned.
+    automated.prune is off too; 'confirm': automated syncs never prune either, and a person's sync
+    with "Prune" ticked waits for that person's approval of each prune; 'true': pruned.
 
     The Application-level `Prune=` option is read only from Argo CD 3.4.0 (argo-cd commit b7e2027,
     first tagged v3.4.0: controller/sync.go:350; absent from v3.3.14 and v2.14.21 controller/sync.go,
     whose gitops-engine reads `Prune=false` only from an object's own annotation, v3.3.14
     gitops-engine/pkg/sync/sync_context.go:1273). Before 3.4, 'false' still stops automated syncs
     from pruning (automated.prune, v2.14.21 controller/appcontroller.go:2108), but a person's sync
-    with "Prune" ticked prunes, and 'confirm' prunes without asking. docs/design.md's Argo CD version
-    table says so; the program cannot read the cluster's Argo CD version at preview.
+    with "Prune" ticked prunes without asking. 'confirm' turns automated.prune off as 'false' does:
+    with it on, a version before 3.4, which ignores `Prune=confirm`, pruned at every automated sync
+    (the user's data gone with no one asked); off, no Argo CD version prunes unless a person syncs
+    with "Prune" ticked, and from 3.4 that sync still waits for the confirmation. docs/design.md's
+    Argo CD version table says so; the program cannot read the cluster's Argo CD version at preview.
     """
     if prune not in PRUNE_MODES:
         raise ValueError(f"prune must be one of {PRUNE_MODES}, not {prune!r}")
@@ -136,7 +140,7 @@ def sync_policy(prune: str, *, server_side_apply: bool = False) -> dict[str, Any
         # gitops-engine pkg/sync/common/types.go:36 SyncOptionServerSideApply = "ServerSideApply=true").
         options.append("ServerSideApply=true")
     return {
-        "automated": {"prune": prune != "false", "selfHeal": True},
+        "automated": {"prune": prune == "true", "selfHeal": True},
         "syncOptions": options,
         "retry": {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "5m"}},
     }
