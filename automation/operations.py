@@ -39,6 +39,7 @@ import yaml
 from semver import Version
 
 from automation.changeset import ChangeSet, changeset_from_events, terminal_safe
+from automation.guard import CliGuard, GuardKilled, kill_group
 from automation.plan_check import verify_against_plan
 from automation.plans import PlanStore, PlanStoreError, hex_of, open_plan_store
 from automation.program import ProgramError, program_digest
@@ -430,10 +431,11 @@ def private_dir(path: Path, others_may_read: bool = False) -> Path:
     return path
 
 
-def _isolated_command(env: Mapping[str, str]) -> Any:
+def _isolated_command(env: Mapping[str, str], guard: CliGuard) -> Any:
     """The SDK's PulumiCommand runs the CLI with `{**os.environ, ...}` (automation/_cmd.py L219-L223):
     the backend's own AWS, kube and GitHub identities would reach the providers. This one runs it
-    with exactly `env`."""
+    with exactly `env`, under `guard` (automation/guard.py: it dies with this process and can be
+    killed as a group)."""
     from pulumi.automation import PulumiCommand
 
     class IsolatedCommand(PulumiCommand):
@@ -442,11 +444,11 @@ def _isolated_command(env: Mapping[str, str]) -> Any:
             # arrive (a gRPC stream after 3.205.0, automation/_stack.py L290-L297).
             self.command, self.version = require_cli()
             self.on_started: Callable[[int], None] | None = None
-            """Called once with the pid of the next CLI process (apply sets it around `up`)."""
+            """Called once with the process group of the next CLI call (apply sets it around `up`)."""
 
         def run(self, args: list[str], cwd: str, additional_env: Mapping[str, str], *a: Any, **kw: Any) -> Any:
             started, self.on_started = self.on_started, None
-            return _run(self.command, args, cwd, {**env, **additional_env}, *a, on_started=started, **kw)
+            return _run(self.command, args, cwd, {**env, **additional_env}, *a, guard=guard, on_started=started, **kw)
 
     return IsolatedCommand()
 
@@ -459,9 +461,12 @@ def _run(
     on_output: Any = None,
     on_error: Any = None,
     *,
+    guard: CliGuard,
     on_started: Callable[[int], None] | None = None,
 ) -> Any:
-    """PulumiCommand.run (automation/_cmd.py L191-L277) with an explicit environment and no stdin."""
+    """PulumiCommand.run (automation/_cmd.py L191-L277) with an explicit environment and no stdin,
+    under `guard`. `on_started` gets the CLI's process group id (the guard's pid); if it fails,
+    the CLI is killed and its error raised: nothing runs that the caller could not record."""
 
     from pulumi.automation._cmd import CommandResult
     from pulumi.automation.errors import create_command_error
@@ -478,26 +483,34 @@ def _run(
             chunks[key].append(line.rstrip())
         stream.close()
 
-    with subprocess.Popen(
-        [command, *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd,
-        env={**env, "PULUMI_AUTOMATION_API": "true"},
-        encoding="utf-8",
-    ) as process:
-        threads = [
-            threading.Thread(target=consume, args=(process.stdout, on_output, "out")),
-            threading.Thread(target=consume, args=(process.stderr, on_error, "err")),
-        ]
-        for t in threads:
-            t.start()
+    try:
+        process = guard.popen(
+            [command, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env={**env, "PULUMI_AUTOMATION_API": "true"},
+            encoding="utf-8",
+        )
+    except GuardKilled as err:
+        raise OperationFailed(str(err)) from None
+    threads = [
+        threading.Thread(target=consume, args=(process.stdout, on_output, "out")),
+        threading.Thread(target=consume, args=(process.stderr, on_error, "err")),
+    ]
+    for t in threads:
+        t.start()
+    try:
         if on_started is not None:
             on_started(process.pid)
+    except BaseException:
+        kill_group(process.pid)
+        raise
+    finally:
+        code = guard.finish(process)
         for t in threads:
             t.join()
-        code = process.wait()
     result = CommandResult(stdout="\n".join(chunks["out"]), stderr="\n".join(chunks["err"]), code=code)
     if code != 0:
         raise create_command_error(result)
@@ -563,6 +576,9 @@ class Stacks:
     backend: Backend
     project_dir: Path = PROJECT_DIR
     secrets_blocks: SecretsBlocks | None = None
+    guard: CliGuard = field(default_factory=CliGuard)
+    """Every CLI this factory's stacks run is started under it; `guard.kill()` ends them all (a
+    worker gives each job its own: `dataclasses.replace(stacks, guard=CliGuard())`)."""
     """When set, every open restores the tenant's block from it before the CLI selects the stack
     and puts the block back when the CLI created or changed it (see `open`)."""
 
@@ -655,7 +671,7 @@ class Stacks:
             self._restore_block(directory, tenant.id, _checked_block(known, tenant.id))
         env = self.cli_env(directory)
         opts = auto.LocalWorkspaceOptions(
-            secrets_provider=self.backend.secrets_provider, pulumi_command=_isolated_command(env)
+            secrets_provider=self.backend.secrets_provider, pulumi_command=_isolated_command(env, self.guard)
         )
         if create:
             stack = auto.create_or_select_stack(stack_name=tenant.id, work_dir=str(directory), opts=opts)
@@ -711,17 +727,32 @@ class Stacks:
         done = {k: v for k, v in known.items() if k in macs and k not in todo}
         for name in todo:
             value = settings.secrets[name]
-            result = subprocess.run(
-                [command, "--non-interactive", "config", "set", name, "--secret", "--raw", "--stack", stack_name],
-                input=value,
-                cwd=directory,
-                env={**env, "PULUMI_AUTOMATION_API": "true"},
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if result.returncode != 0:
-                raise OperationFailed(f"setting secret config {name}: {result.stderr.strip()[-500:]}")
+            try:
+                proc = self.guard.popen(
+                    [command, "--non-interactive", "config", "set", name, "--secret", "--raw", "--stack", stack_name],
+                    cwd=str(directory),
+                    env={**env, "PULUMI_AUTOMATION_API": "true"},
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            except GuardKilled as err:
+                raise OperationFailed(str(err)) from None
+            # Not communicate(): it reaps the guard, and its group must be killed before that.
+            assert proc.stdin is not None and proc.stderr is not None
+            try:
+                try:
+                    proc.stdin.write(value)
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass  # the CLI is gone: its status says why
+                stderr = proc.stderr.read()
+                proc.stderr.close()
+            finally:
+                returncode = self.guard.finish(proc)
+            if returncode != 0:
+                raise OperationFailed(f"setting secret config {name}: {stderr.strip()[-500:]}")
             done[name] = macs[name]
             # A crash mid-write must not leave it cut short: unreadable, the next run could not
             # start (json.loads above), and a record that lies would skip a secret never set.

@@ -90,7 +90,7 @@ def test_a_plan_previewed_on_one_host_is_applied_on_another_and_kept(hosts: Host
     )
     assert result["planSha256"] == on_a.plan_sha256 and result["summary"]["create"] > 0
     ((up,),) = [hosts.ups()]
-    assert started == [up["pid"]], "on_started got the pid of the `up` that ran"
+    assert started == [up["pgid"]] != [up["pid"]], "on_started got the process group the `up` ran in"
     assert up["message"] == "approval 7 by alice"
     assert result["engine"]["message"] == "approval 7 by alice" and result["engine"]["result"] == "succeeded"
     # The engine counts the stack resource too; the approval diff leaves it out.

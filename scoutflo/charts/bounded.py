@@ -56,6 +56,19 @@ from scoutflo.charts.plan import FileContent, ImportPlan
 
 _ROOT = str(Path(__file__).resolve().parent.parent.parent)
 
+
+def pdeathsig_prelude(signal_name: str) -> str:
+    """The child's first lines: ask for `signal.<signal_name>` when the parent (the thread that
+    started it) ends, then stop if the parent is already gone (its pid is in `parent`). Needs
+    ctypes, os, signal and sys imported. Shared with automation/guard.py's CLI launcher."""
+    return f"""if sys.platform.startswith("linux"):
+    if ctypes.CDLL(None, use_errno=True).prctl(1, signal.{signal_name}, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+if os.getppid() != parent:
+    os._exit(70)
+"""
+
+
 # Runs first in the child: the parent-death signal, then the caps, are in force before `scoutflo`
 # (and any source's bytes) load. PR_SET_PDEATHSIG is 1 (include/uapi/linux/prctl.h line 9); the
 # signal comes when the *thread* that started the child ends (prctl(2), "the 'parent' in this case
@@ -63,19 +76,18 @@ _ROOT = str(Path(__file__).resolve().parent.parent.parent)
 # until the child is reaped, so it is the program's death. A parent that died before the prctl
 # call is seen by getppid(2) no longer being the pid it passed: the child stops, nobody would
 # read its answer.
-_BOOT = """import ctypes, os, resource, signal, sys
+_BOOT = (
+    """import ctypes, os, resource, signal, sys
 memory, cpu, parent = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-if sys.platform.startswith("linux"):
-    if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
-if os.getppid() != parent:
-    os._exit(70)
-resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+"""
+    + pdeathsig_prelude("SIGKILL")
+    + """resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 from scoutflo.charts.bounded import child_main
 child_main()
 """
+)
 
 ANSWER_BYTES = (MAX_CHART_BYTES + 1024 * 1024) * 4 // 3 + (MAX_FILES + 64) * 8 * 1024 + 1024 * 1024
 """The most a plan's JSON answer can be: the chart byte budget (and the few files the plan adds,

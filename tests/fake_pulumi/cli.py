@@ -544,7 +544,12 @@ def cmd_operation(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
         start = time.time()
         if command == "up":
             # What the tests count: every `up` that got past the lock, with its --message.
-            line = json.dumps({"stack": stack, "message": message, "pid": os.getpid(), "time": start}) + "\n"
+            line = (
+                json.dumps(
+                    {"stack": stack, "message": message, "pid": os.getpid(), "pgid": os.getpgrp(), "time": start}
+                )
+                + "\n"
+            )
             fd = os.open(ctx.fake / "ups.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             try:
                 os.write(fd, line.encode())
