@@ -26,8 +26,11 @@ from scoutflo.naming import app_name_problem, dns_label_problem, ecr_prefix_prob
 # oidc-provider resource). Exactly GitHub's issuer: the CI roles' trust keys on its sub and aud.
 # An IAM role's ARN (same reference, `role` resource: path and name of [\w+=,.@-], name at most 64).
 _ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}")
-# What Argo CD calls the cluster it runs in; the EKS Argo CD capability does not support it.
-IN_CLUSTER_DESTINATIONS = ("https://kubernetes.default.svc", "kubernetes.default.svc", "in-cluster")
+# The in-cluster API server address, which the EKS Argo CD capability does not support. The
+# *name* `in-cluster` it does, once the local cluster is registered under it (docs.aws.amazon.com/
+# eks/latest/userguide/argocd-register-clusters.html, "Register the local cluster": "You can use
+# the cluster name in-cluster for compatibility with most Argo CD examples online").
+IN_CLUSTER_DESTINATIONS = ("https://kubernetes.default.svc", "kubernetes.default.svc")
 _GITHUB_OIDC_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::[0-9]{12}:oidc-provider/token\.actions\.githubusercontent\.com")
 
 PROJECT = "scoutflo"
@@ -244,8 +247,8 @@ def _check_capability(mode: str, role_arn: str, destination: object) -> None:
     if destination in (None, "") or str(destination).rstrip("/") in IN_CLUSTER_DESTINATIONS:
         raise ConfigError(
             "config 'scoutflo:argocdDestination' must name the cluster registered with the EKS Argo CD "
-            "capability (its EKS cluster ARN) for tokenRefreshMode=none: the capability does not support "
-            "kubernetes.default.svc"
+            "capability (its EKS cluster ARN, or the name it is registered under, such as in-cluster) for "
+            "tokenRefreshMode=none: the capability does not support kubernetes.default.svc"
         )
 
 

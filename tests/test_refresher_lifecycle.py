@@ -98,12 +98,21 @@ def _parse(overrides: dict[str, Any]) -> StackConfig:
         ({"scoutflo:argocdDestination": None}, "argocdDestination"),
         ({"scoutflo:argocdDestination": "https://kubernetes.default.svc"}, "argocdDestination"),
         ({"scoutflo:argocdDestination": "https://kubernetes.default.svc/"}, "argocdDestination"),
-        ({"scoutflo:argocdDestination": "in-cluster"}, "argocdDestination"),
+        ({"scoutflo:argocdDestination": "kubernetes.default.svc"}, "argocdDestination"),
     ],
 )
 def test_none_mode_config_is_refused_naming_the_key(overrides: dict[str, Any], named: str) -> None:
     with pytest.raises(ConfigError, match=f"'scoutflo:{named}'"):
         _parse({**NONE_MODE, **overrides})
+
+
+@pytest.mark.parametrize("name", ["in-cluster", "local-cluster"])
+def test_none_mode_takes_the_name_the_local_cluster_is_registered_under(name: str) -> None:
+    """AWS's guide registers the capability's own cluster under a name, `in-cluster` among them
+    (argocd-register-clusters.html): the Application's destination.name, which the capability
+    supports, unlike the kubernetes.default.svc address. `in-cluster` was refused."""
+    cfg = _parse({**NONE_MODE, "scoutflo:argocdDestination": name})
+    assert cfg.argocd_destination == name
 
 
 def test_none_mode_config_accepts_a_role_with_a_path() -> None:
