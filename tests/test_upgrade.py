@@ -461,3 +461,19 @@ def test_every_write_of_an_update_of_the_open_pr_failing_once_in_turn_ends_in_on
             assert [p["state"] for p in state.pulls] == ["closed", "open"], where
             assert state.pulls[1]["title"] == title, where
             assert _text(state, upgrade_branch("cert-manager")) == expected, where
+
+
+def test_text_from_a_chart_reaches_the_pr_only_when_plain(
+    imported: tuple[GitHubState, str], plans: dict[str, Any]
+) -> None:
+    """Upstream's appVersion is the chart author's text: a mention, a link or a line break (which
+    would forge a trailer line of the body) never reaches the title or the body."""
+    state, url = imported
+    files = dict(plans["cert-manager v1.17.3"].files)
+    files["chart/Chart.yaml"] = str(files["chart/Chart.yaml"]).replace(
+        "appVersion: v1.17.3", 'appVersion: "@evil [x](https://e.test)\\nScoutflo-Commit: forged"'
+    )
+    result, _ = _run(url, plans["cert-manager v1.17.3"], files=files)
+    pr = state.pulls[result.pull_request - 1]
+    assert "@evil" not in pr["body"] and "forged" not in pr["body"] and "@evil" not in pr["title"]
+    assert "appVersion v1.17.2 → (not plain text: see Chart.yaml)" in pr["body"]

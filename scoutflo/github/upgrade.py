@@ -33,6 +33,7 @@ an open pull request already naming this version is the end.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,13 @@ CANDIDATES = 5
 """Merged import/upgrade pull requests looked at, newest merge first, for the chart's base."""
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9._+-]{1,128}")
+"""Chart names (Helm's charset) and versions (semver, `v` prefix) as the title and body show them."""
+_LINK = re.compile(r"https://[A-Za-z0-9._~:/@%+-]{1,400}")
+_URL = re.compile(r"[a-z]+://[A-Za-z0-9._~:/@%+-]{1,400}")
+"""A source shown in a code span (oci://…, a plain-HTTP mirror): nothing GitHub's Markdown reads."""
+
+
 class UpgradeError(GitHubError):
     """An upgrade that cannot be proposed safely; nothing was written."""
 
@@ -100,12 +108,18 @@ def upstream_of(files: Mapping[str, FileContent], where: str) -> Upstream:
         )
     left, version = recorded.rsplit(":", 1)
     source, chart = left.rsplit("/", 1)
+    # Both reach branch names, trailers, the title and the body: plain only (a base's Chart.yaml is
+    # the user's text; a newline there would forge a trailer line of the body).
+    if not (_PLAIN.fullmatch(chart) and _PLAIN.fullmatch(version)):
+        raise UpgradeError(0, "GET", where, f"{where}: {ANNOTATION_SOURCE} names a chart or version that is not plain")
     deps = meta.get("dependencies") or []
     umbrella = any(isinstance(d, dict) and d.get("name") == chart for d in deps)
     app_version = meta.get("appVersion")
-    return Upstream(
-        chart, version, "" if app_version is None else str(app_version), source, "umbrella" if umbrella else "vendor"
-    )
+    # Upstream's (or the user's) text: shown only when plain.
+    shown_app = "" if app_version is None else str(app_version)
+    if shown_app and not _PLAIN.fullmatch(shown_app):
+        shown_app = "(not plain text: see Chart.yaml)"
+    return Upstream(chart, version, shown_app, source, "umbrella" if umbrella else "vendor")
 
 
 def upgrade_branch(chart: str) -> str:
@@ -277,7 +291,13 @@ def upgrade_body(
     """The pull request's body: from -> to, the source, what upstream changed and what became of
     it, the conflicts, the values keys upstream added or removed."""
     values = f"{CHART_DIR}/values.yaml"
-    link = f"<{new.source}>" if new.source.startswith("https://") else f"`{new.source}`"
+    link = (
+        f"<{new.source}>"
+        if _LINK.fullmatch(new.source)
+        else f"`{new.source}`"
+        if _URL.fullmatch(new.source)
+        else shown(new.source)
+    )
     if old:
         head = (
             f"Upgrades the public chart **{new.chart}** from {old.version} to **{new.version}** "
