@@ -97,6 +97,23 @@ def test_request_preview_queues_one_job_with_ids_only(api: ServiceApi, conn: psy
     assert second > first and job_rows(conn)[-1][:2] == ("preview_job", {"preview_id": second})
 
 
+def test_concurrent_requests_queue_one_preview(api: ServiceApi, conn: psycopg.Connection[Any]) -> None:
+    start = threading.Barrier(4)
+    got: list[int] = []
+
+    def request() -> None:
+        start.wait()
+        got.append(api.request_preview("acme"))
+
+    threads = [threading.Thread(target=request) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 4 and len(set(got)) == 1
+    assert len(job_rows(conn)) == 1 and conn.execute("SELECT count(*) FROM previews").fetchone() == (1,)
+
+
 def test_an_unknown_tenant_is_refused_and_nothing_is_queued(api: ServiceApi, conn: psycopg.Connection[Any]) -> None:
     with pytest.raises(ops.InvalidTenant, match="unknown tenant"):
         api.request_preview("nobody")
