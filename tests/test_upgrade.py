@@ -477,3 +477,63 @@ def test_text_from_a_chart_reaches_the_pr_only_when_plain(
     pr = state.pulls[result.pull_request - 1]
     assert "@evil" not in pr["body"] and "forged" not in pr["body"] and "@evil" not in pr["title"]
     assert "appVersion v1.17.2 → (not plain text: see Chart.yaml)" in pr["body"]
+
+
+UPSTREAM = ROOT / "tests" / "data" / "upstream"
+
+
+def _real(version: str) -> Any:
+    """zenml's own chart as its PyPI wheel ships it (tests/data/upstream/README.md), prepared by
+    the import's plan as it would be from the registry."""
+    data = (UPSTREAM / f"zenml-{version}.tgz").read_bytes()
+    fetched = FetchedChart("zenml", version, "sha256:" + hashlib.sha256(data).hexdigest(), SOURCE, data)
+    return plan_import(app="mlops", mode="vendor", fetched=fetched, constraint="*", description="zenml")
+
+
+def test_two_real_upstream_releases_merge_with_the_users_edits() -> None:
+    """zenml 0.72.0 -> 0.73.0 (consecutive releases): upstream adds a `zenml.pro` block to
+    values.yaml, rewrites parts of NOTES.txt and _environment.tpl. The user raised replicaCount,
+    annotated a template upstream did not change, edited the head of one upstream changed, and
+    deleted hpa.yaml; then set serverURL, on the line upstream's new comment lands against."""
+    old, new = _real("0.72.0"), _real("0.73.0")
+    state = GitHubState()
+    with github_stub(state) as url:
+        _run(url, old)
+        state.merge_pull(1)
+        main = _text(state, "main")
+        edits = {
+            "chart/values.yaml": main["chart/values.yaml"].replace("replicaCount: 1", "replicaCount: 3"),
+            "chart/templates/server-deployment.yaml": "# reviewed by ops\n"
+            + main["chart/templates/server-deployment.yaml"],
+            "chart/templates/_environment.tpl": main["chart/templates/_environment.tpl"].replace(
+                "Helpers for environment variables", "Helpers (ours) for environment variables"
+            ),
+        }
+        assert all(edits[p] != main[p] for p in edits)
+        _user_commit(state, edits, deleted=("chart/templates/hpa.yaml",))
+        prepared = copy.deepcopy(state)
+        result, writes = _run(url, new)
+        assert writes == 6
+        merged = _text(state, result.branch)
+        assert "replicaCount: 3" in merged["chart/values.yaml"] and "  pro:\n" in merged["chart/values.yaml"]
+        assert merged["chart/templates/server-deployment.yaml"] == edits["chart/templates/server-deployment.yaml"]
+        env = merged["chart/templates/_environment.tpl"]
+        assert "Helpers (ours)" in env and "pro_api_url" in env
+        assert "ZenML Pro server API is now active" in merged["chart/templates/NOTES.txt"]
+        assert "chart/templates/hpa.yaml" not in merged
+        assert not any("<<<<<<<" in t for t in merged.values())
+        body = state.pulls[1]["body"]
+        assert "from 0.72.0 to **0.73.0**" in body and "**conflicts (0)**" in body
+        assert "`zenml.pro.enabled`" in body and "values keys removed upstream" in body
+        # The same upgrade over a serverURL the user set: upstream's new comment lines end on
+        # the line before it, a conflict to review.
+        vars(state).update(vars(prepared))
+        values = _text(state, "main")["chart/values.yaml"]
+        _user_commit(
+            state, {"chart/values.yaml": values.replace("  serverURL:\n", "  serverURL: https://ml.example\n")}
+        )
+        result, writes = _run(url, new)
+        merged = _text(state, result.branch)["chart/values.yaml"]
+        pr = state.pulls[result.pull_request - 1]
+        assert writes == 6 and pr["draft"] and "<<<<<<< main\n" in merged and "https://ml.example" in merged
+        assert "`chart/values.yaml` (both changed)" in pr["body"]
