@@ -112,6 +112,7 @@ def _service_parsers(sub: Any) -> None:
     worker.add_argument("--heartbeat-interval", type=_positive(float), default=10.0, help="seconds")
     worker.add_argument("--reap-every", type=_positive(int), default=60, help="seconds between reaper runs")
     worker.add_argument("--sweep-every", type=_positive(int), default=300, help="seconds between drift sweeps")
+    worker.add_argument("--program-dir", type=Path, help="the Pulumi program the CLI runs (default: this checkout)")
     request = sub.add_parser("request-preview", help="queue a preview of a tenant; prints its id")
     request.add_argument("--tenant-id", required=True)
     for name, text in (
@@ -179,6 +180,7 @@ def _run_service(args: argparse.Namespace) -> Any:
             reap_every=args.reap_every,
             sweep_every=args.sweep_every,
             stale_after=settings.heartbeat_stale_seconds,
+            program_dir=args.program_dir,
         )
         options.check()
         worker.run(settings, options)

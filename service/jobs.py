@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import procrastinate
@@ -206,6 +207,8 @@ class Runtime:
             # The plan store every worker shares (ServiceSettings.plan_store), not a host's own.
             backend = replace(backend, plan_store=settings.plan_store, plan_retention_days=settings.plan_retention_days)
         stacks = ops.Stacks(backend, secrets_blocks=StoredSecretsBlocks(settings.database_url))
+        if options.program_dir is not None:
+            stacks = replace(stacks, project_dir=Path(options.program_dir).resolve())
         backend.check(stacks.project_dir)
         return cls(
             settings=settings,
@@ -310,8 +313,8 @@ def run_preview(runtime: Runtime, worker_id: int | None, preview_id: int) -> str
         try:
             tenant = runtime.source.get(row.tenant)
             with tenant_fence(url, row.tenant, worker_id, runtime.settings.heartbeat_stale_seconds) as watch:
-                with kill_on_lost(watch):
-                    changes = ops.preview(tenant, runtime.stacks, refresh=row.reason != "request")
+                with guarded(runtime, watch) as stacks:
+                    changes = ops.preview(tenant, stacks, refresh=row.reason != "request")
         except FenceBusy:
             raise  # nothing written: Procrastinate retries (FENCE_BUSY_RETRY)
         except Exception as err:  # noqa: BLE001 - every failure is recorded on the preview
@@ -363,9 +366,9 @@ def run_apply(runtime: Runtime, worker_id: int | None, job_id: int | None, apply
             failure: BaseException | None = None
             result: dict[str, Any] = {}
             try:
-                with kill_on_lost(watch):
+                with guarded(runtime, watch) as stacks:
                     result = ops.apply(
-                        tenant, row.fingerprint, runtime.stacks, plan_sha256=row.plan_sha256, message=row.message
+                        tenant, row.fingerprint, stacks, plan_sha256=row.plan_sha256, message=row.message
                     )
             except Exception as err:  # noqa: BLE001 - recorded on the apply, below
                 failure = err
@@ -405,10 +408,11 @@ def _interrupted(conn: psycopg.Connection[Any], tenant: str, apply_id: int, job_
 
 
 @contextmanager
-def kill_on_lost(watch: Any) -> Iterator[None]:
-    """While the block runs the CLI, a fired watch kills the CLI's process group."""
-    from automation import guard
+def guarded(runtime: Runtime, watch: Any) -> Iterator[ops.Stacks]:
+    """The job's own stack factory: its CLIs run under a CliGuard of this job alone
+    (automation/guard.py; Stacks.guard), which the watch kills, group and all, once it fires."""
+    from automation.guard import CliGuard
 
-    with guard.scope() as scope:
-        watch.on_lost(scope.kill)
-        yield
+    guard = CliGuard()
+    watch.on_lost(guard.kill)
+    yield replace(runtime.stacks, guard=guard)

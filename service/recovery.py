@@ -130,12 +130,12 @@ def recover(runtime: Any, worker_id: int | None, job_id: int) -> str:
                         f"tenant {tenant_id}: Pulumi's lock {info} is held by a process not proven dead; "
                         "recovery waits (remove it by hand only once that process is gone)"
                     )
-                with jobs.kill_on_lost(watch):
-                    locks.cancel(tenant, runtime.stacks)
+                with jobs.guarded(runtime, watch) as stacks:
+                    locks.cancel(tenant, stacks)
                 cancelled = True
             if task == jobs.APPLY:
-                with jobs.kill_on_lost(watch):
-                    locks.refresh(tenant, runtime.stacks, clear_pending_creates=True)
+                with jobs.guarded(runtime, watch) as stacks:
+                    locks.refresh(tenant, stacks, clear_pending_creates=True)
         with conn.transaction():
             preview_id = store.insert_preview(conn, tenant_id, reason)  # type: ignore[arg-type]
             jobs.defer_preview(conn, tenant_id, preview_id)

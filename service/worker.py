@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -68,6 +69,9 @@ class WorkerOptions:
     """Seconds between sweeps (each queues the tenants whose slot fell in the last `sweep_every`)."""
     restart_delay: float = 2.0
     """After the database went away: wait, then register again (a new worker id)."""
+    program_dir: Path | None = None
+    """The Pulumi program the CLI runs (a release's checkout); default this checkout. Its identity
+    (automation/program.py) is in every fingerprint: workers of one fleet run the same release."""
 
     @property
     def reap_cron(self) -> str:

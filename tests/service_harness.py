@@ -29,6 +29,7 @@ from service import jobs
 from service.api import ServiceApi
 from service.tenants import DirectoryTenantSource
 from tests.kubeconfigs import kubeconfig_text
+from tests.program_copy import program_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE = ROOT / "tests" / "fake_pulumi"
@@ -76,6 +77,7 @@ class Service:
     root: Path
     url: str
     secrets_provider: str = "passphrase"
+    stale: float = STALE
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -91,6 +93,10 @@ class Service:
         passphrase = self.root / "passphrase"
         passphrase.write_text("correct horse battery staple\n")
         passphrase.chmod(0o600)
+        # The workers' program: a private copy, so an edit of the shared checkout mid-test does
+        # not change the program's identity between a preview and its apply.
+        if not (self.root / "program").exists():
+            program_copy(self.root / "program")
         wrapper = self.root / "bin" / "pulumi"
         wrapper.write_text(WRAPPER.format(locks=self.root / "locks", fake=FAKE))
         wrapper.chmod(0o755)
@@ -110,11 +116,20 @@ class Service:
             "SCOUTFLO_PLAN_STORE": f"file://{self.root / 'plans'}",
             "SCOUTFLO_DIGEST_KEY_FILE": str(self.root / "digest.key"),
             "SCOUTFLO_TENANT_SOURCE": f"dir:{self.tenants}",
-            "SCOUTFLO_HEARTBEAT_STALE_SECONDS": str(STALE),
+            "SCOUTFLO_HEARTBEAT_STALE_SECONDS": str(self.stale),
             "PULUMI_CONFIG_PASSPHRASE_FILE": str(self.root / "passphrase"),
         }
 
-    def start_worker(self, host: str, *, concurrency: int = 2, sweep_every: int = 300) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self,
+        host: str,
+        *,
+        concurrency: int = 2,
+        sweep_every: int = 300,
+        poll_interval: float = 0.2,
+        heartbeat_interval: float = 0.5,
+        reap_every: int = 1,
+    ) -> subprocess.Popen[bytes]:
         (self.root / host / "home").mkdir(parents=True, exist_ok=True)
         log = (self.root / "logs" / f"{host}.log").open("ab")
         process = subprocess.Popen(
@@ -132,9 +147,11 @@ class Service:
                 "--heartbeat-interval",
                 "0.5",
                 "--reap-every",
-                "1",
+                str(reap_every),
                 "--sweep-every",
                 str(sweep_every),
+                "--program-dir",
+                str(self.root / "program"),
             ],
             cwd=ROOT,
             env=self.env(host),
