@@ -260,6 +260,14 @@ def test_the_users_commits_on_the_open_upgrade_branch_are_built_on_not_overwritt
     assert mine in state.history(branch)  # a fast-forward: nothing of the user's is dropped
     merged = _text(state, branch)
     assert merged[notes] == "resolved by me\n" and "timeoutSeconds: 10" in merged["chart/values.yaml"]
+    pr = state.pulls[1]
+    assert pr["state"] == "open" and pr["title"] == "Upgrade cert-manager v1.17.2 → v1.17.4"
+    assert "values keys added upstream: `maxConcurrentChallenges`, `webhook`" in pr["body"]
+    assert "upstream files of v1.17.3 as imported (the first commit of this branch" in pr["body"]
+    # The user goes on committing on the branch: the same version is not merged again.
+    state.user_commit(branch, {notes: b"resolved again\n"})
+    _, writes = _run(url, plans["cert-manager v1.17.3"], files=_version3(plans))
+    assert writes == 0 and len(state.pulls) == 2
 
 
 def test_a_merged_upgrade_is_the_base_of_the_next(imported: tuple[GitHubState, str], plans: dict[str, Any]) -> None:

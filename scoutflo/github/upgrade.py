@@ -284,12 +284,15 @@ def upgrade_body(
     old: Upstream | None,
     new: Upstream,
     base: Base | None,
+    base_version: str,
     result: MergeResult,
-    base_files: Mapping[str, FileContent],
+    since_files: Mapping[str, FileContent],
     theirs_files: Mapping[str, FileContent],
 ) -> str:
-    """The pull request's body: from -> to, the source, what upstream changed and what became of
-    it, the conflicts, the values keys upstream added or removed."""
+    """The pull request's body: from (`old`, what main last took) -> to, the source, the base
+    merged against (`base_version`: main's, or the open upgrade branch's own when the user
+    committed on it), what upstream changed and what became of it, the conflicts, the values
+    keys upstream added or removed."""
     values = f"{CHART_DIR}/values.yaml"
     link = (
         f"<{new.source}>"
@@ -310,9 +313,9 @@ def upgrade_body(
             "over `main`."
         )
     lines = [head, "", f"- source: {link} chart `{new.chart}` version `{new.version}`"]
-    if base is not None and old is not None:
-        where = f"#{base.pull}" if base.pull else "this branch"
-        lines.append(f"- base: the upstream files of {old.version} as imported ({where}, commit `{base.commit[:12]}`)")
+    if base is not None:
+        where = f"#{base.pull}" if base.pull else "the first commit of this branch, under your commits on it"
+        lines.append(f"- base: the upstream files of {base_version} as imported ({where}, commit `{base.commit[:12]}`)")
     else:
         lines.append(
             "- base: **none recorded** (no merged import or upgrade pull request of this chart was found): every file "
@@ -331,8 +334,10 @@ def upgrade_body(
         lines.append(
             f"- values: the umbrella chart does not vendor `{new.chart}`'s values.yaml; compare it at the source"
         )
+    elif old is None:
+        lines.append("- values keys: no recorded base to compare upstream's values.yaml with")
     else:
-        before = _keys(base_files.get(values), f"base {values}")
+        before = _keys(since_files.get(values), f"base {values}")
         after = _keys(theirs_files.get(values), f"upstream {values}")
         if before is None or after is None:
             lines.append("- values keys: a values.yaml could not be read as YAML")
@@ -489,9 +494,12 @@ def import_or_upgrade(
     open_pr = _open_pull(gh, owner, r, upgrade)
     head = _ref_sha(gh, r, upgrade)
     history = _messages(gh, r, head) if head else []
-    if history and marker_line(key) in _lines(history[0][1]):
-        # This version's merge is the branch head already (a run whose ref write or pull request
-        # failed, or whose answer was lost): only the pull request may be missing or stale.
+    done = next((message for _sha, message in history if marker_line(key) in _lines(message)), None)
+    if done is not None:
+        # This version's merge is on the branch already (a run whose ref write or pull request
+        # failed, or whose answer was lost; or the user's commits on top of it): only the pull
+        # request may be missing or stale. (Main's history below the branch cannot hold this
+        # key: a merged upgrade to this version made it main's version, answered above.)
         return _ensure_pull(
             gh,
             owner=owner,
@@ -500,12 +508,12 @@ def import_or_upgrade(
             base=base,
             key=key,
             head=head or "",
-            message=history[0][1],
+            message=done,
             open_pr=open_pr,
         )
     ours_head, parent, force = main_head, main_head, head is not None
     ours_entries = main_entries
-    base_record = recorded
+    base_record, base_version, since_files = recorded, old.version if old else "", base_files
     if history and not any(line.startswith(f"{marker_line(UPGRADE_PREFIX)}") for line in _lines(history[0][1])):
         # The branch holds the user's commits on top of ours (conflicts being resolved).
         if open_pr is None:
@@ -523,13 +531,21 @@ def import_or_upgrade(
         entries = _chart_entries(_tree(gh, r, found))
         base_files = _files(entries, _read_blobs(gh, r, {e.sha for e in entries.values()}, known_bytes))
         base_record = Base(found, None, entries)
-        old = upstream_of(base_files, f"{r} base {found[:12]}")
+        base_version = upstream_of(base_files, f"{r} base {found[:12]}").version
         ours_head, parent, force = head or "", head or "", False
         ours_entries = _tree(gh, r, ours_head)
     ours_chart = _chart_entries(ours_entries)
     ours_files = _files(ours_chart, _read_blobs(gh, r, {e.sha for e in ours_chart.values()}, known_bytes))
     result = merge_charts(base_files, ours_files, dict(files), their_label=f"upstream {new.version}")
-    body = upgrade_body(old=old, new=new, base=base_record, result=result, base_files=base_files, theirs_files=files)
+    body = upgrade_body(
+        old=old,
+        new=new,
+        base=base_record,
+        base_version=base_version,
+        result=result,
+        since_files=since_files,
+        theirs_files=files,
+    )
     title = (
         f"Upgrade {new.chart} {old.version} → {new.version}"
         if old
