@@ -296,7 +296,8 @@ def project_refusal(tenant_id: str, value: Any) -> str:
     shared Argo CD restricts to nothing: docs/design.md)."""
     return (
         f"tenant config key 'argocdProject' is {value!r}: a tenant's Applications use the Argo CD project "
-        f"named after it ({tenant_id!r}) or 'default', never another's (its destinations would be this tenant's)"
+        f"named after it ({tenant_id!r}) or 'default': another project's destinations would take this tenant's "
+        "charts into clusters and namespaces that are not its own"
     )
 
 
