@@ -171,7 +171,10 @@ def load_source(spec: str) -> TenantSource:
         factory = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as err:
         raise InvalidSetup(f"tenant source {spec!r}: cannot import it ({err})") from None
-    source = factory()
+    try:
+        source = factory()
+    except TypeError as err:
+        raise InvalidSetup(f"tenant source {spec!r}: cannot call it without arguments ({err})") from None
     if not isinstance(source, TenantSource):
         raise InvalidSetup(f"tenant source {spec!r} returned {type(source).__name__}, not a TenantSource (get, ids)")
     return source
