@@ -39,7 +39,14 @@ from service.worker import FenceBusy, tenant_fence
 
 log = logging.getLogger("scoutflo.jobs")
 
-PREVIEW, APPLY, RECOVER, REAP, SWEEP = "preview_job", "apply_job", "recover_job", "reap_job", "sweep_job"
+PREVIEW, APPLY, RECOVER, REAP, SWEEP, PRUNE = (
+    "preview_job",
+    "apply_job",
+    "recover_job",
+    "reap_job",
+    "sweep_job",
+    "prune_plans_job",
+)
 
 
 def tenant_lock(tenant: str) -> str:
@@ -266,6 +273,14 @@ def make_app(
     @app.task(name=SWEEP, queueing_lock="sweep", lock="sweep")
     def sweep_job(timestamp: int) -> str:
         return schedule.sweep(need(), timestamp)
+
+    # Plans are kept for the audit (automation/plans.py) and dropped past the retention, daily.
+    @app.periodic(cron="17 3 * * *", periodic_id="prune")
+    @app.task(name=PRUNE, queueing_lock="prune", lock="prune")
+    def prune_plans_job(timestamp: int) -> str:
+        ready = need()
+        gone = ready.stacks.backend.open_plan_store().prune(ready.settings.plan_retention_days)
+        return f"{gone} plan files older than {ready.settings.plan_retention_days} days removed"
 
     return app
 
