@@ -78,6 +78,8 @@ class Service:
     url: str
     secrets_provider: str = "passphrase"
     stale: float = STALE
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """The engine backend's own access (e.g. the KMS key's AWS credentials), passed to the CLI."""
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -118,6 +120,7 @@ class Service:
             "SCOUTFLO_TENANT_SOURCE": f"dir:{self.tenants}",
             "SCOUTFLO_HEARTBEAT_STALE_SECONDS": str(self.stale),
             "PULUMI_CONFIG_PASSPHRASE_FILE": str(self.root / "passphrase"),
+            **self.extra_env,
         }
 
     def start_worker(

@@ -229,6 +229,40 @@ def _request(service: Service, tenant: str) -> bool:
     return service.wait_preview(preview_id)["status"] == "ready"
 
 
+# ---------------------------------------------------------------- a fresh worker, an awskms stack
+
+KMS = "awskms://alias/scoutflo-tenants?region=eu-west-1"
+KMS_ACCESS = {"AWS_ACCESS_KEY_ID": "AKIABACKENDKMS", "AWS_SECRET_ACCESS_KEY": "BACKEND-KMS-SECRET"}
+
+
+def test_a_fresh_worker_operates_an_existing_kms_tenant(tmp_path: Path, migrated_database: str) -> None:
+    """The stack's KMS-wrapped data key lives in Pulumi.<tenant>.yaml, which a fresh workspace does
+    not have: the worker restores it from the stack_secrets table (tests/fake_pulumi refuses a
+    stack whose state another secrets manager encrypted, as the CLI's loader does)."""
+    service = Service(tmp_path, migrated_database, secrets_provider=KMS, extra_env=KMS_ACCESS)
+    try:
+        service.add_tenant("kms")
+        service.start_worker("host-a")
+        first = preview_ready(service, "kms")
+        done = service.api().approve(first["id"], first["fingerprint"], APPROVER)
+        assert service.wait_apply(done.apply_id)["status"] == "succeeded"
+        service.stop_worker("host-a")
+        (block,) = service.rows("SELECT secretsprovider, encryptedkey, encryptionsalt FROM stack_secrets")
+        assert block["secretsprovider"] == KMS and block["encryptedkey"] and block["encryptionsalt"] is None
+
+        service.start_worker("host-c")  # a new host: an empty state dir
+        assert not (tmp_path / "host-c" / "tenants").exists()
+        service.add_tenant("kms", apps=["storefront", "admin"])
+        second = preview_ready(service, "kms")
+        again = service.api().approve(second["id"], second["fingerprint"], APPROVER)
+        assert service.wait_apply(again.apply_id)["status"] == "succeeded"
+        assert service.apply(again.apply_id)["worker"] == "host-c"
+        assert len(service.ups("kms")) == 2
+        assert_no_secret_anywhere(service, [*secrets_of(service.specs["kms"]), KMS_ACCESS["AWS_SECRET_ACCESS_KEY"]])
+    finally:
+        service.stop_all()
+
+
 # ---------------------------------------------------------------- scheduled previews
 
 
