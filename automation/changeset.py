@@ -139,7 +139,10 @@ class ChangeSet:
         first = sorted((r for r in self.resources if r.listed and r.op in ("replace", "delete")), key=_op_order)
         if first:
             lines.append("\nreplaced and deleted (first; what each keeps is said):")
-            lines += [f"  {_MARKS[r.op]:>2} {r.app}: {r.type}  {r.name}{_kept(r)}" for r in first]
+            lines += [
+                f"  {_MARKS[r.op]:>2} {r.app}: {_one_line_text(r.type)}  {_one_line_text(r.name)}{_kept(r)}"
+                for r in first
+            ]
         apps = [(app, [r for r in rs if r.listed]) for app, rs in self.by_app().items()]
         apps = [(app, sorted(rs, key=_op_order)) for app, rs in apps if rs]
         # A long value shown once is named by its hash where it comes again (a seed Job and its
@@ -201,8 +204,8 @@ class _Line:
 
 def _resource_lines(r: ResourceChange, seen: dict[str, str] | None = None) -> list[_Line]:
     """The resource's lines; with `seen` (hash -> where it was shown), a long new value already
-    shown is named instead of shown again."""
-    out = [_Line(f"  {_MARKS.get(r.op, '?'):>2} {r.type}  {r.name}{_kept(r)}")]
+    shown is named instead of shown again. Every name and path stands on one line (`_one_line_text`)."""
+    out = [_Line(f"  {_MARKS.get(r.op, '?'):>2} {_one_line_text(r.type)}  {_one_line_text(r.name)}{_kept(r)}")]
 
     def new_value(path: str, value: Any, note: str) -> list[str]:
         lines = _value_lines(path, value, note)
@@ -214,7 +217,7 @@ def _resource_lines(r: ResourceChange, seen: dict[str, str] | None = None) -> li
         seen[digest] = f"{r.name} {path}"
         return lines
 
-    for p in r.properties:
+    for p in (replace(p, path=_one_line_text(p.path)) for p in r.properties):
         forced = "  (forces replacement)" if "replace" in p.kind else ""
         if r.type == COMMIT_TYPE and re.match(r"(binary_)?files\[", p.path):
             out += [_Line(line) for line in _file_lines(r.op, p, forced)]
@@ -234,8 +237,15 @@ def _resource_lines(r: ResourceChange, seen: dict[str, str] | None = None) -> li
     if r.unknowns and r.op != "create":
         # A create shows every leaf, unknowns as UNKNOWN in their place; an update shows only
         # what changed, so the outputs it will change are named here.
-        out.append(_Line(f"        known after apply: {', '.join(r.unknowns)}"))
+        out.append(_Line(f"        known after apply: {', '.join(map(_one_line_text, r.unknowns))}"))
     return [replace(line, owner=r.name) for line in out]
+
+
+def _one_line_text(text: str) -> str:
+    """A name or property path shown inside one line of the text. A chart value's key is the
+    tenant's (`values: {"x\\n   + aws:iam/role:Role  admin": 1}`): its line break, the one control
+    terminal_safe keeps, started a line that read as another resource of the plan."""
+    return text.replace("\n", "\\n")
 
 
 def _one_or_many(path: str, value: Any, note: str, render: Callable[[str, Any, str], list[str]]) -> list[_Line]:

@@ -99,3 +99,13 @@ def test_apps_wrapped_over_lines_still_read_back_to_their_value() -> None:
     assert read[path] == {f"svc{i:02d}": values[i % 2] for i in range(30)}, text
     head = next(i for i, line in enumerate(text.split("\n")) if line.endswith("podAnnotations.note"))
     assert " = " not in text.split("\n")[head + 1], "15 names wrap onto a second line"
+
+
+def test_a_values_key_with_a_line_break_cannot_forge_a_line_of_the_plan() -> None:
+    """A chart value's key is the tenant's: its line break (the one control the text keeps) began
+    a line of its own, here one that reads as an IAM role being created."""
+    forged = "   + aws:iam/role:Role  admin-everything"
+    apps = [{"name": "svc00", "chart": "webapp", "values": {"podAnnotations": {f"x\n{forged}": "1"}}}]
+    text = changeset_from_events(ae.as_engine_events(ae.diff_events(None, ae.record(apps)))).to_text()
+    assert not any(line.startswith(forged) for line in text.split("\n")), text
+    assert f'podAnnotations["x\\n{forged}"]: "1"' in text
