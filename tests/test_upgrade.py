@@ -232,9 +232,16 @@ def test_a_newer_version_updates_the_open_upgrade_pr_and_a_declined_one_is_not_p
 ) -> None:
     state, url = imported
     first, _ = _run(url, plans["cert-manager v1.17.3"])
+    old_m = state.refs[upgrade_branch("cert-manager")]
+    _user_commit(state, {"OWNERS": "ops\n"})  # main moves meanwhile
     v4 = _version3(plans)
     second, writes = _run(url, plans["cert-manager v1.17.3"], files=v4)
     assert writes == 6 and second.pull_request == first.pull_request
+    # A fast-forward, never forced: the new U joins main's head (first: the PR's diff is against
+    # main) and the older version's merge.
+    u = state.objects[state.refs[upgrade_branch("cert-manager")]]["parents"][0]
+    assert state.objects[u]["parents"] == [state.refs["main"], old_m]
+    assert _text(state, upgrade_branch("cert-manager"))["OWNERS"] == "ops\n"
     assert [p["state"] for p in state.pulls] == ["closed", "open"]
     pr = state.pulls[1]
     assert pr["title"] == "Upgrade cert-manager v1.17.2 → v1.17.4"
@@ -545,3 +552,34 @@ def test_two_real_upstream_releases_merge_with_the_users_edits() -> None:
         pr = state.pulls[result.pull_request - 1]
         assert writes == 6 and pr["draft"] and "<<<<<<< main\n" in merged and "https://ml.example" in merged
         assert "`chart/values.yaml` (both changed)" in pr["body"]
+
+
+def test_a_commit_pushed_to_the_upgrade_branch_during_an_update_is_never_dropped(
+    imported: tuple[GitHubState, str], plans: dict[str, Any]
+) -> None:
+    """The branch moves only as a fast-forward: a push landing between the run's read of the
+    head and its move makes the move fail, and the next run builds on that commit. Main moved
+    meanwhile too: the new U has main's head as first parent (the PR's diff is against main)."""
+    state, url = imported
+    _run(url, plans["cert-manager v1.17.3"])
+    branch = upgrade_branch("cert-manager")
+    old_m = state.refs[branch]
+    _user_commit(state, {"OWNERS": "ops\n"})
+
+    class Racing(GitHub):
+        def call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+            if method == "PATCH" and path.endswith(f"/git/refs/heads/{branch}") and state.refs[branch] == old_m:
+                state.user_commit(branch, {"chart/NOTES-mine.txt": b"pushed meanwhile\n"})
+            return super().call(method, path, body, **kwargs)
+
+    gh = Racing("t0ken", api=url, sleep=lambda _s: None, pacer=Pacer())
+    kwargs = {"owner": "o", "repo": "r", "message": "m", "branch": plans["cert-manager v1.17.3"].branch}
+    with pytest.raises(GitHubError, match="not a fast forward"):
+        import_or_upgrade(gh, files=_version3(plans), **kwargs)
+    pushed = state.refs[branch]
+    _, writes = _run(url, plans["cert-manager v1.17.3"], files=_version3(plans))
+    assert writes == 6 and pushed in state.history(branch)
+    merged = _text(state, branch)
+    assert (
+        merged["chart/NOTES-mine.txt"] == "pushed meanwhile\n" and "timeoutSeconds: 10" in merged["chart/values.yaml"]
+    )

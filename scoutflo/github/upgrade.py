@@ -391,8 +391,8 @@ def _tree_request(
     return str(gh.call("POST", f"{r}/git/trees", {"tree": entries}, idempotent=True)["sha"])
 
 
-def _commit(gh: GitHub, r: str, tree: str, parent: str, message: str) -> str:
-    body = {"message": message, "tree": tree, "parents": [parent]}
+def _commit(gh: GitHub, r: str, tree: str, parents: list[str], message: str) -> str:
+    body = {"message": message, "tree": tree, "parents": parents}
     return str(gh.call("POST", f"{r}/git/commits", body, idempotent=True)["sha"])
 
 
@@ -511,7 +511,16 @@ def import_or_upgrade(
             message=done,
             open_pr=open_pr,
         )
-    ours_head, parent, force = main_head, main_head, head is not None
+    # U's parents. A new branch starts on main. Over an older version's M (Scoutflo's own head),
+    # U also has that head as a parent, so the move is a fast-forward and never forced: a commit
+    # pushed to the branch meanwhile makes it fail ("not a fast forward") instead of being dropped,
+    # and the re-run builds on it. Main first, so the pull request's diff is against main's head.
+    if head is None:
+        parents = [main_head]
+    elif main_head in {sha for sha, _message in history}:
+        parents = [head]
+    else:
+        parents = [main_head, head]
     ours_entries = main_entries
     base_record, base_version, since_files = recorded, old.version if old else "", base_files
     if history and not any(line.startswith(f"{marker_line(UPGRADE_PREFIX)}") for line in _lines(history[0][1])):
@@ -532,8 +541,8 @@ def import_or_upgrade(
         base_files = _files(entries, _read_blobs(gh, r, {e.sha for e in entries.values()}, known_bytes))
         base_record = Base(found, None, entries)
         base_version = upstream_of(base_files, f"{r} base {found[:12]}").version
-        ours_head, parent, force = head or "", head or "", False
-        ours_entries = _tree(gh, r, ours_head)
+        parents = [head or ""]
+        ours_entries = _tree(gh, r, head or "")
     ours_chart = _chart_entries(ours_entries)
     ours_files = _files(ours_chart, _read_blobs(gh, r, {e.sha for e in ours_chart.values()}, known_bytes))
     result = merge_charts(base_files, ours_files, dict(files), their_label=f"upstream {new.version}")
@@ -562,10 +571,10 @@ def import_or_upgrade(
         f"The base of the next upgrade; the next commit merges it with main.\n\n"
         f"{UPSTREAM_TRAILER}: {new.chart} {new.version}\n"
     )
-    commit_u = _commit(gh, r, tree_u, parent, u_message)
+    commit_u = _commit(gh, r, tree_u, parents, u_message)
     tree_m = _tree_request(gh, r, outside, result.files, modes, on_github)
     m_message = f"{title}\n\n{body}\n\n{CONFLICTS_TRAILER}: {len(result.conflicts)}\n{marker_line(key)}\n"
-    commit_m = _commit(gh, r, tree_m, commit_u, m_message)
+    commit_m = _commit(gh, r, tree_m, [commit_u], m_message)
     path = f"{r}/git/refs/heads/{_q(upgrade)}"
 
     def move() -> None:
@@ -581,12 +590,10 @@ def import_or_upgrade(
                 if err.status != 422 or _ref_sha(gh, r, upgrade) != commit_m:
                     raise
         else:
-            # Forced only over our own commits (the head is an older version's M): the user's
-            # commits, when there are any, are built on (`parent` is the head, not forced).
             gh.call(
                 "PATCH",
                 path,
-                {"sha": commit_m, "force": force},
+                {"sha": commit_m, "force": False},
                 verify=lambda: {} if _ref_sha(gh, r, upgrade) == commit_m else None,
             )
 
