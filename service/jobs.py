@@ -236,6 +236,11 @@ FENCE_BUSY_RETRY = procrastinate.RetryStrategy(max_attempts=720, wait=5, retry_e
 re-queues the job itself (worker.py L332-L345, retry_job → procrastinate_retry_job_v2)."""
 
 
+RECOVER_RETRY = procrastinate.RetryStrategy(max_attempts=720, wait=5, retry_exceptions={ops.StackBusy})
+"""A recovery waits, holding the tenant, while the fence is held or a Pulumi lock's owner is not
+proven dead (automation/locks.py cancel): nothing else of the tenant may run before it."""
+
+
 def make_app(
     settings: Any, *, runtime: Runtime | None = None, reap_cron: str = "* * * * *", sweep_cron: str = "*/5 * * * *"
 ) -> procrastinate.App:
@@ -257,7 +262,7 @@ def make_app(
     def apply_job(context: procrastinate.JobContext, apply_id: int) -> str:
         return run_apply(need(), context.job.worker_id, context.job.id, apply_id)
 
-    @app.task(name=RECOVER, pass_context=True, retry=FENCE_BUSY_RETRY)
+    @app.task(name=RECOVER, pass_context=True, retry=RECOVER_RETRY)
     def recover_job(context: procrastinate.JobContext, job_id: int) -> str:
         return recovery.recover(need(), context.job.worker_id, job_id)
 

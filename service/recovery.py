@@ -32,8 +32,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from automation import operations as ops
-from automation.tenant import PROJECT
 from service import db, jobs, store
 from service.errors import UnknownApply, UnknownPreview
 from service.worker import tenant_fence
@@ -121,33 +119,36 @@ def recover(runtime: Any, worker_id: int | None, job_id: int) -> str:
         tenant_id, task, reason, dead_host = subject
         tenant = runtime.source.get(tenant_id)
         stale = runtime.settings.heartbeat_stale_seconds
-        with tenant_fence(url, tenant_id, worker_id, stale) as watch:
-            info = locks.diy_lock(runtime.settings.backend.url, PROJECT, tenant_id)
-            cancelled = False
-            if info is not None:
-                if not locks.owner_dead(info, runtime.host) and not _dead_elsewhere(info, runtime.host, dead_host):
-                    raise ops.StackBusy(
-                        f"tenant {tenant_id}: Pulumi's lock {info} is held by a process not proven dead; "
-                        "recovery waits (remove it by hand only once that process is gone)"
-                    )
-                with jobs.guarded(runtime, watch) as stacks:
-                    locks.cancel(tenant, stacks)
-                cancelled = True
+        with tenant_fence(url, tenant_id, worker_id, stale) as watch, jobs.guarded(runtime, watch) as stacks:
+            # Refuses (StackBusy, retried later) while a lock's owner is not proven dead.
+            removed = locks.cancel(
+                tenant, stacks, this_host=runtime.host, live_check=lambda info: _alive(info, runtime.host, dead_host)
+            )
+            settled: dict[str, Any] = {}
             if task == jobs.APPLY:
-                with jobs.guarded(runtime, watch) as stacks:
-                    locks.refresh(tenant, stacks, clear_pending_creates=True)
+                settled = locks.refresh(
+                    tenant, stacks, clear_pending_creates=True, message=f"scoutflo recovery after job {job_id}"
+                )
         with conn.transaction():
             preview_id = store.insert_preview(conn, tenant_id, reason)  # type: ignore[arg-type]
             jobs.defer_preview(conn, tenant_id, preview_id)
-        log.warning("tenant %s recovered (lock %s); preview %s queued", tenant_id, cancelled, preview_id)
-        return f"tenant {tenant_id} recovered; preview {preview_id} queued"
+        log.warning(
+            "tenant %s recovered: %d Pulumi lock(s) removed, pending operations %s settled; preview %s queued",
+            tenant_id,
+            len(removed),
+            settled.get("pendingBefore", []),
+            preview_id,
+        )
+        return f"tenant {tenant_id} recovered ({len(removed)} lock(s) removed); preview {preview_id} queued"
 
 
-def _dead_elsewhere(info: Any, this_host: str, dead_host: str | None) -> bool:
-    """A lock taken on the host of the worker whose apply died, another host than this one: its
-    owner was that worker's CLI. We hold the tenant's session fence, so that worker's database
-    session has ended; its CLI died with it (PR_SET_PDEATHSIG, automation/guard.py) or was killed
-    by its watchdog when the session was lost. A lock of any other host (a person's CLI run
-    outside the service) is never taken as dead."""
-    host = getattr(info, "host", None)
-    return dead_host is not None and host == dead_host and host != this_host
+def _alive(info: Any, this_host: str, dead_host: str | None) -> bool | None:
+    """automation/locks.py owner_dead's question for a lock of another host: False (dead) for a
+    lock taken on the host of the worker whose apply died. We hold the tenant's session fence, so
+    that worker's database session has ended; its CLI died with it (PR_SET_PDEATHSIG through
+    automation/guard.py) or was killed by its watchdog once the session was lost. None (not
+    proven) for any other host: a person's CLI run outside the service is never cancelled."""
+    host = getattr(info, "hostname", None)
+    if dead_host is not None and host == dead_host and host != this_host:
+        return False
+    return None

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from automation import locks
 from service import errors, jobs, schedule
 from service.tenants import DirectoryTenantSource
 from tests.postgres import Postgres
@@ -46,9 +47,8 @@ def preview_ready(svc: Service, tenant: str) -> dict[str, Any]:
     return row
 
 
-def diy_locks(svc: Service, tenant: str) -> list[Path]:
-    folder = svc.root / "state" / ".pulumi" / "locks" / "scoutflo" / tenant
-    return list(folder.glob("*.json")) if folder.exists() else []
+def diy_locks(svc: Service, tenant: str) -> list[locks.LockInfo]:
+    return locks.diy_locks(f"file://{svc.root / 'state'}", "scoutflo", tenant)
 
 
 # ---------------------------------------------------------------- many tenants, two hosts
