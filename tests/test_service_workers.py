@@ -47,6 +47,11 @@ def preview_ready(svc: Service, tenant: str) -> dict[str, Any]:
     return row
 
 
+def pending(svc: Service, tenant: str) -> list[dict[str, str]]:
+    state = json.loads((svc.root / "state" / ".pulumi" / "stacks" / "scoutflo" / f"{tenant}.json").read_text())
+    return locks.pending_operations(state["deployment"])
+
+
 def diy_locks(svc: Service, tenant: str) -> list[locks.LockInfo]:
     return locks.diy_locks(f"file://{svc.root / 'state'}", "scoutflo", tenant)
 
@@ -169,6 +174,7 @@ def test_a_worker_killed_during_apply_recovers_without_a_person(service: Service
     # The orphaned CLI dies with its worker (automation/guard.py: PR_SET_PDEATHSIG).
     wait(lambda: not alive(up["pid"]), 5)
     assert diy_locks(service, "kill"), "the killed up left Pulumi's lock"
+    assert pending(service, "kill"), "and its creates pending in the state"
     fake_settings(service)
 
     started = time.monotonic()
@@ -184,6 +190,7 @@ def test_a_worker_killed_during_apply_recovers_without_a_person(service: Service
     fresh = service.wait_preview(fresh["id"])
     assert fresh["status"] == "ready" and fresh["reason"] == "request", fresh
     assert not diy_locks(service, "kill")
+    assert pending(service, "kill") == []
     assert time.monotonic() - started < STALE + 30
     # No second `up` of the interrupted approval, ever; a new approval applies.
     assert len(service.ups("kill")) == 1
