@@ -292,10 +292,12 @@ def test_a_drift_run_opens_a_preview_only_when_something_changed(service: Servic
     assert (quiet["reason"], quiet["status"]) == ("drift", "empty")
     assert service.api().status("drift")["openApplies"] == []
 
-    service.add_tenant("drift", apps=["storefront", "admin"])  # the backend changed the tenant
+    # Someone changes a resource in a console: the stand-in's providers now read it back changed.
+    fake_settings(service, drift={"storefront": {"imageTagMutability": "MUTABLE"}})
     assert "queued 1" in schedule.sweep(runtime, tick + 24 * 3600)
     changed = service.wait_preview(service.rows("SELECT max(id) AS id FROM previews")[0]["id"])
     assert (changed["reason"], changed["status"]) == ("drift", "ready")
+    assert changed["changes"]["counts"].get("update"), changed["changes"]["counts"]
     # An open preview is not superseded by the next sweep.
     assert "skipped 1" in schedule.sweep(runtime, tick + 2 * 24 * 3600)
     assert service.preview(changed["id"])["status"] == "ready"
