@@ -545,7 +545,12 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
                     return 200, {"ref": f"refs/heads/{name}", "object": {"sha": state.refs[name], "type": "commit"}}
                 return 404, {"message": "Not Found"}
             if method == "GET" and rest == "commits":
-                shas = state.history(query["sha"][0])[: int(query.get("per_page", ["30"])[0])]
+                # Every commit reachable from `sha`, every parent followed, newest first, as
+                # `git log` lists them (repos/commits#list-commits); the stand-in's commits are
+                # numbered in the order they were made, which stands for their dates.
+                start = state.refs.get(query["sha"][0], query["sha"][0])
+                reachable = sorted(state.reachable(start), key=lambda c: -int(objects[c].get("n", 0)))
+                shas = reachable[: int(query.get("per_page", ["30"])[0])]
                 return 200, [{"sha": s, "commit": {"message": objects[s]["message"]}} for s in shas]
             if method == "GET" and rest.startswith("git/commits/"):
                 c = objects.get(rest.split("/")[-1])
