@@ -583,3 +583,21 @@ def test_a_commit_pushed_to_the_upgrade_branch_during_an_update_is_never_dropped
     assert (
         merged["chart/NOTES-mine.txt"] == "pushed meanwhile\n" and "timeoutSeconds: 10" in merged["chart/values.yaml"]
     )
+
+
+def test_merge_charts_names_every_kind_of_conflict_and_never_merges_a_binary() -> None:
+    base = {"edited": "a\nb\n", "gone-upstream": "x\n", "gone-here": "y\n", "bin": b"\0old", "kept": "k\n"}
+    ours = {"edited": "a\nmine\n", "gone-upstream": "x mine\n", "bin": b"\0mine", "kept": "k\n"}
+    theirs = {"edited": "a\ntheirs\n", "gone-here": "y new\n", "bin": b"\0new", "kept": "k\n", "new": "n\n"}
+    result = merge_charts(base, ours, theirs, their_label="upstream 2.0.0")
+    assert {c.path: c.kind for c in result.conflicts} == {
+        "edited": "both changed",
+        "gone-upstream": "changed on main, deleted upstream",
+        "gone-here": "deleted on main, changed upstream",
+        "bin": "binary changed on both",
+    }
+    assert result.files["edited"] == "a\n<<<<<<< main\nmine\n=======\ntheirs\n>>>>>>> upstream 2.0.0\n"
+    assert result.files["gone-upstream"] == "<<<<<<< main\nx mine\n=======\n>>>>>>>\n"
+    assert result.files["gone-here"] == "<<<<<<<\n=======\ny new\n>>>>>>> upstream 2.0.0\n"
+    assert result.files["bin"] == b"\0mine" and result.files["kept"] == "k\n" and result.files["new"] == "n\n"
+    assert result.taken == ("new",) and result.kept_deleted == ()
