@@ -295,6 +295,14 @@ def parse_config(raw: Mapping[str, Any], catalog: Mapping[str, CatalogEntry]) ->
             f"config 'scoutflo:tokenRefreshMode' is {mode!r}; use 'irsa' (default), 'static', 'eso' or 'none'"
         )
     _check_capability(mode, options.get("argocd_capability_role_arn", ""), raw.get("scoutflo:argocdDestination"))
+    if mode == "none" and options.get("adopt_credential_secret"):
+        # Mode none has no credential Secret (components/registry_access.py): the key would
+        # silently do nothing, and a leftover eso-era Secret would stay unmanaged.
+        raise ConfigError(
+            "config 'scoutflo:adoptCredentialSecret' adopts the credential Secret of tokenRefreshMode "
+            "irsa, static or eso; tokenRefreshMode=none has none: remove it with "
+            "`pulumi config rm adoptCredentialSecret`"
+        )
     issuer = options.get("cluster_oidc_issuer", "")
     if mode in ("irsa", "eso") and not issuer.startswith("https://"):
         raise ConfigError(

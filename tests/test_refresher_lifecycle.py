@@ -99,6 +99,8 @@ def _parse(overrides: dict[str, Any]) -> StackConfig:
         ({"scoutflo:argocdDestination": "https://kubernetes.default.svc"}, "argocdDestination"),
         ({"scoutflo:argocdDestination": "https://kubernetes.default.svc/"}, "argocdDestination"),
         ({"scoutflo:argocdDestination": "kubernetes.default.svc"}, "argocdDestination"),
+        # Mode none has no Secret to adopt: the key did nothing, silently.
+        ({"scoutflo:adoptCredentialSecret": True}, "adoptCredentialSecret"),
     ],
 )
 def test_none_mode_config_is_refused_naming_the_key(overrides: dict[str, Any], named: str) -> None:
