@@ -212,3 +212,17 @@ def test_a_secrets_block_with_other_keys_is_refused(hosts: Hosts) -> None:
     stacks = _kms_host(hosts, "odd", MemoryBlocks({"acme": {"secretsprovider": KMS, "config": "x"}}))
     with pytest.raises(ops.InvalidSetup, match="unknown keys"):
         ops.preview(tenant(), stacks)
+
+
+def test_a_refreshing_preview_shows_drift_made_outside_pulumi_and_nothing_else(hosts: Hosts) -> None:
+    changes = ops.preview(tenant(), hosts.a)
+    ops.apply(tenant(), changes.fingerprint, hosts.a)
+    assert not ops.preview(tenant(), hosts.b, refresh=True).has_changes, "no drift: nothing to approve"
+    # Someone edits the Argo CD Application outside Pulumi (the stand-in's providers report it).
+    settings = hosts.state / ".fake-pulumi" / "settings.json"
+    settings.write_text(json.dumps({"drift": {"storefront-application": {"spec": {"drifted": True}}}}))
+    assert not ops.preview(tenant(), hosts.b).has_changes, "without a refresh the state does not know"
+    drifted = ops.preview(tenant(), hosts.b, refresh=True)
+    (app,) = [r for r in drifted.resources if r.op != "same"]
+    assert app.name == "storefront-application" and app.op == "update"
+    ops.apply(tenant(), drifted.fingerprint, hosts.a, plan_sha256=drifted.plan_sha256, message="drift fix")

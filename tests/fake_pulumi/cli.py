@@ -13,12 +13,14 @@ the resources the real program registers: the engine protocol is what is under t
 from __future__ import annotations
 
 import base64
+import getpass
 import hashlib
 import hmac
 import importlib.metadata
 import json
 import os
 import secrets
+import socket
 import sys
 import time
 import uuid
@@ -295,6 +297,18 @@ COMMAND_FLAGS: dict[tuple[str, ...], set[str]] = {
     ("up",): _OPERATION | {"--plan", "--yes", "--expect-no-changes", "--replace", "--continue-on-error"},
     # operations/destroy.go: no plan flags
     ("destroy",): _OPERATION | {"--yes", "--continue-on-error", "--exclude-protected"},
+    # operations/refresh.go L95-L96, L480-L490 (pending creates), --preview-only, --skip-preview
+    ("refresh",): _OPERATION
+    | {
+        "--yes",
+        "--preview-only",
+        "--expect-no-changes",
+        "--clear-pending-creates",
+        "--import-pending-creates",
+        "--skip-pending-creates",
+    },
+    # cancel/cancel.go L100-L104: --yes; the stack as --stack (persistent) or an argument
+    ("cancel",): {"--yes", "--stack"},
     ("stack",): {"--stack", "--show-ids", "--show-urns", "--show-secrets", "--show-name"},  # stack/stack.go L106-L116
     ("stack", "init"): {
         "--stack",
@@ -360,7 +374,11 @@ def parse(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
         "--emoji",
         "--fully-qualify-stack-names",
         "--disable-integrity-checking",
+        "--preview-only",
+        "--clear-pending-creates",
+        "--skip-pending-creates",
     }
+    repeated = {"--import-pending-creates"}  # a StringArray flag (refresh.go L487-L489)
     words: list[str] = []
     flags: dict[str, Any] = {}
     i = 0
@@ -371,7 +389,14 @@ def parse(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
             break
         if arg.startswith("--"):
             name, eq, value = arg.partition("=")
-            if eq:
+            if name in repeated:
+                if not eq:
+                    i += 1
+                    if i >= len(argv):
+                        raise CliError(f"flag needs an argument: {name}")
+                    value = argv[i]
+                flags.setdefault(name, []).append(value)
+            elif eq:
                 flags[name] = value
             elif name in booleans:
                 flags[name] = True
@@ -487,27 +512,45 @@ def cmd_config(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
 
 class Lock:
     """DIY backend lock for updates (pkg/backend/diy/lock.go L130-L155): refuse when another
-    process holds one (L63-L95; the Automation API maps that text to ConcurrentUpdateError)."""
+    process holds one (L63-L112; the Automation API maps that text to ConcurrentUpdateError).
+    Its name is the backend's lockID, a UUID (backend.go L321), its content lockContent
+    (lock.go L39-L61): pid, username, hostname and the time, as Go marshals a time.Time
+    (RFC 3339 with nanoseconds). Nothing removes it but Unlock (L156-L164) or `pulumi cancel`:
+    a process killed mid-update leaves it."""
 
     def __init__(self, ctx: Ctx, stack: str):
         self.dir = ctx.lock_dir(stack)
         self.path = self.dir / f"{uuid.uuid4()}.json"
+        self.backend = ctx.backend
 
     def __enter__(self) -> Lock:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._check()
-        self.path.write_text(json.dumps({"pid": os.getpid(), "timestamp": time.time()}))
-        self._check()  # L49: checked again after writing, a concurrent writer loses
+        now = time.time_ns()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now // 10**9)) + f".{now % 10**9:09d}Z"
+        content = {"pid": os.getpid(), "username": getpass.getuser(), "hostname": socket.gethostname()}
+        self.path.write_text(json.dumps({**content, "timestamp": stamp}))
+        self._check()  # L148: checked again after writing, a concurrent writer loses
         return self
 
     def _check(self) -> None:
-        others = [p for p in self.dir.iterdir() if p != self.path]
+        others = sorted(p for p in self.dir.iterdir() if p != self.path)
         if others:
             self.path.unlink(missing_ok=True)
-            raise CliError(
+            lines = [
                 f"the stack is currently locked by {len(others)} lock(s). Either wait for the other "
                 "process(es) to end or delete the lock file with `pulumi cancel`."
-            )
+            ]
+            for other in others:  # L90-L107
+                try:
+                    held = json.loads(other.read_text())
+                except (OSError, ValueError):
+                    continue
+                lines.append(
+                    f"  file://{other}: created by {held.get('username')}@{held.get('hostname')} "
+                    f"(pid {held.get('pid')}) at {held.get('timestamp')}"
+                )
+            raise CliError("\n".join(lines))
 
     def __exit__(self, *exc: object) -> None:
         self.path.unlink(missing_ok=True)
@@ -524,6 +567,8 @@ def cmd_operation(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
         raise CliError("--yes must be passed in to proceed when running in non-interactive mode")
     config = ctx.config(stack, project)
     state = json.loads(ctx.state_path(stack).read_text())
+    if command == "refresh":
+        return refresh(ctx, stack, state, flags)
     olds = {r["urn"]: r for r in state["deployment"]["resources"]}
     goals = [] if command == "destroy" else model.goals(stack, config)
     steps = model.steps(olds, goals, lambda blob: ctx.decrypt(stack, blob))
@@ -565,19 +610,113 @@ def cmd_operation(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
                 model.write_events(flags.get("--event-log"), [])
                 ctx.add_history(stack, kind, start, message, False, {})
                 raise
+        carried = pending_creates(state)
+        if state["deployment"].get("pending_operations"):
+            # deployment_executor.go L183-L188, L90-L112: a warning, and the update goes on.
+            print(
+                "warning: Attempting to deploy or update resources with "
+                f"{len(state['deployment']['pending_operations'])} pending operations from previous deployment.",
+                file=sys.stderr,
+            )
+        # Each step is journaled as a pending operation when it begins and cleared when it is
+        # done (pkg/backend/snapshot.go L755-L760): a CLI killed mid-update leaves them in the
+        # state. (The stand-in begins every step at once, then waits `delay`.)
+        inflight = [pending(s, lambda text: ctx.encrypt(stack, text)) for s in steps if s["op"] != "same"]
+        state["deployment"]["pending_operations"] = carried + inflight
+        state["deployment"]["secrets_providers"] = ctx.manager_state(stack)
+        save_state(ctx, stack, state)
         time.sleep(delay)
         state["deployment"]["resources"] = model.apply(steps, lambda text: ctx.encrypt(stack, text))
+        # Pending CREATEs of the base snapshot are carried into every new one (snapshot.go
+        # L763-L771): only a person (or refresh --clear-pending-creates) resolves them.
+        state["deployment"]["pending_operations"] = carried
         # The snapshot records the manager its secrets were encrypted with (the update's).
         state["deployment"]["secrets_providers"] = ctx.manager_state(stack)
-        tmp = ctx.state_path(stack).with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        tmp.replace(ctx.state_path(stack))
+        save_state(ctx, stack, state)
         counts: dict[str, int] = {}
         for step in steps:
             counts[step["op"]] = counts.get(step["op"], 0) + 1
         ctx.add_history(stack, kind, start, message, True, counts)
         model.write_events(flags.get("--event-log"), steps)
     return "Update complete" if command == "up" else "Destroy complete"
+
+
+def save_state(ctx: Ctx, stack: str, state: dict[str, Any]) -> None:
+    tmp = ctx.state_path(stack).with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(state))
+    tmp.replace(ctx.state_path(stack))
+
+
+_OPERATION_TYPES = {"create": "creating", "replace": "creating", "update": "updating", "delete": "deleting"}
+"""pkg/resource/operation.go: the OperationType of a step in flight."""
+
+
+def pending(step: dict[str, Any], encrypt: Any) -> dict[str, Any]:
+    """apitype.OperationV2: the resource as the step began it, and the operation's type."""
+    res = step["new"] or step["old"]
+    if step["new"] is not None:
+        res = {k: v for k, v in model.apply([{**step, "op": "create"}], encrypt)[0].items() if k != "id"}
+    return {"resource": res, "type": _OPERATION_TYPES[step["op"]]}
+
+
+def pending_creates(state: dict[str, Any]) -> list[dict[str, Any]]:
+    return [op for op in state["deployment"].get("pending_operations") or [] if op.get("type") == "creating"]
+
+
+def refresh(ctx: Ctx, stack: str, state: dict[str, Any], flags: dict[str, Any]) -> str:
+    """`pulumi refresh` (pkg/cmd/pulumi/operations/refresh.go). The stand-in's providers answer
+    with the state itself, changed by `settings.json` "drift" ({resource name: {input: value}}):
+    what someone changed outside Pulumi."""
+    if flags.get("--preview-only"):
+        return "Previewing refresh"
+    if not flags.get("--yes"):
+        raise CliError("--yes must be passed in to proceed when running in non-interactive mode")
+    if flags.get("--skip-pending-creates") and flags.get("--clear-pending-creates"):  # L281-L283
+        raise CliError("cannot set both --skip-pending-creates and --clear-pending-creates")
+    if flags.get("--import-pending-creates"):
+        # L286-L303, L564-L590: each pending CREATE named becomes an import with the given ID.
+        # Stricter: the stand-in does not model what the engine then does with the import.
+        raise CliError("the stand-in does not implement --import-pending-creates")
+    message = str(flags.get("--message", ""))
+    with Lock(ctx, stack):
+        start = time.time()
+        ops = state["deployment"].get("pending_operations") or []
+        if flags.get("--clear-pending-creates"):
+            # L319-L328 (filterMapPendingCreates, L538-L562): every pending CREATE dropped.
+            ops = [op for op in ops if op.get("type") != "creating"]
+        # The refresh's own snapshot carries only the base's pending CREATEs (snapshot.go
+        # L763-L771); the other interrupted operations are settled by reading the resources
+        # (deployment_executor.go L102-L106: "refresh ... will clear the pending operations").
+        state["deployment"]["pending_operations"] = [op for op in ops if op.get("type") == "creating"]
+        drift = ctx.settings.get("drift", {})
+        changed = 0
+        for res in state["deployment"]["resources"]:
+            for key, value in (drift.get(res["urn"].rsplit("::", 1)[-1]) or {}).items():
+                if res["inputs"].get(key) != value:
+                    res["inputs"][key] = value
+                    changed += 1
+        save_state(ctx, stack, state)
+        counts = {"update": changed} if changed else {"same": len(state["deployment"]["resources"])}
+        ctx.add_history(stack, "refresh", start, message, True, counts)
+        model.write_events(flags.get("--event-log"), [])
+    return "Refresh complete"
+
+
+def cmd_cancel(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
+    """`pulumi cancel` on a DIY backend: CancelCurrentUpdate deletes every lock file of the stack
+    and nothing else (pkg/backend/diy/backend.go L1684-L1711): no process is stopped, no pending
+    operation touched. No prompt when not interactive (cancel/cancel.go L78-L82)."""
+    ctx.project()
+    stack = words[1] if len(words) > 1 else flags.get("--stack", "")
+    if len(words) > 1 and flags.get("--stack"):
+        raise CliError("only one of --stack or argument stack name may be specified, not both")
+    if not ctx.state_path(stack).exists():
+        raise CliError(f"no stack named '{stack}' found")
+    if ctx.lock_dir(stack).exists():
+        for lock in ctx.lock_dir(stack).iterdir():
+            if lock.is_file():
+                lock.unlink(missing_ok=True)
+    return f"The currently running update for '{stack}' has been canceled!"
 
 
 def main(argv: list[str]) -> int:
@@ -595,6 +734,8 @@ def main(argv: list[str]) -> int:
             "preview": cmd_operation,
             "up": cmd_operation,
             "destroy": cmd_operation,
+            "refresh": cmd_operation,
+            "cancel": cmd_cancel,
         }
         if not words or words[0] not in handlers:
             raise CliError(f"the stand-in does not implement {words[:2]}")
