@@ -167,8 +167,8 @@ def tenant_fence(
 
     Refused (FenceBusy) when another session holds it: a worker the reaper gave up on is still
     alive and connected. The watchdog probes the lock's own connection; a probe that fails, or
-    that has not answered for `stale_after` seconds (a network partition blocks it rather than
-    failing it), a heartbeat of `worker_id` older than `stale_after`, or `still_ours(conn)` False
+    that has not answered for half `stale_after` (a network partition blocks it rather than
+    failing it), a heartbeat of `worker_id` older than half `stale_after`, or `still_ours(conn)` False
     (the apply is no longer `started`: the reaper gave up on it, service/store.py heartbeat),
     fires the Watch."""
     conn = db.connect(database_url, autocommit=True)
@@ -185,6 +185,9 @@ def tenant_fence(
                 "connected); it is retried once that session ends"
             )
         interval = check_every if check_every is not None else max(0.2, min(5.0, stale_after / 6))
+        # Half the reaper's threshold: the CLI is dead before any reaper takes this worker for
+        # dead (it needs the heartbeat older than `stale_after`, service/recovery.py).
+        limit = stale_after / 2
         last_ok = [time.monotonic()]
 
         def probe() -> None:
@@ -208,16 +211,16 @@ def tenant_fence(
                 except (psycopg.Error, DatabaseUnavailable) as err:
                     watch.fire(f"lost the database connection holding the tenant ({type(err).__name__})")
                     return
-                if age > stale_after:
-                    watch.fire(f"this worker's heartbeat is {age:.0f}s old (stale after {stale_after:.0f}s)")
+                if age > limit:
+                    watch.fire(f"this worker's heartbeat is {age:.1f}s old (the reaper's limit is {stale_after:g}s)")
                     return
                 last_ok[0] = time.monotonic()
                 stop.wait(interval)
 
         def watchdog() -> None:
             while not stop.wait(interval):
-                if time.monotonic() - last_ok[0] > stale_after:
-                    watch.fire(f"the database has not answered for {stale_after:.0f}s")
+                if time.monotonic() - last_ok[0] > limit:
+                    watch.fire(f"the database has not answered for {limit:g}s")
                     return
 
         threads = [

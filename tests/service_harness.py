@@ -33,7 +33,7 @@ from tests.program_copy import program_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE = ROOT / "tests" / "fake_pulumi"
-STALE = 3.0
+STALE = 4.0
 """SCOUTFLO_HEARTBEAT_STALE_SECONDS of the tests: a killed worker is reaped within seconds."""
 
 WRAPPER = """#!/bin/sh

@@ -1,0 +1,88 @@
+"""The tenant's session fence of a worker (service/worker.py tenant_fence) against a real
+PostgreSQL: held by one session at a time, freed by the server when the session ends, and its
+watchdog fires (the job's CLI group is killed) when the session is lost or the heartbeat is stale."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import psycopg
+import pytest
+
+from automation import operations as ops
+from service import jobs
+from service.worker import FenceBusy, tenant_fence
+from tests.service_harness import alive, wait
+
+
+def fired(watch: Any) -> list[str]:
+    calls: list[str] = []
+    watch.on_lost(lambda: calls.append(watch.reason))
+    return calls
+
+
+def test_one_session_holds_a_tenant_and_its_end_frees_it(migrated_database: str) -> None:
+    with tenant_fence(migrated_database, "acme", None, 30):
+        with pytest.raises(FenceBusy), tenant_fence(migrated_database, "acme", None, 30):
+            pass
+        with tenant_fence(migrated_database, "other", None, 30):
+            pass  # another tenant is not held
+    with tenant_fence(migrated_database, "acme", None, 30):
+        pass  # released with the block
+
+
+def test_a_lost_session_fires_the_watch(migrated_database: str) -> None:
+    with tenant_fence(migrated_database, "acme", None, 30, check_every=0.1) as watch:
+        calls = fired(watch)
+        with psycopg.connect(migrated_database, autocommit=True) as admin:
+            # The server ends the fence's session (as a failover or a restart would).
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        wait(lambda: watch.lost.is_set(), 10)
+        assert calls and "lost the database connection" in calls[0]
+        # The server released the lock with the session: another worker may take the tenant now.
+        with tenant_fence(migrated_database, "acme", None, 30):
+            pass
+
+
+def test_a_stale_heartbeat_or_an_apply_taken_away_fires_the_watch(migrated_database: str) -> None:
+    with psycopg.connect(migrated_database, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now() - interval '20 seconds') RETURNING id"
+        ).fetchone()
+        assert row is not None
+        stale_worker = int(row[0])
+        row = conn.execute("INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id").fetchone()
+        assert row is not None
+        live_worker = int(row[0])
+    with tenant_fence(migrated_database, "acme", stale_worker, 30, check_every=0.1) as watch:
+        wait(lambda: watch.lost.is_set(), 10)
+        assert "heartbeat is" in watch.reason
+    ours = threading.Event()
+    ours.set()
+    with tenant_fence(
+        migrated_database, "acme", live_worker, 30, check_every=0.1, still_ours=lambda _: ours.is_set()
+    ) as watch:
+        calls = fired(watch)
+        threading.Event().wait(0.5)
+        assert not watch.lost.is_set()
+        ours.clear()
+        wait(lambda: watch.lost.is_set(), 10)
+        assert calls == [watch.reason] and "no longer started" in watch.reason
+
+
+def test_a_fired_watch_kills_the_jobs_cli_group(migrated_database: str, tmp_path: Path) -> None:
+    """service/jobs.py guarded: the job's CLIs run under a CliGuard of its own, killed with the watch."""
+    backend = ops.Backend(url=f"file://{tmp_path}/state", secrets_provider="passphrase", state_dir=tmp_path / "ws")
+    runtime = SimpleNamespace(stacks=ops.Stacks(backend))
+    with tenant_fence(migrated_database, "acme", None, 30, check_every=0.1) as watch:
+        with jobs.guarded(runtime, watch) as stacks:  # type: ignore[arg-type]
+            assert stacks.guard is not runtime.stacks.guard
+            cli = stacks.guard.popen(["/bin/sleep", "60"], env={"PATH": "/usr/bin:/bin"}, cwd=str(tmp_path))
+            with psycopg.connect(migrated_database, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+            wait(lambda: not alive(cli.pid), 10)
+            assert stacks.guard.killed
+            stacks.guard.finish(cli)
