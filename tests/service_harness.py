@@ -202,12 +202,12 @@ class Service:
             defer_apply=jobs.defer_apply,
         )
 
-    def connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.url, autocommit=True, row_factory=dict_row)  # type: ignore[arg-type]
+    def connect(self) -> psycopg.Connection[dict[str, Any]]:
+        return psycopg.connect(self.url, autocommit=True, row_factory=dict_row)
 
     def rows(self, query: str, *args: Any) -> list[dict[str, Any]]:
         with self.connect() as conn:
-            return list(conn.execute(query, args).fetchall())  # type: ignore[arg-type]
+            return list(conn.execute(query, args).fetchall())
 
     def preview(self, preview_id: int) -> dict[str, Any]:
         return self.rows("SELECT * FROM previews WHERE id = %s", preview_id)[0]
