@@ -143,3 +143,23 @@ def test_worker_settings_are_checked_before_it_starts(
     monkeypatch.delenv("SCOUTFLO_PLAN_STORE")
     code, err = run(capsys, "worker", "--heartbeat-interval", "4", "--json")
     assert (code, err["error"]) == (8, "invalid-setup") and "SCOUTFLO_PLAN_STORE" in err["message"]
+
+
+def test_the_service_pages_cli_lines_parse() -> None:
+    """Every `python -m automation …` line of docs/service.md and README.md's sh blocks is one the
+    CLI's parser takes (a renamed flag fails here, not on the backend's machine)."""
+    import re
+    import shlex
+
+    from automation.__main__ import SERVICE_COMMANDS, _parser
+
+    root = Path(__file__).resolve().parent.parent
+    seen = set()
+    for page in (root / "docs" / "service.md", root / "README.md"):
+        for block in re.findall(r"^```sh\n(.*?)^```", page.read_text(encoding="utf-8"), re.M | re.S):
+            for line in block.splitlines():
+                words = shlex.split(line, comments=True)
+                if words[:3] == ["python", "-m", "automation"] and words[3] in SERVICE_COMMANDS:
+                    _parser().parse_args(words[3:])
+                    seen.add(words[3])
+    assert seen == set(SERVICE_COMMANDS)
