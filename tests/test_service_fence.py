@@ -1,6 +1,7 @@
 """The tenant's session fence of a worker (service/worker.py tenant_fence) against a real
 PostgreSQL: held by one session at a time, freed by the server when the session ends, and its
-watchdog fires (the job's CLI group is killed) when the session is lost or the heartbeat is stale."""
+watchdog fires (the job's CLI group is killed) when the session is lost or the heartbeat is stale.
+And how a scheduled preview with changes is classed (service/schedule.py classify)."""
 
 from __future__ import annotations
 
@@ -86,3 +87,25 @@ def test_a_fired_watch_kills_the_jobs_cli_group(migrated_database: str, tmp_path
             wait(lambda: not alive(cli.pid), 10)
             assert stacks.guard.killed
             stacks.guard.finish(cli)
+
+
+def test_a_scheduled_preview_is_an_upgrade_when_the_program_changed_since_the_last_apply(
+    migrated_database: str,
+) -> None:
+    from dataclasses import replace
+
+    from automation.changeset import changeset_from_events
+    from service import schedule, store
+    from tests import approval_events as ae
+
+    change = changeset_from_events(ae.first_deploy(1), stack="acme", config_digest="hmac:one", plan_sha256="a" * 64)
+    applied = replace(change, program_digest="program:one")
+    with psycopg.connect(migrated_database, autocommit=True) as conn:
+        assert schedule.classify(conn, "acme", applied) == "drift"  # never applied: nothing to compare
+        preview_id = store.insert_preview(conn, "acme", "request")
+        store.finish_preview(conn, preview_id, changes=applied)
+        _, apply_id = store.approve(conn, preview_id, applied.fingerprint, "alice", defer_apply=lambda c, a: None)
+        store.start_apply(conn, apply_id, "w", "h", 1)
+        store.finish_apply(conn, apply_id, status="succeeded")
+        assert schedule.classify(conn, "acme", replace(change, program_digest="program:one")) == "drift"
+        assert schedule.classify(conn, "acme", replace(change, program_digest="program:two")) == "upgrade"
