@@ -12,16 +12,17 @@ manager.py L223-L273; queries.sql `select_stalled_jobs_by_heartbeat`).
   the killed `up` may have changed half-way), the job failed (its lock frees), and the tenant's
   recovery queued under the tenant's lock;
 - an apply still `queued` (the worker died before starting it): the job back to `todo` (nothing ran);
-- a preview: failed, the job failed, recovery queued (a killed preview can leave Pulumi's lock);
-- anything else (a dead reap/sweep/recovery): the job failed, a recovery re-queued.
+- a preview: failed, the job failed, recovery queued (a preview takes Pulumi's lock too,
+  pulumi/pulumi 1b5949891b pkg/backend/diy/backend.go L1197-L1206, so a killed one leaves it);
+- a recovery: the job failed and queued again; a reap, sweep or prune job: the job failed.
 
 `recover` (the tenant's job) then, holding the tenant's session fence (service/worker.py: a
 worker declared dead that is still connected holds it, and recovery waits):
 1. Pulumi's DIY lock: read it (automation/locks.py); remove it with `pulumi cancel` only once its
-   owner is proven dead: by automation/locks.owner_dead (same host: the pid is gone), or, on
-   another host, by our fences: the fence is free (the dead worker's database session ended, and
-   its CLI died with it through PR_SET_PDEATHSIG, or was killed by its watchdog when the session
-   was lost) and the lock was taken before the dead job's worker went silent.
+   owner is proven dead: by automation/locks.owner_dead (same host: the pid is gone), or, for a
+   lock of the host the dead apply ran on (applies.host), by our fences: the fence is free (the
+   dead worker's database session ended, and its CLI died with it through PR_SET_PDEATHSIG, or
+   was killed by its watchdog once the session was lost). Any other lock makes recovery wait.
 2. After an apply: `pulumi refresh --clear-pending-creates` settles the operations the killed `up`
    left pending (docs/service.md says why clear, not import).
 3. A new preview (same reason) queued behind it: a person approves again what is left to do.
