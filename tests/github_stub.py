@@ -565,7 +565,11 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
                 }
             if method == "GET" and rest.startswith("git/trees/"):
                 entries = objects[rest.split("/")[-1]]["entries"]
-                tree = [{"path": p, "mode": m, "type": "blob", "sha": s} for p, (m, s) in sorted(entries.items())]
+                # git/trees#get-a-tree: each blob with its `size` in bytes.
+                tree = [
+                    {"path": p, "mode": m, "type": "blob", "sha": s, "size": len(base64.b64decode(objects[s]["data"]))}
+                    for p, (m, s) in sorted(entries.items())
+                ]
                 return 200, {"tree": tree, "truncated": False}
             if method == "POST" and rest == "git/blobs":
                 assert body["encoding"] == "base64"

@@ -22,7 +22,7 @@ from scoutflo.charts.fetch import FetchedChart
 from scoutflo.charts.merge import merge_charts
 from scoutflo.charts.plan import plan_import
 from scoutflo.github.api import GitHub, GitHubError, Pacer
-from scoutflo.github.upgrade import import_or_upgrade, upgrade_branch
+from scoutflo.github.upgrade import git_blob_id, import_or_upgrade, upgrade_branch
 from tests import corpus
 from tests.github_stub import Fault, GitHubState, github_stub
 
@@ -601,3 +601,17 @@ def test_merge_charts_names_every_kind_of_conflict_and_never_merges_a_binary() -
     assert result.files["gone-here"] == "<<<<<<<\n=======\ny new\n>>>>>>> upstream 2.0.0\n"
     assert result.files["bin"] == b"\0mine" and result.files["kept"] == "k\n" and result.files["new"] == "n\n"
     assert result.taken == ("new",) and result.kept_deleted == ()
+
+
+def test_a_file_on_main_beyond_helms_cap_is_a_typed_error_before_any_write(
+    imported: tuple[GitHubState, str], plans: dict[str, Any]
+) -> None:
+    state, url = imported
+    huge = b"x" * (5 * 1024 * 1024 + 1)
+    _user_commit(state, {"chart/files/huge.txt": huge.decode()})
+    writes = state.writes
+    with pytest.raises(GitHubError, match=r"chart/files/huge\.txt is 5242881 bytes; an upgrade reads at most"):
+        _run(url, plans["cert-manager v1.17.3"])
+    # Refused on the tree's sizes: nothing written, the file itself never read.
+    assert state.writes == writes
+    assert not any(path.endswith(git_blob_id(huge)) for _m, path, _b in state.requests)

@@ -41,6 +41,7 @@ from typing import Any
 import pygit2
 
 from scoutflo.charts import safe_yaml
+from scoutflo.charts.archive import MAX_CHART_BYTES, MAX_FILE_BYTES
 from scoutflo.charts.chart_yaml import CHART_DIR
 from scoutflo.charts.merge import MergeResult, merge_charts
 from scoutflo.charts.plan import ANNOTATION_SOURCE, FileContent, content, shown
@@ -147,6 +148,8 @@ class Entry:
     mode: str
     type: str
     sha: str
+    size: int = 0
+    """A blob's size as the tree answers it (docs.github.com/rest/git/trees: `size` per blob)."""
 
 
 def git_blob_id(data: bytes) -> str:
@@ -159,17 +162,40 @@ def _tree(gh: GitHub, r: str, commit: str) -> list[Entry]:
     tree = gh.call("GET", f"{r}/git/trees/{tree_sha}?recursive=1")
     if tree.get("truncated"):
         raise UpgradeError(0, "GET", f"{r}/git/trees", "the repository's tree is too large to read in one answer")
-    return [Entry(e["path"], e["mode"], e["type"], e["sha"]) for e in tree["tree"] if e["type"] != "tree"]
+    return [
+        Entry(e["path"], e["mode"], e["type"], e["sha"], int(e.get("size") or 0))
+        for e in tree["tree"]
+        if e["type"] != "tree"
+    ]
 
 
 def _chart_entries(entries: list[Entry]) -> dict[str, Entry]:
     return {e.path: e for e in entries if e.path.startswith(f"{CHART_DIR}/") and e.type == "blob"}
 
 
-def _read_blobs(gh: GitHub, r: str, wanted: set[str], known: dict[str, bytes]) -> dict[str, bytes]:
+def _read_blobs(gh: GitHub, r: str, entries: list[Entry], known: dict[str, bytes]) -> dict[str, bytes]:
     """Blob contents by sha: from `known` (the new upstream's files, by their git ids) or read
-    from GitHub (GET /git/blobs/{sha}, base64), each checked against its id."""
+    from GitHub (GET /git/blobs/{sha}, base64), each checked against its id. What is read is
+    bounded as an import is (Helm's own caps, scoutflo/charts/archive.py): 5 MiB per file and
+    100 MiB in all, checked on the tree's sizes before anything is read; each file is merged in
+    memory."""
+    wanted = {e.sha for e in entries}
     out = {sha: known[sha] for sha in wanted if sha in known}
+    total = 0
+    for entry in sorted({e.sha: e for e in entries if e.sha not in out}.values(), key=lambda e: e.path):
+        if entry.size > MAX_FILE_BYTES:
+            raise UpgradeError(
+                0,
+                "GET",
+                f"{r}/git/trees",
+                f"{entry.path} is {entry.size} bytes; an upgrade reads at most {MAX_FILE_BYTES} per file, as Helm "
+                "loads a chart: make it smaller (or remove it from chart/), then run `pulumi up` again",
+            )
+        total += entry.size
+        if total > MAX_CHART_BYTES:
+            raise UpgradeError(
+                0, "GET", f"{r}/git/trees", f"chart/ holds more than {MAX_CHART_BYTES} bytes to merge, Helm's cap"
+            )
     for sha in sorted(wanted - set(out)):
         answer = gh.call("GET", f"{r}/git/blobs/{sha}")
         data = base64.b64decode(answer["content"]) if answer.get("encoding") == "base64" else answer["content"].encode()
@@ -241,7 +267,7 @@ def _last_merged_base(gh: GitHub, r: str, owner: str, chart: str, closed: list[d
         chart_yaml = entries.get(f"{CHART_DIR}/Chart.yaml")
         if chart_yaml is None:
             continue
-        blobs = _read_blobs(gh, r, {chart_yaml.sha}, {})
+        blobs = _read_blobs(gh, r, [chart_yaml], {})
         try:
             recorded = upstream_of({f"{CHART_DIR}/Chart.yaml": content(blobs[chart_yaml.sha])}, f"{r} #{pr['number']}")
         except (UpgradeError, safe_yaml.UntrustedYamlError):
@@ -472,7 +498,7 @@ def import_or_upgrade(
     old: Upstream | None = None
     base_files: dict[str, FileContent] = {}
     if recorded is not None:
-        base_blobs = _read_blobs(gh, r, {e.sha for e in recorded.entries.values()}, known_bytes)
+        base_blobs = _read_blobs(gh, r, list(recorded.entries.values()), known_bytes)
         base_files = _files(recorded.entries, base_blobs)
         old = upstream_of(base_files, f"{r} base {recorded.commit[:12]}")
         if not _newer(new.version, old.version):
@@ -538,13 +564,13 @@ def import_or_upgrade(
         if found is None:
             raise UpgradeError(409, "GET", f"{r}/commits", f"branch {upgrade!r} has no `{UPSTREAM_TRAILER}:` commit")
         entries = _chart_entries(_tree(gh, r, found))
-        base_files = _files(entries, _read_blobs(gh, r, {e.sha for e in entries.values()}, known_bytes))
+        base_files = _files(entries, _read_blobs(gh, r, list(entries.values()), known_bytes))
         base_record = Base(found, None, entries)
         base_version = upstream_of(base_files, f"{r} base {found[:12]}").version
         parents = [head or ""]
         ours_entries = _tree(gh, r, head or "")
     ours_chart = _chart_entries(ours_entries)
-    ours_files = _files(ours_chart, _read_blobs(gh, r, {e.sha for e in ours_chart.values()}, known_bytes))
+    ours_files = _files(ours_chart, _read_blobs(gh, r, list(ours_chart.values()), known_bytes))
     result = merge_charts(base_files, ours_files, dict(files), their_label=f"upstream {new.version}")
     body = upgrade_body(
         old=old,
