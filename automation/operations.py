@@ -43,7 +43,7 @@ from automation.guard import CliGuard, GuardKilled, kill_group
 from automation.plan_check import verify_against_plan
 from automation.plans import PlanStore, PlanStoreError, hex_of, open_plan_store
 from automation.program import ProgramError, program_digest
-from automation.tenant import StackSettings, Tenant, TenantError, tenant_settings
+from automation.tenant import PROJECT, StackSettings, Tenant, TenantError, tenant_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 INSTALL_CLI = (
@@ -291,6 +291,14 @@ class Backend:
     (automation/plans.py). Unset: `<state_dir>/plan-store` (one host only)."""
     plan_retention_days: float = 90.0
     """How long stored plans are kept (plans.DirectoryPlanStore.prune, run by the backend)."""
+    chart_cache_dir: Path | None = None
+    """One chart cache for every tenant's program (its `scoutflo:chartCacheDir`, a key no tenant
+    may set: automation/tenant.py BACKEND_KEYS), so a sweep fetches each upstream chart once.
+    Safe for concurrent programs: scoutflo/charts/fetch.py writes every entry aside and renames
+    it (_write_atomic), archives by their sha256 and verified on every read, and namespaces
+    entries by the credential that fetched them. The path is part of each tenant's config (and
+    so of its config digest): give every worker the same path. Unset: each tenant's own
+    ~/.cache inside its workspace (the program's default, scoutflo/charts/fetch.py cache_dir)."""
 
     def check(self, project_dir: Path = PROJECT_DIR) -> None:
         """At start, before any tenant: clear errors instead of a CLI failure mid-way."""
@@ -329,7 +337,7 @@ class Backend:
         if not self.url or "://" not in self.url:
             raise InvalidSetup(f"backend url {self.url!r}: use s3://bucket or file:///absolute/path")
         project = project_dir.resolve()
-        places = [Path(self.state_dir)]
+        places = [Path(self.state_dir)] + ([Path(self.chart_cache_dir)] if self.chart_cache_dir else [])
         if self.url.startswith("file://"):
             places.append(Path(self.url.removeprefix("file://")))
         for place in places:
@@ -821,7 +829,15 @@ def _settings(tenant: Tenant, stacks: Stacks) -> StackSettings:
     if not isinstance(tenant, Tenant):
         raise InvalidTenant(f"a Tenant is required, not {type(tenant).__name__}")
     stacks.backend.check(stacks.project_dir)
-    return tenant_settings(tenant, stacks.project_dir)
+    settings = tenant_settings(tenant, stacks.project_dir)
+    cache = stacks.backend.chart_cache_dir
+    if cache is None:
+        return settings
+    # Created here, private to the backend's user: charts fetched with a tenant's registry
+    # credentials are cached too (0600 files, namespaced by that credential).
+    private_dir(Path(cache))
+    plain = {**settings.plain, f"{PROJECT}:chartCacheDir": str(Path(cache).resolve())}
+    return StackSettings(plain, settings.secrets)
 
 
 # ---------------------------------------------------------------- operations

@@ -84,7 +84,7 @@ def test_a_lock_whose_owner_lives_is_never_cancelled(tmp_path: Path, monkeypatch
     host_a = ops.Stacks(base, project_dir=program)
     host_b = ops.Stacks(ops.Backend(**{**base.__dict__, "state_dir": tmp_path / "host-b"}), project_dir=program)
     changes = ops.preview(tenant(), host_a)
-    slow_up(tmp_path / "state", 8)
+    slow_up(tmp_path / "state", 3)
     thread = threading.Thread(target=lambda: ops.apply(tenant(), changes.fingerprint, host_a))
     thread.start()
     try:
