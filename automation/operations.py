@@ -584,11 +584,11 @@ class Stacks:
     backend: Backend
     project_dir: Path = PROJECT_DIR
     secrets_blocks: SecretsBlocks | None = None
+    """When set, every open restores the tenant's block from it before the CLI selects the stack
+    and puts the block back when the CLI created or changed it (see `open`)."""
     guard: CliGuard = field(default_factory=CliGuard)
     """Every CLI this factory's stacks run is started under it; `guard.kill()` ends them all (a
     worker gives each job its own: `dataclasses.replace(stacks, guard=CliGuard())`)."""
-    """When set, every open restores the tenant's block from it before the CLI selects the stack
-    and puts the block back when the CLI created or changed it (see `open`)."""
 
     def tenant_dir(self, tenant_id: str) -> Path:
         return Path(self.backend.state_dir) / "tenants" / tenant_id
