@@ -124,8 +124,10 @@ def assert_ids_only(service: Service) -> list[dict[str, Any]]:
 
 
 def test_the_cross_host_race_runs_one_up(service: Service) -> None:
-    """The same apply queued twice, without the tenant's lock, to two hosts polling at once: the
-    `queued → started` gate in the database lets exactly one of them run `up`."""
+    """The same apply queued four times, three without the tenant's lock, to two hosts polling at
+    once: the `queued → started` gate in the database lets exactly one of them run `up`. A preview
+    requested meanwhile runs only after that apply, on the state it left (the tenant's lock orders
+    its jobs across hosts): no second approval is ever made against the state the first changed."""
     service.add_tenant("race")
     service.start_worker("host-a")
     row = preview_ready(service, "race")
@@ -136,11 +138,20 @@ def test_the_cross_host_race_runs_one_up(service: Service) -> None:
             jobs._DEFERRER.configure_task(jobs.APPLY, connection=conn).defer(apply_id=approval.apply_id)
     waiting = assert_ids_only(service)
     assert [r["args"] for r in waiting if r["task_name"] == jobs.APPLY] == [{"apply_id": approval.apply_id}] * 4
+    # A second preview requested now (the spec unchanged: a changed spec would rightly refuse the
+    # approved apply, its config digest moved) waits behind the apply.
+    second_id = service.api().request_preview("race")
     service.start_worker("host-a")
     service.start_worker("host-b")
-    assert service.wait_apply(approval.apply_id)["status"] == "succeeded"
+    applied = service.wait_apply(approval.apply_id)
+    assert applied["status"] == "succeeded"
+    second = service.wait_preview(second_id)
     wait(lambda: not service.rows("SELECT id FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"), 30)
     assert len(service.ups("race")) == 1
+    # It ran after the apply, on the state the apply left: nothing is left to change.
+    assert second["status"] == "empty" and second["created"] < applied["finished"] < second["finished"]
+    assert second["state_digest"] != row["state_digest"]
+    assert service.overlaps() == []
 
 
 def test_superseded_and_mismatched_approvals_are_refused(service: Service) -> None:
@@ -155,6 +166,11 @@ def test_superseded_and_mismatched_approvals_are_refused(service: Service) -> No
     with pytest.raises(errors.FingerprintMismatch):
         api.approve(second["id"], "sha256:" + "0" * 64, APPROVER)
     assert service.rows("SELECT count(*) AS n FROM approvals")[0]["n"] == 0
+    # The tenant's spec changes after the preview: the approved plan is refused, never applied.
+    service.add_tenant("sup", apps=["storefront", "admin"])
+    approval = api.approve(second["id"], second["fingerprint"], APPROVER)
+    refused = service.wait_apply(approval.apply_id)
+    assert refused["status"] == "failed" and refused["error"].startswith("changes-differ"), refused
     assert service.ups("sup") == []
 
 
