@@ -149,3 +149,23 @@ def test_kill_ends_the_running_cli_group_and_starts_nothing_more(
     assert wait_for(lambda: not in_group(up["pgid"]), 10) and guard.groups() == set()
     with pytest.raises(ops.OperationFailed, match="killed"):
         ops.preview(tenant(), stacks)
+
+
+def test_a_failing_on_started_kills_the_cli_it_could_not_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", f"{FAKE}{os.pathsep}{os.environ['PATH']}")
+    stacks = ops.Stacks(backend(tmp_path), project_dir=program_copy(tmp_path / "program"))
+    changes = ops.preview(tenant(), stacks)
+    slow_up(tmp_path / "state", 120)
+    groups: list[int] = []
+
+    def record(group: int) -> None:
+        groups.append(group)
+        running_up(tmp_path / "state")  # the `up` runs; recording it fails (the database is gone)
+        raise ConnectionError("database unreachable")
+
+    started = time.monotonic()
+    with pytest.raises(ops.OperationFailed, match="database unreachable"):
+        ops.apply(tenant(), changes.fingerprint, stacks, on_started=record)
+    assert time.monotonic() - started < 60 and groups and not in_group(groups[0])

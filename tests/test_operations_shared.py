@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,3 +227,16 @@ def test_a_refreshing_preview_shows_drift_made_outside_pulumi_and_nothing_else(h
     (app,) = [r for r in drifted.resources if r.op != "same"]
     assert app.name == "storefront-application" and app.op == "update"
     ops.apply(tenant(), drifted.fingerprint, hosts.a, plan_sha256=drifted.plan_sha256, message="drift fix")
+
+
+def test_stored_plans_are_kept_until_the_retention_prunes_them(hosts: Hosts) -> None:
+    old = ops.preview(tenant(), hosts.a)
+    new = ops.preview(tenant("globex"), hosts.a)
+    store = hosts.a.backend.open_plan_store()
+    aged = time.time() - 91 * 86400
+    for suffix in (".plan.json", ".record.json"):
+        os.utime(hosts.store / f"{old.plan_sha256.removeprefix('sha256:')}{suffix}", (aged, aged))
+    assert store.prune(hosts.a.backend.plan_retention_days) == 2
+    assert store.record(old.plan_sha256) is None and store.record(new.plan_sha256) is not None
+    with pytest.raises(ops.ChangesDiffer, match="never stored, or pruned"):
+        ops.apply(tenant(), old.fingerprint, hosts.b, plan_sha256=old.plan_sha256)
