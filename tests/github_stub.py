@@ -17,6 +17,7 @@ import fnmatch
 import hashlib
 import http.server
 import json
+import re
 import socket
 import time
 import urllib.parse
@@ -360,6 +361,7 @@ class GitHubState:
             "head": {"ref": ref, "label": label, "repo": {"full_name": f"{owner}/{repo}"}},
             "merged_at": None,
             "draft": draft,
+            "node_id": f"PR_stub{number}",
         }
         self.pulls.append(pr)
         return pr
@@ -524,7 +526,44 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
                 return 403, {"message": READ_ONLY}
             return None
 
+        def _graphql(self, body: Any) -> tuple[int, Any]:
+            """POST /graphql, for the two mutations an upgrade sends together: updatePullRequest
+            (title, body) and convertPullRequestToDraft, each addressed by the pull request's
+            node_id (octokit/graphql-schema schema.graphql:60579 UpdatePullRequestInput, :6762
+            ConvertPullRequestToDraftInput), executed one after the other in the order written
+            (graphql-spec spec/Section 6 -- Execution.md:640-641). GitHub answers 200 with an
+            `errors` list for a request it cannot run; anything else is refused that way here."""
+            query = str((body or {}).get("query") or "")
+            variables = (body or {}).get("variables") or {}
+            fields = re.findall(r"(\w+)\s*:\s*(\w+)\(input:\s*\{([^}]*)\}\)", query)
+            if not query.lstrip().startswith("mutation") or not fields:
+                return 200, {"errors": [{"message": "stub: only updatePullRequest / convertPullRequestToDraft"}]}
+            data: dict[str, Any] = {}
+            errors: list[dict[str, Any]] = []
+            for alias, name, args in fields:
+                given = dict(re.findall(r"(\w+):\s*\$(\w+)", args))
+                values = {k: variables.get(v) for k, v in given.items()}
+                pr = next((p for p in state.pulls if p.get("node_id") == values.get("pullRequestId")), None)
+                allowed = {"updatePullRequest": {"pullRequestId", "title", "body"}}.get(name, {"pullRequestId"})
+                if name not in ("updatePullRequest", "convertPullRequestToDraft") or set(given) - allowed:
+                    errors.append({"message": f"stub: unsupported {name}({sorted(given)})", "path": [alias]})
+                    data[alias] = None
+                elif pr is None or pr["state"] != "open":
+                    errors.append(
+                        {"type": "NOT_FOUND", "message": "Could not resolve to a PullRequest", "path": [alias]}
+                    )
+                    data[alias] = None
+                elif name == "updatePullRequest":
+                    pr.update({k: values[k] for k in ("title", "body") if k in values})
+                    data[alias] = {"pullRequest": {"number": pr["number"]}}
+                else:
+                    pr["draft"] = True
+                    data[alias] = {"pullRequest": {"isDraft": True}}
+            return 200, {"data": data, **({"errors": errors} if errors else {})}
+
         def _route(self, method: str, url: urllib.parse.SplitResult, body: Any) -> tuple[int, Any]:
+            if method == "POST" and url.path == "/graphql":
+                return self._graphql(body)
             parts = url.path.split("/")  # ['', 'repos', owner, repo, ...]
             if parts[1] != "repos" or len(parts) < 4:
                 return self._accounts(method, parts, body) or (
@@ -640,6 +679,11 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
                 # Newest first (the default sort, `created` descending), one page of `per_page`.
                 pulls = list(reversed(pulls))[: int(query.get("per_page", ["30"])[0])]
                 return 200, [state.pull_answer(p) for p in pulls]
+            if method == "GET" and re.fullmatch(r"pulls/\d+", rest):
+                number = int(rest.split("/")[1])
+                if not 0 < number <= len(state.pulls):
+                    return 404, {"message": "Not Found"}
+                return 200, state.pull_answer(state.pulls[number - 1])
             if method == "PATCH" and rest.startswith("pulls/"):
                 # pulls/pulls#update-a-pull-request: title, body, state, base, maintainer_can_modify;
                 # no `draft` (a draft is changed through GraphQL only).

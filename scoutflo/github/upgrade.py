@@ -228,14 +228,44 @@ class Base:
     entries: dict[str, Entry]
 
 
-def _base_in_history(gh: GitHub, r: str, head: str, import_branch: str | None) -> str | None:
+def u_message(chart: str, version: str) -> str:
+    """U's message, exactly: a record is recognised by the whole message, never by a trailer line
+    found anywhere (a user's `git cherry-pick -x` of U, or a resolution commit quoting the
+    trailer, would otherwise be taken for upstream's files and its edits silently dropped by the
+    next merge: base == ours there means "unchanged by the user")."""
+    return (
+        f"Upstream {chart} {version} as an import prepares it\n\n"
+        f"The base of the next upgrade; the next commit merges it with main.\n\n"
+        f"{UPSTREAM_TRAILER}: {chart} {version}\n"
+    )
+
+
+def _is_record(message: str, chart: str, import_branch: str | None) -> bool:
+    """Whether a commit message is Scoutflo's record of upstream as imported: an upgrade's U (the
+    whole message, `u_message`), or the import commit of `import_branch` (commit_files ends its
+    message with the trailer: scoutflo/github/api.py commit_files `full_message`)."""
+    lines = message.rstrip("\n").split("\n")
+    last = lines[-1].strip()
+    if last.startswith(f"{UPSTREAM_TRAILER}: {chart} "):
+        return message.rstrip("\n") == u_message(chart, last.rsplit(" ", 1)[1]).rstrip("\n")
+    return bool(import_branch) and last == marker_line(import_branch or "")
+
+
+def _is_merge_commit(message: str, chart: str) -> bool:
+    """Whether a commit message is an upgrade's M (its last two lines, as import_or_upgrade writes them)."""
+    lines = message.rstrip("\n").split("\n")
+    return (
+        len(lines) >= 2
+        and lines[-1].startswith(marker_line(f"{UPGRADE_PREFIX}{chart}-"))
+        and lines[-2].startswith(f"{CONFLICTS_TRAILER}: ")
+    )
+
+
+def _base_in_history(gh: GitHub, r: str, head: str, chart: str, import_branch: str | None) -> str | None:
     """The newest commit from `head` that records upstream as imported: an upgrade's U, or the
     import commit of `import_branch`."""
     for sha, message in _messages(gh, r, head):
-        lines = _lines(message)
-        if any(line.startswith(f"{UPSTREAM_TRAILER}: ") for line in lines):
-            return sha
-        if import_branch and marker_line(import_branch) in lines:
+        if _is_record(message, chart, import_branch):
             return sha
     return None
 
@@ -260,7 +290,7 @@ def _last_merged_base(gh: GitHub, r: str, owner: str, chart: str, closed: list[d
     merged.sort(key=lambda pr: str(pr["merged_at"]), reverse=True)
     for pr in merged[:CANDIDATES]:
         ref = str(pr["head"]["ref"])
-        found = _base_in_history(gh, r, str(pr["head"]["sha"]), ref if ref.startswith(IMPORT_PREFIX) else None)
+        found = _base_in_history(gh, r, str(pr["head"]["sha"]), chart, ref if ref.startswith(IMPORT_PREFIX) else None)
         if found is None:
             continue
         entries = _chart_entries(_tree(gh, r, found))
@@ -314,6 +344,7 @@ def upgrade_body(
     result: MergeResult,
     since_files: Mapping[str, FileContent],
     theirs_files: Mapping[str, FileContent],
+    onto: str = "the changes on `main`",
 ) -> str:
     """The pull request's body: from (`old`, what main last took) -> to, the source, the base
     merged against (`base_version`: main's, or the open upgrade branch's own when the user
@@ -330,7 +361,7 @@ def upgrade_body(
     if old:
         head = (
             f"Upgrades the public chart **{new.chart}** from {old.version} to **{new.version}** "
-            f"(appVersion {old.app_version or '–'} → {new.app_version or '–'}), merged with the changes on `main` "
+            f"(appVersion {old.app_version or '–'} → {new.app_version or '–'}), merged with {onto} "
             f"({new.mode} mode)."
         )
     else:
@@ -431,6 +462,55 @@ def _split_message(message: str) -> tuple[str, str, bool]:
     return title, body, conflicts != "0"
 
 
+GRAPHQL = "/graphql"
+"""GitHub's GraphQL endpoint beside the REST root (POST https://api.github.com/graphql,
+docs.github.com/en/graphql/guides/forming-calls-with-graphql)."""
+
+_UPDATE_TO_DRAFT = (
+    "mutation($id: ID!, $title: String!, $body: String!) {"
+    " update: updatePullRequest(input: {pullRequestId: $id, title: $title, body: $body}) { pullRequest { number } }"
+    " draft: convertPullRequestToDraft(input: {pullRequestId: $id}) { pullRequest { isDraft } }"
+    " }"
+)
+"""An open pull request's title and body replaced and the pull request made a draft, in ONE
+request (one write, as the REST PATCH it replaces): REST "Update a pull request" takes title,
+body, state, base, maintainer_can_modify and no `draft` (docs.github.com/rest/pulls/pulls
+#update-a-pull-request), and GraphQL executes a mutation's top-level fields serially, in the
+order written (graphql/graphql-spec spec/Section 6 -- Execution.md:158-161 "This selection set
+should be executed serially", :640-641 "in serial order, starting with the first appearing
+field textually"). Inputs: UpdatePullRequestInput {pullRequestId, title, body} and
+ConvertPullRequestToDraftInput {pullRequestId} (octokit/graphql-schema schema.graphql:60579,
+:6762; the mutations :25413, :23511). A field error does not stop the fields after it (it
+nulls its own field and is listed in `errors`): the update lands even when the conversion is
+refused; the answer's `errors` are raised, and the `pr` check failing on the markers still
+blocks the merge."""
+
+
+def _update_pull(gh: GitHub, r: str, pr: Mapping[str, Any], *, key: str, title: str, body: str, draft: bool) -> None:
+    number = int(pr["number"])
+    if not (draft and not pr.get("draft")):
+        gh.call("PATCH", f"{r}/pulls/{number}", {"title": title, "body": body}, idempotent=True)
+        return
+
+    def landed() -> dict[str, Any] | None:
+        # An unknown outcome (5xx, a lost answer) is read back, never sent again blindly.
+        now = gh.call("GET", f"{r}/pulls/{number}")
+        return {} if now.get("draft") and marker_line(key) in _lines(str(now.get("body") or "")) else None
+
+    variables = {"id": pr["node_id"], "title": title, "body": body}
+    answer = gh.call("POST", GRAPHQL, {"query": _UPDATE_TO_DRAFT, "variables": variables}, verify=landed)
+    errors = answer.get("errors") if isinstance(answer, dict) else None
+    if errors:
+        said = "; ".join(str(e.get("message")) for e in errors if isinstance(e, dict))
+        raise UpgradeError(
+            0,
+            "POST",
+            GRAPHQL,
+            f"pull request #{number}: GitHub did not update it or make it a draft ({said}); its conflicts are "
+            "listed in its body and its `pr` check fails on their markers",
+        )
+
+
 def _ensure_pull(
     gh: GitHub,
     *,
@@ -446,9 +526,7 @@ def _ensure_pull(
     title, body, draft = _split_message(message)
     if open_pr is not None:
         if marker_line(key) not in _lines(str(open_pr.get("body") or "")):
-            # REST "Update a pull request" takes title, body, state, base: not `draft` (that is
-            # GraphQL's convertPullRequestToDraft); an updated PR's failing lint blocks its merge.
-            gh.call("PATCH", f"{r}/pulls/{open_pr['number']}", {"title": title, "body": body}, idempotent=True)
+            _update_pull(gh, r, open_pr, key=key, title=title, body=body, draft=draft)
         return CommitResult(head, branch, int(open_pr["number"]), str(open_pr["html_url"]))
     request = {"title": title, "head": branch, "base": base, "body": body, "draft": draft}
     pr: dict[str, Any] | None
@@ -459,6 +537,33 @@ def _ensure_pull(
             raise
     assert pr is not None
     return CommitResult(head, branch, int(pr["number"]), str(pr["html_url"]))
+
+
+def _open_import(gh: GitHub, owner: str, r: str, chart: str, branch: str) -> dict[str, Any] | None:
+    """The chart's open, unmerged import pull request of another version (branch
+    `scoutflo/import-<chart>-<version>`), checked by its Chart.yaml (`redis-` also prefixes
+    `redis-cluster-`'s branches)."""
+    prefix = f"{IMPORT_PREFIX}{chart}-"
+    for pr in gh.call("GET", f"{r}/pulls?state=open&per_page={HISTORY}") or []:
+        ref = str((pr.get("head") or {}).get("ref") or "")
+        if pr.get("state") != "open" or not _ours_pr(pr, owner) or not ref.startswith(prefix) or ref == branch:
+            continue
+        entries = _chart_entries(_tree(gh, r, str(pr["head"]["sha"])))
+        chart_yaml = entries.get(f"{CHART_DIR}/Chart.yaml")
+        if chart_yaml is None:
+            continue
+        blobs = _read_blobs(gh, r, [chart_yaml], {})
+        try:
+            found = upstream_of({f"{CHART_DIR}/Chart.yaml": content(blobs[chart_yaml.sha])}, f"{r} #{pr['number']}")
+        except (UpgradeError, safe_yaml.UntrustedYamlError):
+            continue
+        if found.chart == chart:
+            return dict(pr)
+    return None
+
+
+def _last_line(message: str) -> str:
+    return message.rstrip("\n").split("\n")[-1].strip()
 
 
 def import_or_upgrade(
@@ -473,15 +578,17 @@ def import_or_upgrade(
     pr_title: str = "",
     pr_body: str = "",
 ) -> CommitResult:
-    """The import pull request of a chart main does not have yet (commit_files, as before), or
-    the upgrade of the one it has to the version `files` hold. Safe to repeat (module docstring)."""
+    """The import pull request of a chart main does not have yet (commit_files, as before; an
+    open import pull request of another version is updated instead, never a second one), or the
+    upgrade of the one it has to the version `files` hold. Safe to repeat (module docstring)."""
     r = f"/repos/{owner}/{repo}"
     new = upstream_of(files, f"the import {branch}")
     main_head = branch_head(gh, r, base)
     closed = gh.call("GET", f"{r}/pulls?state=closed&per_page={HISTORY}") or []
     recorded = _last_merged_base(gh, r, owner, new.chart, closed)
     main_entries = _tree(gh, r, main_head)
-    if recorded is None and f"{CHART_DIR}/Chart.yaml" not in {e.path for e in main_entries}:
+
+    def import_pr() -> CommitResult:
         return commit_files(
             gh,
             owner=owner,
@@ -493,6 +600,14 @@ def import_or_upgrade(
             pr_title=pr_title,
             pr_body=pr_body,
         )
+
+    pending: dict[str, Any] | None = None
+    if recorded is None and f"{CHART_DIR}/Chart.yaml" not in {e.path for e in main_entries}:
+        # One open pull request per app: an import not merged yet takes the newer version on its
+        # own branch (below: merged into that branch as it is, the user's commits on it kept).
+        pending = _open_import(gh, owner, r, new.chart, branch)
+        if pending is None:
+            return import_pr()
     theirs_known = {git_blob_id(v if isinstance(v, bytes) else v.encode()): v for v in files.values()}
     known_bytes = {sha: (v if isinstance(v, bytes) else v.encode()) for sha, v in theirs_known.items()}
     old: Upstream | None = None
@@ -508,7 +623,8 @@ def import_or_upgrade(
     upgrade = upgrade_branch(new.chart)
     for pr in closed:
         if (
-            _ours_pr(pr, owner)
+            pending is None
+            and _ours_pr(pr, owner)
             and (pr.get("head") or {}).get("ref") == upgrade
             and not pr.get("merged_at")
             and marker_line(key) in _lines(str(pr.get("body") or ""))
@@ -517,10 +633,17 @@ def import_or_upgrade(
             return CommitResult(
                 str(pr["head"].get("sha") or main_head), upgrade, int(pr["number"]), str(pr["html_url"]), created=False
             )
-    open_pr = _open_pull(gh, owner, r, upgrade)
+    open_pr: dict[str, Any] | None
+    if pending is not None:
+        upgrade, open_pr = str(pending["head"]["ref"]), pending
+    else:
+        open_pr = _open_pull(gh, owner, r, upgrade)
     head = _ref_sha(gh, r, upgrade)
+    if pending is not None and head is None:
+        # The import's branch is gone (GitHub closes its pull request): a fresh import.
+        return import_pr()
     history = _messages(gh, r, head) if head else []
-    done = next((message for _sha, message in history if marker_line(key) in _lines(message)), None)
+    done = next((message for _sha, message in history if _last_line(message) == marker_line(key)), None)
     if done is not None:
         # This version's merge is on the branch already (a run whose ref write or pull request
         # failed, or whose answer was lost; or the user's commits on top of it): only the pull
@@ -541,6 +664,7 @@ def import_or_upgrade(
     # U also has that head as a parent, so the move is a fast-forward and never forced: a commit
     # pushed to the branch meanwhile makes it fail ("not a fast forward") instead of being dropped,
     # and the re-run builds on it. Main first, so the pull request's diff is against main's head.
+    on_main = {sha for sha, _message in _messages(gh, r, main_head)} if history else set()
     if head is None:
         parents = [main_head]
     elif main_head in {sha for sha, _message in history}:
@@ -549,8 +673,17 @@ def import_or_upgrade(
         parents = [main_head, head]
     ours_entries = main_entries
     base_record, base_version, since_files = recorded, old.version if old else "", base_files
-    if history and not any(line.startswith(f"{marker_line(UPGRADE_PREFIX)}") for line in _lines(history[0][1])):
-        # The branch holds the user's commits on top of ours (conflicts being resolved).
+    # The user's commits anywhere on the branch (not only at its head: under an older run's M too,
+    # e.g. a conflict resolved before a newer version came). Rebuilding from main would leave them
+    # in the history but drop their content from the tree; they are merged into instead. A commit
+    # counts as Scoutflo's only by its whole message (u_message, M's last two lines).
+    users = [
+        sha
+        for sha, msg in history
+        if sha not in on_main and not (_is_record(msg, new.chart, None) or _is_merge_commit(msg, new.chart))
+    ]
+    prior: Upstream | None = None
+    if pending is not None or users:
         if open_pr is None:
             raise UpgradeError(
                 409,
@@ -560,44 +693,45 @@ def import_or_upgrade(
                 "change; merge, rename or delete it, then run `pulumi up` again",
             )
         # Merge into the branch as the user left it, against the upstream it was built on.
-        found = _base_in_history(gh, r, head or "", None)
+        found = _base_in_history(gh, r, head or "", new.chart, upgrade if pending is not None else None)
         if found is None:
-            raise UpgradeError(409, "GET", f"{r}/commits", f"branch {upgrade!r} has no `{UPSTREAM_TRAILER}:` commit")
+            raise UpgradeError(409, "GET", f"{r}/commits", f"branch {upgrade!r} has no record of upstream as imported")
         entries = _chart_entries(_tree(gh, r, found))
         base_files = _files(entries, _read_blobs(gh, r, list(entries.values()), known_bytes))
         base_record = Base(found, None, entries)
-        base_version = upstream_of(base_files, f"{r} base {found[:12]}").version
+        prior = upstream_of(base_files, f"{r} base {found[:12]}")
+        base_version = prior.version
         parents = [head or ""]
         ours_entries = _tree(gh, r, head or "")
+        if pending is not None:
+            since_files = base_files
     ours_chart = _chart_entries(ours_entries)
     ours_files = _files(ours_chart, _read_blobs(gh, r, list(ours_chart.values()), known_bytes))
     result = merge_charts(base_files, ours_files, dict(files), their_label=f"upstream {new.version}")
     body = upgrade_body(
-        old=old,
+        old=old if pending is None else prior,
         new=new,
         base=base_record,
         base_version=base_version,
         result=result,
         since_files=since_files,
         theirs_files=files,
+        onto="the changes on `main`" if pending is None else "this import pull request's branch",
     )
-    title = (
-        f"Upgrade {new.chart} {old.version} → {new.version}"
-        if old
-        else f"Propose {new.chart} {new.version} (no recorded base)"
-    )
+    if pending is not None:
+        title = pr_title or f"Import {new.chart} {new.version}"
+        body = f"{pr_body.rstrip()}\n\n{body}"[:BODY_LIMIT] if pr_body else body
+    elif old:
+        title = f"Upgrade {new.chart} {old.version} → {new.version}"
+    else:
+        title = f"Propose {new.chart} {new.version} (no recorded base)"
     if result.conflicts:
         title += f" ({len(result.conflicts)} conflict{'' if len(result.conflicts) == 1 else 's'})"
     outside = [e for e in ours_entries if not e.path.startswith(f"{CHART_DIR}/")]
     modes = {p: e.mode for p, e in ours_chart.items()}
     on_github = {e.sha for e in ours_entries} | {e.sha for e in (base_record.entries.values() if base_record else ())}
     tree_u = _tree_request(gh, r, outside, files, modes, on_github)
-    u_message = (
-        f"Upstream {new.chart} {new.version} as an import prepares it\n\n"
-        f"The base of the next upgrade; the next commit merges it with main.\n\n"
-        f"{UPSTREAM_TRAILER}: {new.chart} {new.version}\n"
-    )
-    commit_u = _commit(gh, r, tree_u, parents, u_message)
+    commit_u = _commit(gh, r, tree_u, parents, u_message(new.chart, new.version))
     tree_m = _tree_request(gh, r, outside, result.files, modes, on_github)
     m_message = f"{title}\n\n{body}\n\n{CONFLICTS_TRAILER}: {len(result.conflicts)}\n{marker_line(key)}\n"
     commit_m = _commit(gh, r, tree_m, [commit_u], m_message)
