@@ -15,6 +15,8 @@ manager.py L223-L273; queries.sql `select_stalled_jobs_by_heartbeat`).
 - a preview: failed, the job failed, recovery queued (a preview takes Pulumi's lock too,
   pulumi/pulumi 1b5949891b pkg/backend/diy/backend.go L1197-L1206, so a killed one leaves it);
 - a recovery: the job failed and queued again; a reap, sweep or prune job: the job failed.
+It also settles an apply left `started` by a job that ended without recording its outcome
+(`_orphaned_applies`): interrupted, recovery queued.
 
 `recover` (the tenant's job) then, holding the tenant's session fence (service/worker.py: a
 worker declared dead that is still connected holds it, and recovery waits):
@@ -51,7 +53,32 @@ def reap(runtime: Any) -> str:
             except (UnknownApply, UnknownPreview) as err:
                 jobs.fail_dead_job(conn, job["id"])
                 done.append(f"job {job['id']}: {err}")
+        done += _orphaned_applies(conn, runtime.settings.heartbeat_stale_seconds)
     return "; ".join(done) or "nothing stalled"
+
+
+def _orphaned_applies(conn: Any, stale_after: float) -> list[str]:
+    """Applies still `started` whose job is no longer running: the worker lived, but its job ended
+    without recording the outcome (the database went away mid-apply: the fence's watchdog killed
+    the CLI, and the job failed writing `interrupted`). Their heartbeat (applies.heartbeat, kept by
+    the fence's probe, service/store.py heartbeat) has stopped; nothing else would settle them."""
+    rows = conn.execute(
+        "SELECT a.id, max(j.id) FROM applies a JOIN procrastinate_jobs j"
+        " ON j.task_name = %s AND (j.args ->> 'apply_id')::bigint = a.id"
+        " WHERE a.status = 'started' AND a.heartbeat < now() - make_interval(secs => %s)"
+        " GROUP BY a.id HAVING bool_and(j.status <> 'doing')",
+        (jobs.APPLY, stale_after),
+    ).fetchall()
+    done = []
+    for apply_id, job_id in rows:
+        with conn.transaction():
+            apply = store.get_apply(conn, int(apply_id))
+            if apply.status != "started":
+                continue
+            store.finish_apply(conn, apply.id, status="interrupted", error="its job ended without an outcome")
+            jobs.defer_recover(conn, apply.tenant, int(job_id))
+        done.append(f"apply {apply.id}: interrupted (its job ended without an outcome); recovery queued")
+    return done
 
 
 def reap_one(conn: Any, job: dict[str, Any]) -> str:

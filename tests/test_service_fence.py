@@ -109,3 +109,27 @@ def test_a_scheduled_preview_is_an_upgrade_when_the_program_changed_since_the_la
         store.finish_apply(conn, apply_id, status="succeeded")
         assert schedule.classify(conn, "acme", replace(change, program_digest="program:one")) == "drift"
         assert schedule.classify(conn, "acme", replace(change, program_digest="program:two")) == "upgrade"
+
+
+def test_the_reaper_settles_an_apply_whose_job_ended_without_an_outcome(migrated_database: str) -> None:
+    """The database went away mid-apply: the watchdog killed the CLI and the job failed before it
+    could write `interrupted`. Once the apply's heartbeat is stale, the reaper settles it."""
+    from automation.changeset import changeset_from_events
+    from service import recovery, store
+    from tests import approval_events as ae
+
+    change = changeset_from_events(ae.first_deploy(1), stack="acme", config_digest="hmac:one", plan_sha256="a" * 64)
+    runtime = SimpleNamespace(settings=SimpleNamespace(database_url=migrated_database, heartbeat_stale_seconds=5))
+    with psycopg.connect(migrated_database, autocommit=True) as conn:
+        preview_id = store.insert_preview(conn, "acme", "request")
+        store.finish_preview(conn, preview_id, changes=change)
+        _, apply_id = store.approve(conn, preview_id, change.fingerprint, "alice", defer_apply=jobs.defer_apply)
+        store.start_apply(conn, apply_id, "w", "h", 1)
+        conn.execute("UPDATE procrastinate_jobs SET status = 'failed' WHERE task_name = %s", (jobs.APPLY,))
+        assert recovery.reap(runtime) == "nothing stalled"  # its heartbeat is fresh: still running
+        conn.execute("UPDATE applies SET heartbeat = now() - interval '1 minute' WHERE id = %s", (apply_id,))
+        assert "interrupted" in recovery.reap(runtime)
+        assert store.get_apply(conn, apply_id).status == "interrupted"
+        queued = conn.execute("SELECT task_name, args, lock FROM procrastinate_jobs WHERE status = 'todo'").fetchall()
+        assert [(t, lock) for t, _, lock in queued] == [(jobs.RECOVER, "tenant:acme")]
+        assert recovery.reap(runtime) == "nothing stalled"  # settled once
