@@ -36,7 +36,7 @@ import logging
 from typing import Any
 
 from service import db, jobs, store
-from service.errors import UnknownApply, UnknownPreview
+from service.errors import PreviewFinished, PreviewNotReady, UnknownApply, UnknownPreview
 from service.worker import tenant_fence
 
 log = logging.getLogger("scoutflo.recovery")
@@ -54,7 +54,30 @@ def reap(runtime: Any) -> str:
                 jobs.fail_dead_job(conn, job["id"])
                 done.append(f"job {job['id']}: {err}")
         done += _orphaned_applies(conn, runtime.settings.heartbeat_stale_seconds)
+        done += _orphaned_previews(conn, runtime.settings.heartbeat_stale_seconds)
     return "; ".join(done) or "nothing stalled"
+
+
+def _orphaned_previews(conn: Any, stale_after: float) -> list[str]:
+    """Previews still `running` with no preview job waiting or running for them (their job ended
+    without recording the outcome): failed, so the tenant's status says so and the daily sweep,
+    which skips a tenant with a preview open, does not skip it forever. A preview and its job are
+    written in one transaction (service/api.py, schedule.py, recovery), so a running preview
+    without a job is one whose job is over."""
+    rows = conn.execute(
+        "SELECT p.id FROM previews p WHERE p.status = 'running' AND p.created < now() - make_interval(secs => %s)"
+        " AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.task_name = %s"
+        " AND (j.args ->> 'preview_id')::bigint = p.id AND j.status IN ('todo', 'doing'))",
+        (stale_after, jobs.PREVIEW),
+    ).fetchall()
+    done = []
+    for (preview_id,) in rows:
+        try:
+            store.finish_preview(conn, int(preview_id), error="its job ended without an outcome")
+        except (PreviewFinished, PreviewNotReady):
+            continue  # finished meanwhile
+        done.append(f"preview {preview_id}: failed (its job ended without an outcome)")
+    return done
 
 
 def _orphaned_applies(conn: Any, stale_after: float) -> list[str]:

@@ -133,3 +133,12 @@ def test_the_reaper_settles_an_apply_whose_job_ended_without_an_outcome(migrated
         queued = conn.execute("SELECT task_name, args, lock FROM procrastinate_jobs WHERE status = 'todo'").fetchall()
         assert [(t, lock) for t, _, lock in queued] == [(jobs.RECOVER, "tenant:acme")]
         assert recovery.reap(runtime) == "nothing stalled"  # settled once
+
+        # A preview whose job ended the same way: failed, so the tenant's sweep does not skip it forever.
+        waiting = store.insert_preview(conn, "acme", "drift")
+        jobs.defer_preview(conn, "acme", waiting)
+        conn.execute("UPDATE previews SET created = now() - interval '1 minute' WHERE id = %s", (waiting,))
+        assert recovery.reap(runtime) == "nothing stalled"  # its job still waits
+        conn.execute("UPDATE procrastinate_jobs SET status = 'failed' WHERE task_name = %s", (jobs.PREVIEW,))
+        assert "failed" in recovery.reap(runtime)
+        assert store.get_preview(conn, waiting).status == "failed"
