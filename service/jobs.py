@@ -19,9 +19,9 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -203,9 +203,6 @@ class Runtime:
     stacks: ops.Stacks
     host: str
     pid: int
-    current_worker: Any = None
-    hooks: dict[str, Callable[..., Any]] = field(default_factory=dict)
-    """Observation points the recovery tests do not need (kept empty in production)."""
 
     @classmethod
     def start(cls, settings: Any, options: Any) -> Runtime:

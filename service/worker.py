@@ -272,7 +272,6 @@ def run(settings: Any, options: WorkerOptions) -> int:
                 async with app.open_async():
                     worker = jobs.new_worker(app, options)
                     current[:] = [worker]
-                    runtime.current_worker = worker
                     await worker.run()
             except (psycopg.Error, DatabaseUnavailable, OSError) as err:
                 log.warning("worker: the database is unavailable (%s); retrying", type(err).__name__)
