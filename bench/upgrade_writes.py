@@ -3,7 +3,9 @@
 Per chart: the import (one PR, squash-merged as the app repositories do), a user edit on main,
 then the upgrade to the next version (scoutflo/github/upgrade.py: tree and commit of upstream as
 imported, tree and commit of the merge, the ref, the PR), the same with a conflict, a newer
-version while that PR is open (the PR updated in place), and a re-run (nothing to write). Charts:
+version while that PR is open (the PR updated in place), a re-run (nothing to write), a newer
+version that brings a conflict into the open PR (title, body and draft in one GraphQL write),
+and a newer version while the import PR is still open (that PR updated in place). Charts:
 the corpus's two cert-manager versions (vendor), redis (umbrella) and, unless --smoke,
 kube-prometheus-stack padded to the real 88.5.3's shape (308 files, one binary), whose next
 version is derived from it. Asserts nothing; prints figures.
@@ -22,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import _smoke
 from scoutflo.charts.fetch import FetchedChart
 from scoutflo.charts.plan import ImportPlan, plan_import
 from scoutflo.github.api import GitHub, Pacer
@@ -71,29 +74,43 @@ def _edit_main(state: GitHubState, path: str, old: str, new: str) -> None:
 
 
 def measure(label: str, first: ImportPlan, second: ImportPlan, third: dict[str, str | bytes], edit: Any) -> None:
+    """`edit(state, "user")` edits main as a user would; `edit(state, "conflict")` also changes
+    lines upstream's next version changes."""
     rows: list[tuple[str, tuple[int, int, float]]] = []
-    for conflict in (False, True):
+    for case in ("edits kept", "a conflict", "draft", "import open"):
         state = GitHubState()
         with github_stub(state) as url:
             imported = _run(url, first)
-            rows_here = [] if conflict else [("import", imported)]
+            if case == "import open":
+                # The import PR not merged yet: the newer version updates it in place.
+                rows.append(("import PR open, newer version", _run(url, second)))
+                continue
+            if case == "edits kept":
+                rows.append(("import", imported))
             state.merge_pull(1)
-            edit(state, conflict)
-            name = "upgrade, a conflict" if conflict else "upgrade, user edits kept"
-            rows_here.append((name, _run(url, second)))
-            if not conflict:
-                rows_here.append(("newer version, PR updated", _run(url, second, third)))
-                rows_here.append(("re-run", _run(url, second, third)))
-            rows += rows_here
+            edit(state, "user")
+            if case == "edits kept":
+                rows.append(("upgrade, user edits kept", _run(url, second)))
+                rows.append(("newer version, PR updated", _run(url, second, third)))
+                rows.append(("re-run", _run(url, second, third)))
+            elif case == "a conflict":
+                edit(state, "conflict")
+                rows.append(("upgrade, a conflict", _run(url, second)))
+            else:
+                _run(url, second)
+                edit(state, "conflict")
+                rows.append(("newer version, conflict: draft", _run(url, second, third)))
     print(f"  {label} ({len(second.files)} files)")
     for name, (writes, reads, seconds) in rows:
-        print(f"    {name:<28} {writes:>2} writes {reads:>4} reads {seconds:6.2f} s")
+        print(f"    {name:<32} {writes:>2} writes {reads:>4} reads {seconds:6.2f} s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--smoke", action="store_true", help="cert-manager and redis only")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--largest", action=argparse.BooleanOptionalAction, default=True, help="kube-prometheus-stack too"
+    )
+    args = _smoke.parse(parser, "cert-manager and redis only", largest=False)
     print("GitHub writes of an upstream upgrade (GitHub stand-in; + 1 per binary file new to the repository)")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -113,9 +130,10 @@ def main() -> None:
             )
         }
 
-        def cert_edit(state: GitHubState, conflict: bool) -> None:
-            _edit_main(state, "chart/values.yaml", "enabled: false", "enabled: true")
-            if conflict:
+        def cert_edit(state: GitHubState, which: str) -> None:
+            if which == "user":
+                _edit_main(state, "chart/values.yaml", "enabled: false", "enabled: true")
+            else:
                 _edit_main(state, "chart/templates/deployment.yaml", "--v=2", "--v=4")
 
         cm = plans[("cert-manager", "v1.17.3")]
@@ -127,9 +145,10 @@ def main() -> None:
             cert_edit,
         )
 
-        def redis_edit(state: GitHubState, conflict: bool) -> None:
-            _edit_main(state, "chart/values.yaml", "redis: {}", "redis:\n  replica: 2")
-            if conflict:
+        def redis_edit(state: GitHubState, which: str) -> None:
+            if which == "user":
+                _edit_main(state, "chart/values.yaml", "redis: {}", "redis:\n  replica: 2")
+            else:
                 _edit_main(state, "chart/Chart.yaml", "version: 21.0.0", "version: 21.0.0-mine")
 
         rd = plans[("redis", "21.0.1")]
@@ -140,15 +159,21 @@ def main() -> None:
             _next(rd, "21.0.1", "21.0.2"),
             redis_edit,
         )
-        if not args.smoke:
+        if args.largest:
             chart = corpus.largest(root / "largest")
             kps = _plan(chart, "kube-prometheus-stack", "77.0.0", "vendor", root / "out")
-            nxt = ImportPlan(kps.branch, kps.title, kps.body, _next(kps, "77.0.0", "77.0.1"))
+            nxt = ImportPlan(
+                kps.branch.replace("77.0.0", "77.0.1"),
+                kps.title.replace("77.0.0", "77.0.1"),
+                kps.body,
+                _next(kps, "77.0.0", "77.0.1"),
+            )
             newer = _next(kps, "77.0.0", "77.0.2")
 
-            def kps_edit(state: GitHubState, conflict: bool) -> None:
-                _edit_main(state, "chart/values.yaml", "enabled: true", "enabled: false")
-                if conflict:
+            def kps_edit(state: GitHubState, which: str) -> None:
+                if which == "user":
+                    _edit_main(state, "chart/values.yaml", "enabled: true", "enabled: false")
+                else:
                     values = state.files("main")["chart/values.yaml"].decode()
                     state.user_commit("main", {"chart/values.yaml": (values + "mine: 1\n").encode()})
 
