@@ -69,6 +69,32 @@ def test_a_new_upstream_version_previews_as_a_replacement_and_ups_as_the_upgrade
     assert new_state[1]["github_writes"] == 6 and new_state[1]["pull_request_url"] == state.pulls[1]["html_url"]
     host.delete(IMPORT_URN, old_id, old_state)
     assert state.writes == writes + 6
+    # The next `up` with nothing new: Diff against the new state is DIFF_NONE, so the engine
+    # calls no Create or Update (0 writes).
+    assert not host.check(IMPORT_URN, second, second, preview=False).failures
+    assert changes(host.diff(IMPORT_URN, new_id, new_state, second, preview=False)) == (False, [])
+    assert state.writes == writes + 6
     merged = state.files("scoutflo/upgrade-cert-manager")["chart/values.yaml"].decode()
     assert "enabled: true" in merged and "maxConcurrentChallenges: 60" in merged
     assert state.pulls[1]["title"] == "Upgrade cert-manager v1.17.2 → v1.17.3"
+
+
+def test_a_new_version_while_the_import_pr_is_open_updates_that_pr_under_the_host(
+    host: Host,  # noqa: F811
+    github: tuple[GitHubState, str],  # noqa: F811
+    plans: dict[str, Any],  # noqa: F811
+) -> None:
+    """The import PR is still open when upstream moves: the replacement's create updates that PR
+    (its branch, title and body) instead of opening a second one."""
+    state, url = github
+    old = plans["cert-manager v1.17.2"]
+    first = import_inputs(url, old)
+    old_id, old_state = host.create(IMPORT_URN, first)
+    new = plans["cert-manager v1.17.3"]
+    second = import_inputs(url, new)
+    assert changes(host.diff(IMPORT_URN, old_id, old_state, second, preview=True)) == (True, ["branch"])
+    new_id, new_state = host.create(IMPORT_URN, second)
+    host.delete(IMPORT_URN, old_id, old_state)
+    assert len(state.pulls) == 1 and state.pulls[0]["state"] == "open" and state.pulls[0]["title"] == new.title
+    assert new_id == f"o/web@{old.branch}" and new_state[1]["pull_request_url"] == state.pulls[0]["html_url"]
+    assert "appVersion: v1.17.3" in state.files(old.branch)["chart/Chart.yaml"].decode()

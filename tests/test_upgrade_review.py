@@ -247,3 +247,29 @@ def test_a_commit_quoting_a_records_trailer_is_never_taken_for_upstream(
     nxt, _ = _run(url, plans["cert-manager v1.17.3"], files=_version3(plans))
     merged = _text(state, nxt.branch)["chart/values.yaml"]
     assert "mirror.example/jetstack" in merged and "timeoutSeconds: 10" in merged
+
+
+def test_a_force_push_that_drops_the_record_is_a_typed_error_then_close_and_delete_recovers(
+    imported: tuple[GitHubState, str],  # noqa: F811
+    plans: dict[str, Any],  # noqa: F811
+) -> None:
+    """The user force-pushes the open upgrade branch to main plus a commit of theirs: U is gone,
+    so there is no base to merge a newer version into their branch with. Nothing is written; once
+    they close the PR and delete the branch, the newer version is proposed afresh."""
+    state, url = imported
+    result, _ = _run(url, plans["cert-manager v1.17.3"])
+    state.refs[BRANCH] = state.refs["main"]
+    state.user_commit(BRANCH, {"chart/NOTES-mine.txt": b"mine\n"})
+    writes = state.writes
+    try:
+        _run(url, plans["cert-manager v1.17.3"], files=_version3(plans))
+    except GitHubError as err:
+        assert "no longer holds Scoutflo's first commit" in str(err) and BRANCH in str(err)
+    else:
+        raise AssertionError("a branch without its record must not be merged into")
+    assert state.writes == writes
+    state.close_pull(result.pull_request)
+    del state.refs[BRANCH]
+    nxt, writes = _run(url, plans["cert-manager v1.17.3"], files=_version3(plans))
+    assert writes == 6 and nxt.pull_request == 3
+    assert state.pulls[2]["title"] == "Upgrade cert-manager v1.17.2 → v1.17.4"

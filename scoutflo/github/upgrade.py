@@ -695,7 +695,16 @@ def import_or_upgrade(
         # Merge into the branch as the user left it, against the upstream it was built on.
         found = _base_in_history(gh, r, head or "", new.chart, upgrade if pending is not None else None)
         if found is None:
-            raise UpgradeError(409, "GET", f"{r}/commits", f"branch {upgrade!r} has no record of upstream as imported")
+            # Rewritten (a force-push without Scoutflo's first commit): there is no base to merge
+            # the new version into the user's branch with, and guessing one could drop their edits.
+            raise UpgradeError(
+                409,
+                "GET",
+                f"{r}/commits",
+                f"branch {upgrade!r} no longer holds Scoutflo's first commit (upstream as imported), so a newer "
+                "version cannot be merged into it safely: merge or close its pull request (a closed one declines "
+                "that version; the next is proposed), delete the branch, then run `pulumi up` again",
+            )
         entries = _chart_entries(_tree(gh, r, found))
         base_files = _files(entries, _read_blobs(gh, r, list(entries.values()), known_bytes))
         base_record = Base(found, None, entries)
