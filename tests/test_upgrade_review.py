@@ -273,3 +273,36 @@ def test_a_force_push_that_drops_the_record_is_a_typed_error_then_close_and_dele
     nxt, writes = _run(url, plans["cert-manager v1.17.3"], files=_version3(plans))
     assert writes == 6 and nxt.pull_request == 3
     assert state.pulls[2]["title"] == "Upgrade cert-manager v1.17.2 → v1.17.4"
+
+
+def test_real_releases_a_renamed_file_crlf_and_no_final_newline() -> None:
+    """zenml 0.72.0 -> 0.73.0 (tests/data/upstream): the user renamed server-secret.yaml (upstream
+    changed it: the old path comes back as a conflict, theirs kept, nothing moved silently),
+    converted NOTES.txt to CRLF (every line theirs: upstream's change is a conflict, never taken
+    over it), and prefixed server-db-job.yaml, which has no final newline on either side (merged
+    cleanly, still without one)."""
+    from tests.test_upgrade import _real
+
+    old, new = _real("0.72.0"), _real("0.73.0")
+    state = GitHubState()
+    with github_stub(state) as url:
+        _run(url, old)
+        state.merge_pull(1)
+        main = _text(state, "main")
+        secret, notes, job = (f"chart/templates/{n}" for n in ("server-secret.yaml", "NOTES.txt", "server-db-job.yaml"))
+        assert not main[job].endswith("\n") and not str(new.files[job]).endswith("\n")
+        edits = {
+            "chart/templates/secret.yaml": main[secret],
+            notes: main[notes].replace("\n", "\r\n"),
+            job: "# ours\n" + main[job],
+        }
+        _user_commit(state, edits, deleted=(secret,))
+        result, writes = _run(url, new)
+        merged = _text(state, result.branch)
+        body = state.pulls[result.pull_request - 1]["body"]
+        assert writes == 6 and "`chart/templates/server-secret.yaml` (deleted on main, changed upstream)" in body
+        assert merged["chart/templates/secret.yaml"] == main[secret]
+        assert merged[secret].startswith("<<<<<<<\n=======\n")
+        assert "`chart/templates/NOTES.txt` (both changed)" in body and "\r\n" in merged[notes]
+        assert "<<<<<<< main" in merged[notes]
+        assert merged[job].startswith("# ours\n") and merged[job] == "# ours\n" + str(new.files[job])

@@ -21,7 +21,11 @@ trailer) in the history of the head of the last merged import or upgrade pull re
 chart. An import made before upgrades existed is such a record already: its commit's `chart/`
 is the upstream as imported.
 
-Writes: tree U, commit U, tree M, commit M, the ref, the pull request = 6, plus one blob per
+An import pull request still open when a newer version comes gets the same U and M on its own
+branch (the import commit is their base), never a second pull request.
+
+Writes: tree U, commit U, tree M, commit M, the ref, the pull request (created; or updated: a
+REST PATCH, or one GraphQL request that also makes it a draft) = 6, plus one blob per
 binary file whose content is new to the repository (a blob GitHub has is named by its sha:
 git's blob id, computed here). Safe to repeat after any single failed or lost write: trees are
 content-addressed, a repeated commit is an unreferenced object, the ref write reads back (api.py
