@@ -485,7 +485,8 @@ should be executed serially", :640-641 "in serial order, starting with the first
 field textually"). Inputs: UpdatePullRequestInput {pullRequestId, title, body} and
 ConvertPullRequestToDraftInput {pullRequestId} (octokit/graphql-schema schema.graphql:60579,
 :6762; the mutations :25413, :23511). A field error does not stop the fields after it (it
-nulls its own field and is listed in `errors`): the update lands even when the conversion is
+nulls its own field, both payloads are nullable, and is listed in `errors`: Execution.md:898-915
+"Handling Execution Errors"): the update lands even when the conversion is
 refused; the answer's `errors` are raised, and the `pr` check failing on the markers still
 blocks the merge."""
 
