@@ -232,7 +232,12 @@ def test_a_database_restart_while_approvals_wait_loses_nothing(service: Service,
     service.stop_worker("host-a")
     api = service.api()
     approvals = {t: api.approve(r["id"], r["fingerprint"], APPROVER) for t, r in rows.items()}
+    queued = "SELECT j.args FROM procrastinate_jobs j JOIN applies a ON a.id = (j.args ->> 'apply_id')::bigint"
+    queued += " WHERE j.status = 'todo' AND a.status = 'queued' ORDER BY j.id"
+    waiting = service.rows(queued)
+    assert [w["args"]["apply_id"] for w in waiting] == [a.apply_id for a in approvals.values()]
     postgres.restart("immediate")  # a crash: recovery from the WAL at start
+    assert service.rows(queued) == waiting  # every approval and its job survived
     service.start_worker("host-a")
     for tenant, approval in approvals.items():
         assert service.wait_apply(approval.apply_id)["status"] == "succeeded"
