@@ -33,8 +33,10 @@ from tests.program_copy import program_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE = ROOT / "tests" / "fake_pulumi"
-STALE = 4.0
-"""SCOUTFLO_HEARTBEAT_STALE_SECONDS of the tests: a killed worker is reaped within seconds."""
+STALE = 6.0
+"""SCOUTFLO_HEARTBEAT_STALE_SECONDS of the tests: a killed worker is reaped within seconds, and a
+live one (heartbeat every 0.5 s; its watchdog fires at half this) is never taken for dead on a
+loaded machine."""
 
 WRAPPER = """#!/bin/sh
 # The stand-in pulumi under an flock per stack (tests/service_harness.py).
