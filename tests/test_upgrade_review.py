@@ -306,3 +306,23 @@ def test_real_releases_a_renamed_file_crlf_and_no_final_newline() -> None:
         assert "`chart/templates/NOTES.txt` (both changed)" in body and "\r\n" in merged[notes]
         assert "<<<<<<< main" in merged[notes]
         assert merged[job].startswith("# ours\n") and merged[job] == "# ours\n" + str(new.files[job])
+
+
+def test_a_lower_version_after_a_newer_one_is_proposed_again_not_relabelled(
+    imported: tuple[GitHubState, str],  # noqa: F811
+    plans: dict[str, Any],  # noqa: F811
+) -> None:
+    """v1.17.3 proposed, then v1.17.4 on the same PR, then the catalog's range is lowered and the
+    program asks for v1.17.3 again: v1.17.3's merge further down the branch is not the proposal
+    any more; the PR's tree and title both become v1.17.3 again (never v1.17.3's title over
+    v1.17.4's files)."""
+    state, url = imported
+    _run(url, plans["cert-manager v1.17.3"])
+    _run(url, plans["cert-manager v1.17.3"], files=_version3(plans))
+    assert "appVersion: v1.17.4" in _text(state, BRANCH)["chart/Chart.yaml"]
+    _, writes = _run(url, plans["cert-manager v1.17.3"])
+    assert writes == 6 and len(state.pulls) == 2
+    assert state.pulls[1]["title"] == "Upgrade cert-manager v1.17.2 → v1.17.3"
+    assert "appVersion: v1.17.3" in _text(state, BRANCH)["chart/Chart.yaml"]
+    _, writes = _run(url, plans["cert-manager v1.17.3"])
+    assert writes == 0

@@ -648,7 +648,11 @@ def import_or_upgrade(
         # The import's branch is gone (GitHub closes its pull request): a fresh import.
         return import_pr()
     history = _messages(gh, r, head) if head else []
-    done = next((message for _sha, message in history if _last_line(message) == marker_line(key)), None)
+    # The branch's newest merge only: an older version's M further down (the catalog's range
+    # lowered after a newer version was proposed) is not this proposal; answering with it would
+    # give the pull request that version's title over the newer version's tree.
+    newest = next((message for _sha, message in history if _is_merge_commit(message, new.chart)), None)
+    done = newest if newest is not None and _last_line(newest) == marker_line(key) else None
     if done is not None:
         # This version's merge is on the branch already (a run whose ref write or pull request
         # failed, or whose answer was lost; or the user's commits on top of it): only the pull
