@@ -23,6 +23,7 @@ import hashlib
 from typing import Any
 
 from automation.changeset import ChangeSet
+from automation.operations import InvalidTenant
 from service import db, jobs, store
 from service.tenants import check_tenant_id
 
@@ -47,17 +48,28 @@ def sweep(runtime: Any, tick: int) -> str:
     """Queue the scheduled previews of the tenants due at `tick`."""
     period = int(runtime.settings.drift_interval_hours * 3600)
     every = int(runtime.options.sweep_every)
-    queued, skipped = [], []
+    queued, skipped, refused = [], [], []
     with db.connect(runtime.settings.database_url, autocommit=True) as conn:
         for tenant in runtime.source.ids():
-            check_tenant_id(tenant)
+            try:
+                check_tenant_id(tenant)
+            except InvalidTenant:
+                refused.append(str(tenant)[:80])  # one bad id from the source stops no one else's
+                continue
             if not due(tenant, tick, every, period):
                 continue
             if queue_scheduled(conn, tenant):
                 queued.append(tenant)
             else:
                 skipped.append(tenant)
-    return f"sweep {tick}: queued {len(queued)} ({', '.join(queued[:20])}), skipped {len(skipped)} with a preview open"
+    return (
+        f"sweep {tick}: queued {len(queued)} ({', '.join(queued[:20])}), skipped {len(skipped)} with a preview open"
+        + (
+            f", refused {len(refused)} ids that are not tenant ids ({', '.join(map(repr, refused[:5]))})"
+            if refused
+            else ""
+        )
+    )
 
 
 def queue_scheduled(conn: Any, tenant: str) -> bool:

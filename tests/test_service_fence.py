@@ -142,3 +142,26 @@ def test_the_reaper_settles_an_apply_whose_job_ended_without_an_outcome(migrated
         conn.execute("UPDATE procrastinate_jobs SET status = 'failed' WHERE task_name = %s", (jobs.PREVIEW,))
         assert "failed" in recovery.reap(runtime)
         assert store.get_preview(conn, waiting).status == "failed"
+
+
+def test_a_sweep_queues_the_tenants_due_and_refuses_ids_that_are_not_tenant_ids(migrated_database: str) -> None:
+    from service import schedule
+
+    class Source:
+        def ids(self) -> list[str]:
+            return ["acme", "../etc", "other"]
+
+    runtime = SimpleNamespace(
+        settings=SimpleNamespace(database_url=migrated_database, drift_interval_hours=24),
+        options=SimpleNamespace(sweep_every=300),
+        source=Source(),
+    )
+    tick = schedule.slot("acme", 24 * 3600)
+    result = schedule.sweep(runtime, tick)
+    assert result.startswith(f"sweep {tick}: queued 1 (acme)") and "refused 1 ids" in result, result
+    with psycopg.connect(migrated_database, autocommit=True) as conn:
+        jobs_ = conn.execute("SELECT task_name, args, lock, queueing_lock FROM procrastinate_jobs").fetchall()
+        reasons = conn.execute("SELECT tenant, reason, status FROM previews").fetchall()
+    assert reasons == [("acme", "drift", "running")]
+    (preview_id,) = [args["preview_id"] for _, args, _, _ in jobs_]
+    assert jobs_ == [(jobs.PREVIEW, {"preview_id": preview_id}, "tenant:acme", "preview:acme")]
