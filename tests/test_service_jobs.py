@@ -1,7 +1,8 @@
-"""The tenant's session fence of a worker (service/worker.py tenant_fence) against a real
-PostgreSQL: held by one session at a time, freed by the server when the session ends, and its
-watchdog fires (the job's CLI group is killed) when the session is lost or the heartbeat is stale.
-And how a scheduled preview with changes is classed (service/schedule.py classify)."""
+"""The service's job side in-process against a real PostgreSQL: a worker's tenant fence
+(service/worker.py: one session per tenant, freed by the server, its watchdog firing and killing
+the job's CLI group when the session is lost, the heartbeat is stale or the apply is taken away),
+the reaper's settling of operations whose job ended without an outcome (service/recovery.py), the
+sweep's queued previews and how a scheduled preview is classed (service/schedule.py)."""
 
 from __future__ import annotations
 
