@@ -326,3 +326,32 @@ def test_a_lower_version_after_a_newer_one_is_proposed_again_not_relabelled(
     assert "appVersion: v1.17.3" in _text(state, BRANCH)["chart/Chart.yaml"]
     _, writes = _run(url, plans["cert-manager v1.17.3"])
     assert writes == 0
+
+
+def test_a_lost_answer_to_any_write_is_recovered_within_the_run(
+    imported: tuple[GitHubState, str],  # noqa: F811
+    plans: dict[str, Any],  # noqa: F811
+) -> None:
+    """With the client's retries (not only by a re-run): each write of the update that makes the
+    open PR a draft answered 502 or dropped after it took effect, once. Idempotent writes are sent
+    again; the others (the ref's move, the GraphQL request) read back whether they landed
+    (GitHub.call's `verify`) instead of failing the run or sending twice."""
+    state, url = imported
+    _run(url, plans["cert-manager v1.17.3"])
+    main = _text(state, "main")
+    _user_commit(
+        state, {"chart/templates/deployment.yaml": main["chart/templates/deployment.yaml"].replace("--v=2", "--v=4")}
+    )
+    prepared = copy.deepcopy(state)
+    v4 = _version3(plans)
+    _run(url, plans["cert-manager v1.17.3"], files=v4)
+    expected = _text(state, BRANCH)
+    for name in ("dropped after", "502 after"):
+        for n in range(6):
+            vars(state).update(vars(copy.deepcopy(prepared)))
+            state.write_faults = {prepared.writes + n: FAULTS[name]}
+            result, _ = _run(url, plans["cert-manager v1.17.3"], files=v4)
+            where = f"write {n} {name}"
+            assert result.pull_request == 2 and [p["state"] for p in state.pulls] == ["closed", "open"], where
+            assert state.pulls[1]["draft"] and _text(state, BRANCH) == expected, where
+            assert len([p for m, p, _b in state.requests if m == "POST" and p == GRAPHQL]) <= 1, where
