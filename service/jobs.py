@@ -253,7 +253,7 @@ def make_app(
 
     @app.task(name=PREVIEW, pass_context=True, retry=FENCE_BUSY_RETRY)
     def preview_job(context: procrastinate.JobContext, preview_id: int) -> str:
-        return run_preview(need(), context.job.worker_id, preview_id)
+        return run_preview(need(), context.job.worker_id, preview_id, context.job.id)
 
     @app.task(name=APPLY, pass_context=True, retry=FENCE_BUSY_RETRY)
     def apply_job(context: procrastinate.JobContext, apply_id: int) -> str:
@@ -316,7 +316,7 @@ def _kind(err: BaseException) -> str:
     return f"{mapped.kind}: {mapped}"
 
 
-def run_preview(runtime: Runtime, worker_id: int | None, preview_id: int) -> str:
+def run_preview(runtime: Runtime, worker_id: int | None, preview_id: int, job_id: int | None = None) -> str:
     """Preview a tenant and record the result. A replayed job (the preview is no longer running)
     does nothing. A scheduled preview (drift) refreshes first and is classed `upgrade` when the
     program changed since the tenant's last apply (service/schedule.py classify)."""
@@ -327,6 +327,7 @@ def run_preview(runtime: Runtime, worker_id: int | None, preview_id: int) -> str
         row = store.get_preview(conn, preview_id)
         if row.status != "running":
             return f"preview {preview_id} is {row.status}: nothing to do"
+        watch = None
         try:
             tenant = runtime.source.get(row.tenant)
             with tenant_fence(url, row.tenant, worker_id, runtime.settings.heartbeat_stale_seconds) as watch:
@@ -336,7 +337,12 @@ def run_preview(runtime: Runtime, worker_id: int | None, preview_id: int) -> str
             raise  # nothing written: Procrastinate retries (FENCE_BUSY_RETRY)
         except Exception as err:  # noqa: BLE001 - every failure is recorded on the preview
             log.warning("preview %s of %s failed: %s", preview_id, row.tenant, _kind(err))
-            store.finish_preview(conn, preview_id, error=_kind(err))
+            with conn.transaction():
+                store.finish_preview(conn, preview_id, error=_kind(err))
+                if watch is not None and watch.lost.is_set() and job_id is not None:
+                    # Its CLI was killed mid-run: a preview holds Pulumi's lock too (diy
+                    # backend.go L1197-L1206), so the tenant is recovered like after an apply.
+                    defer_recover(conn, row.tenant, job_id)
             return f"preview {preview_id} failed"
         if row.reason != "request" and changes.has_changes:
             reason = schedule.classify(conn, row.tenant, changes)

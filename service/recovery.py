@@ -65,19 +65,41 @@ def _orphaned_previews(conn: Any, stale_after: float) -> list[str]:
     written in one transaction (service/api.py, schedule.py, recovery), so a running preview
     without a job is one whose job is over."""
     rows = conn.execute(
-        "SELECT p.id FROM previews p WHERE p.status = 'running' AND p.created < now() - make_interval(secs => %s)"
+        "SELECT p.id, p.tenant, (SELECT max(j.id) FROM procrastinate_jobs j WHERE j.task_name = %s"
+        "  AND (j.args ->> 'preview_id')::bigint = p.id) FROM previews p"
+        " WHERE p.status = 'running' AND p.created < now() - make_interval(secs => %s)"
         " AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.task_name = %s"
         " AND (j.args ->> 'preview_id')::bigint = p.id AND j.status IN ('todo', 'doing'))",
-        (stale_after, jobs.PREVIEW),
+        (jobs.PREVIEW, stale_after, jobs.PREVIEW),
     ).fetchall()
     done = []
-    for (preview_id,) in rows:
+    for preview_id, tenant, job_id in rows:
         try:
-            store.finish_preview(conn, int(preview_id), error="its job ended without an outcome")
+            with conn.transaction():
+                store.finish_preview(conn, int(preview_id), error="its job ended without an outcome")
+                if job_id is not None:
+                    # It may have been cut short with Pulumi's lock held: recovered like a dead one.
+                    jobs.defer_recover(conn, tenant, int(job_id))
         except (PreviewFinished, PreviewNotReady):
             continue  # finished meanwhile
-        done.append(f"preview {preview_id}: failed (its job ended without an outcome)")
+        done.append(f"preview {preview_id}: failed (its job ended without an outcome); recovery queued")
     return done
+
+
+def _requeued_applies(conn: Any, stale_after: float) -> list[str]:
+    """Applies still `queued` with no apply job waiting or running (their job failed before
+    start_apply committed: the database went away): queued again. Safe, as every apply job only
+    runs past `queued → started` (service/store.py start_apply)."""
+    rows = conn.execute(
+        "SELECT a.id FROM applies a WHERE a.status = 'queued' AND a.queued < now() - make_interval(secs => %s)"
+        " AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.task_name = %s"
+        " AND (j.args ->> 'apply_id')::bigint = a.id AND j.status IN ('todo', 'doing'))",
+        (stale_after, jobs.APPLY),
+    ).fetchall()
+    for (apply_id,) in rows:
+        with conn.transaction():
+            jobs.defer_apply(conn, int(apply_id))
+    return [f"apply {apply_id}: queued again (its job ended before it started)" for (apply_id,) in rows]
 
 
 def _orphaned_applies(conn: Any, stale_after: float) -> list[str]:
@@ -92,7 +114,7 @@ def _orphaned_applies(conn: Any, stale_after: float) -> list[str]:
         " GROUP BY a.id HAVING bool_and(j.status <> 'doing')",
         (jobs.APPLY, stale_after),
     ).fetchall()
-    done = []
+    done = _requeued_applies(conn, stale_after)
     for apply_id, job_id in rows:
         with conn.transaction():
             apply = store.get_apply(conn, int(apply_id))

@@ -115,6 +115,8 @@ def test_a_scheduled_preview_is_an_upgrade_when_the_program_changed_since_the_la
 def test_the_reaper_settles_an_apply_whose_job_ended_without_an_outcome(migrated_database: str) -> None:
     """The database went away mid-apply: the watchdog killed the CLI and the job failed before it
     could write `interrupted`. Once the apply's heartbeat is stale, the reaper settles it."""
+    from dataclasses import replace
+
     from automation.changeset import changeset_from_events
     from service import recovery, store
     from tests import approval_events as ae
@@ -143,6 +145,27 @@ def test_the_reaper_settles_an_apply_whose_job_ended_without_an_outcome(migrated
         conn.execute("UPDATE procrastinate_jobs SET status = 'failed' WHERE task_name = %s", (jobs.PREVIEW,))
         assert "failed" in recovery.reap(runtime)
         assert store.get_preview(conn, waiting).status == "failed"
+        # One recovery of a tenant waits at a time (queueing lock `recover:<id>`): the apply's covers it.
+        assert conn.execute(
+            "SELECT count(*) FROM procrastinate_jobs WHERE task_name = %s AND status = 'todo'", (jobs.RECOVER,)
+        ).fetchone() == (1,)
+
+        # An apply whose job failed before `queued → started` committed: queued again, once.
+        third = store.insert_preview(conn, "acme", "request")
+        store.finish_preview(conn, third, changes=replace(change, config_digest="hmac:two"))
+        fingerprint = store.get_preview(conn, third).fingerprint
+        assert fingerprint is not None
+        _, queued_id = store.approve(conn, third, fingerprint, "alice", defer_apply=jobs.defer_apply)
+        conn.execute(
+            "UPDATE procrastinate_jobs SET status = 'failed' WHERE args ->> 'apply_id' = %s", (str(queued_id),)
+        )
+        conn.execute("UPDATE applies SET queued = now() - interval '1 minute' WHERE id = %s", (queued_id,))
+        assert "queued again" in recovery.reap(runtime)
+        again = conn.execute(
+            "SELECT lock FROM procrastinate_jobs WHERE status = 'todo' AND args ->> 'apply_id' = %s", (str(queued_id),)
+        ).fetchall()
+        assert again == [("tenant:acme",)]
+        assert "queued again" not in recovery.reap(runtime)
 
 
 def test_a_sweep_queues_the_tenants_due_and_refuses_ids_that_are_not_tenant_ids(migrated_database: str) -> None:
