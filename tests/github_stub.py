@@ -156,6 +156,12 @@ class GitHubState:
     target of a redirect a test fakes with a Fault. Any other name's answer 404, as GitHub's do."""
     rulesets: list[Ruleset] = field(default_factory=list)
     """Active rulesets over the repository's branches (only "Require signed commits" is enforced)."""
+    drafts: bool = True
+    """Whether the repository's plan has draft pull requests (not in private repositories on
+    GitHub Free and Pro, docs.github.com "Changing the stage of a pull request"): without, POST
+    /pulls with `draft: true` answers 422 "Draft pull requests are not supported in this
+    repository." (the message quoted in SWE-agent/SWE-agent#179) and convertPullRequestToDraft
+    answers an error (its wording here is the stub's own)."""
     signs_api_commits: bool = False
     """Whether GitHub signs a commit made with POST /git/commits: only for a GitHub App or bot whose
     request sets no author, committer or signature ("Signature verification for bots",
@@ -556,6 +562,9 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
                 elif name == "updatePullRequest":
                     pr.update({k: values[k] for k in ("title", "body") if k in values})
                     data[alias] = {"pullRequest": {"number": pr["number"]}}
+                elif not state.drafts:
+                    errors.append({"message": "stub: this repository has no draft pull requests", "path": [alias]})
+                    data[alias] = None
                 else:
                     pr["draft"] = True
                     data[alias] = {"pullRequest": {"isDraft": True}}
@@ -702,6 +711,8 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
                 label = body["head"] if ":" in body["head"] else f"{parts[2]}:{body['head']}"
                 if any(p["head"]["label"] == label and p["state"] == "open" for p in state.pulls):
                     return 422, {"message": f"A pull request already exists for {label}."}
+                if body.get("draft") and not state.drafts:
+                    return 422, {"message": "Draft pull requests are not supported in this repository."}
                 pr = state.pull(
                     label, body["base"], body.get("title", ""), body.get("body", ""), parts[3], bool(body.get("draft"))
                 )

@@ -355,3 +355,30 @@ def test_a_lost_answer_to_any_write_is_recovered_within_the_run(
             assert result.pull_request == 2 and [p["state"] for p in state.pulls] == ["closed", "open"], where
             assert state.pulls[1]["draft"] and _text(state, BRANCH) == expected, where
             assert len([p for m, p, _b in state.requests if m == "POST" and p == GRAPHQL]) <= 1, where
+
+
+def test_a_repository_without_drafts_gets_its_conflicting_upgrade_as_a_ready_pr(
+    imported: tuple[GitHubState, str],  # noqa: F811
+    plans: dict[str, Any],  # noqa: F811
+) -> None:
+    """App repositories are private; on GitHub Free or Pro they have no drafts, and GitHub refuses
+    `draft: true` with a 422. The upgrade still opens (ready, its title counting the conflicts),
+    and a later update that brings conflicts is not a failed run either."""
+    state, url = imported
+    state.drafts = False
+    main = _text(state, "main")
+    _user_commit(
+        state, {"chart/templates/deployment.yaml": main["chart/templates/deployment.yaml"].replace("--v=2", "--v=4")}
+    )
+    result, writes = _run(url, plans["cert-manager v1.17.3"])
+    pr = state.pulls[result.pull_request - 1]
+    assert writes == 7 and not pr["draft"] and pr["title"].endswith("(1 conflict)")  # + the refused request
+    again, writes = _run(url, plans["cert-manager v1.17.3"])
+    assert writes == 0 and again.pull_request == result.pull_request
+    # A newer version updating that open, ready PR with conflicts: GitHub takes the title and body
+    # of the GraphQL request and refuses its conversion; the run does not fail over it.
+    _, writes = _run(url, plans["cert-manager v1.17.3"], files=_version3(plans))
+    pr = state.pulls[result.pull_request - 1]
+    assert writes == 6 and pr["title"] == "Upgrade cert-manager v1.17.2 → v1.17.4 (1 conflict)"
+    assert not pr["draft"] and len(state.pulls) == 2
+    assert len([p for m, p, _b in state.requests if m == "POST" and p == GRAPHQL]) == 1
