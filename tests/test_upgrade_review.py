@@ -382,3 +382,21 @@ def test_a_repository_without_drafts_gets_its_conflicting_upgrade_as_a_ready_pr(
     assert writes == 6 and pr["title"] == "Upgrade cert-manager v1.17.2 → v1.17.4 (1 conflict)"
     assert not pr["draft"] and len(state.pulls) == 2
     assert len([p for m, p, _b in state.requests if m == "POST" and p == GRAPHQL]) == 1
+
+
+def test_u_is_upstream_as_imported_whatever_the_modes_on_main(
+    imported: tuple[GitHubState, str],  # noqa: F811
+    plans: dict[str, Any],  # noqa: F811
+) -> None:
+    """The user made a chart file executable on main: the merge (M) keeps their mode, U (the next
+    base, upstream as an import writes it) holds every chart file as 100644."""
+    state, url = imported
+    head = state.refs["main"]
+    tree = dict(state.objects[state.objects[head]["tree"]]["entries"])
+    path = "chart/templates/deployment.yaml"
+    tree[path] = ("100755", tree[path][1])
+    state.refs["main"] = state.commit(tree, [head], "chmod +x")
+    _run(url, plans["cert-manager v1.17.3"])
+    m, u = state.history(BRANCH)[:2]
+    assert state.modes(m)[path] == "100755"
+    assert {mode for p, mode in state.modes(u).items() if p.startswith("chart/")} == {"100644"}

@@ -774,7 +774,9 @@ def import_or_upgrade(
     outside = [e for e in ours_entries if not e.path.startswith(f"{CHART_DIR}/")]
     modes = {p: e.mode for p, e in ours_chart.items()}
     on_github = {e.sha for e in ours_entries} | {e.sha for e in (base_record.entries.values() if base_record else ())}
-    tree_u = _tree_request(gh, r, outside, files, modes, on_github)
+    # U is upstream exactly as an import writes it (every chart file 100644: commit_files with no
+    # `executable`), never with the modes of main's files (a user's symlink or +x there).
+    tree_u = _tree_request(gh, r, outside, files, {}, on_github)
     commit_u = _commit(gh, r, tree_u, parents, u_message(new.chart, new.version))
     tree_m = _tree_request(gh, r, outside, result.files, modes, on_github)
     m_message = f"{title}\n\n{body}\n\n{CONFLICTS_TRAILER}: {len(result.conflicts)}\n{marker_line(key)}\n"
