@@ -113,6 +113,11 @@ def _service_parsers(sub: Any) -> None:
     worker.add_argument("--reap-every", type=_positive(int), default=60, help="seconds between reaper runs")
     worker.add_argument("--sweep-every", type=_positive(int), default=300, help="seconds between drift sweeps")
     worker.add_argument("--program-dir", type=Path, help="the Pulumi program the CLI runs (default: this checkout)")
+    worker.add_argument(
+        "--chart-cache-dir",
+        type=Path,
+        help="one chart cache for every tenant (absolute; the same path on every worker: it is in each config digest)",
+    )
     request = sub.add_parser("request-preview", help="queue a preview of a tenant; prints its id")
     request.add_argument("--tenant-id", required=True)
     for name, text in (
@@ -181,6 +186,7 @@ def _run_service(args: argparse.Namespace) -> Any:
             sweep_every=args.sweep_every,
             stale_after=settings.heartbeat_stale_seconds,
             program_dir=args.program_dir,
+            chart_cache_dir=args.chart_cache_dir,
         )
         options.check()
         worker.run(settings, options)

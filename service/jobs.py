@@ -207,6 +207,8 @@ class Runtime:
     @classmethod
     def start(cls, settings: Any, options: Any) -> Runtime:
         backend = settings.backend
+        if options.chart_cache_dir is not None and backend.chart_cache_dir is None:
+            backend = replace(backend, chart_cache_dir=Path(options.chart_cache_dir))
         if not backend.plan_store:
             # The plan store every worker shares (ServiceSettings.plan_store), not a host's own.
             backend = replace(backend, plan_store=settings.plan_store, plan_retention_days=settings.plan_retention_days)

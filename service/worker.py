@@ -69,6 +69,11 @@ class WorkerOptions:
     """Seconds between sweeps (each queues the tenants whose slot fell in the last `sweep_every`)."""
     restart_delay: float = 2.0
     """After the database went away: wait, then register again (a new worker id)."""
+    chart_cache_dir: Path | None = None
+    """One chart cache for every tenant this worker runs (automation/operations.py
+    Backend.chart_cache_dir): a sweep fetches each upstream chart once, not once per tenant. Its
+    path is in every tenant's config digest, so every worker of a fleet names the same path (a
+    shared mount, or the same local path on each host); unset, each tenant keeps its own."""
     program_dir: Path | None = None
     """The Pulumi program the CLI runs (a release's checkout); default this checkout. Its identity
     (automation/program.py) is in every fingerprint: workers of one fleet run the same release."""

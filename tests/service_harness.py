@@ -157,6 +157,8 @@ class Service:
                 str(sweep_every),
                 "--program-dir",
                 str(self.root / "program"),
+                "--chart-cache-dir",
+                str(self.root / "charts"),
             ],
             cwd=ROOT,
             env=self.env(host),

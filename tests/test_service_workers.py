@@ -81,6 +81,7 @@ def test_twenty_tenants_on_two_hosts_each_applied_exactly_once(service: Service)
         ups = service.ups(tenant)
         assert [u["message"] for u in ups] == [f"approval {approval.approval_id} by {APPROVER}"], ups
     assert service.overlaps() == []
+    assert (service.root / "charts").is_dir()  # the one chart cache both hosts' programs use
     hosts = {row["worker"] for row in service.rows("SELECT worker FROM applies")}
     assert hosts == {"host-a", "host-b"}
     history = api.history("t00")
