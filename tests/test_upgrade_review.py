@@ -400,3 +400,21 @@ def test_u_is_upstream_as_imported_whatever_the_modes_on_main(
     m, u = state.history(BRANCH)[:2]
     assert state.modes(m)[path] == "100755"
     assert {mode for p, mode in state.modes(u).items() if p.startswith("chart/")} == {"100644"}
+
+
+def test_deleting_the_upgrade_branch_declines_that_version_only(
+    imported: tuple[GitHubState, str],  # noqa: F811
+    plans: dict[str, Any],  # noqa: F811
+) -> None:
+    """GitHub closes an open pull request whose head branch is deleted (done by hand here: the
+    stand-in has no branch deletion). That version is declined like a closed PR; the next one
+    gets a fresh branch and pull request."""
+    state, url = imported
+    result, _ = _run(url, plans["cert-manager v1.17.3"])
+    state.close_pull(result.pull_request)
+    del state.refs[BRANCH]
+    again, writes = _run(url, plans["cert-manager v1.17.3"])
+    assert writes == 0 and not again.created and BRANCH not in state.refs
+    nxt, writes = _run(url, plans["cert-manager v1.17.3"], files=_version3(plans))
+    assert writes == 6 and nxt.pull_request == 3 and state.pulls[2]["state"] == "open"
+    assert state.history(BRANCH)[2] == state.refs["main"]
