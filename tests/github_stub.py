@@ -599,7 +599,11 @@ def _handler(state: GitHubState) -> type[http.server.BaseHTTPRequestHandler]:
                 start = state.refs.get(query["sha"][0], query["sha"][0])
                 reachable = sorted(state.reachable(start), key=lambda c: -int(objects[c].get("n", 0)))
                 shas = reachable[: int(query.get("per_page", ["30"])[0])]
-                return 200, [{"sha": s, "commit": {"message": objects[s]["message"]}} for s in shas]
+                # Each with its tree, as GitHub's list answers it (`commit.tree.sha`).
+                return 200, [
+                    {"sha": s, "commit": {"message": objects[s]["message"], "tree": {"sha": objects[s]["tree"]}}}
+                    for s in shas
+                ]
             if method == "GET" and rest.startswith("git/commits/"):
                 c = objects.get(rest.split("/")[-1])
                 if not c or c["type"] != "commit":

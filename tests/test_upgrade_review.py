@@ -241,7 +241,8 @@ def test_a_commit_quoting_a_records_trailer_is_never_taken_for_upstream(
     values = _text(state, BRANCH)["chart/values.yaml"]
     mine = values.replace("quay.io/jetstack", "mirror.example/jetstack")
     assert mine != values
-    forged = u_message("cert-manager", "v1.17.3") + "(cherry picked from commit 0123456789abcdef)\n"
+    u = state.history(BRANCH)[1]
+    forged = u_message("cert-manager", "v1.17.3", state.objects[u]["tree"]) + "(cherry picked from commit 0123456789)\n"
     state.user_commit(BRANCH, {"chart/values.yaml": mine.encode()}, message=forged)
     state.merge_pull(result.pull_request)
     nxt, _ = _run(url, plans["cert-manager v1.17.3"], files=_version3(plans))
@@ -418,3 +419,36 @@ def test_deleting_the_upgrade_branch_declines_that_version_only(
     nxt, writes = _run(url, plans["cert-manager v1.17.3"], files=_version3(plans))
     assert writes == 6 and nxt.pull_request == 3 and state.pulls[2]["state"] == "open"
     assert state.history(BRANCH)[2] == state.refs["main"]
+
+
+def test_a_resolution_amended_into_scoutflos_merge_and_force_pushed_is_kept(
+    imported: tuple[GitHubState, str],  # noqa: F811
+    plans: dict[str, Any],  # noqa: F811
+) -> None:
+    """Resolving a conflict with `git commit --amend` and a force-push keeps M's message over the
+    user's tree. By its message it would pass for Scoutflo's own M, and a newer version would be
+    merged afresh from main, dropping the resolution from the tree; the tree M's message names
+    tells them apart."""
+    state, url = imported
+    main = _text(state, "main")
+    _user_commit(
+        state, {"chart/templates/deployment.yaml": main["chart/templates/deployment.yaml"].replace("--v=2", "--v=4")}
+    )
+    _run(url, plans["cert-manager v1.17.3"])
+    m = state.refs[BRANCH]
+    conflicted = _text(state, BRANCH)["chart/templates/deployment.yaml"]
+    lines = conflicted.splitlines(keepends=True)
+    start, mid, end = (
+        next(i for i, line in enumerate(lines) if line.startswith(k)) for k in ("<<<<<<<", "=======", ">>>>>>>")
+    )
+    resolved = "".join(lines[:start] + lines[mid + 1 : end] + lines[end + 1 :]).replace("--v=2", "--v=4")
+    tree = dict(state.objects[state.objects[m]["tree"]]["entries"])
+    tree["chart/templates/deployment.yaml"] = ("100644", state.blob(resolved.encode()))
+    state.refs[BRANCH] = state.commit(tree, state.objects[m]["parents"], state.objects[m]["message"])
+    _, writes = _run(url, plans["cert-manager v1.17.3"])
+    assert writes == 0  # the same version: nothing to do
+    _, writes = _run(url, plans["cert-manager v1.17.3"], files=_version3(plans))
+    merged = _text(state, BRANCH)
+    assert writes == 6 and merged["chart/templates/deployment.yaml"] == resolved
+    assert "timeoutSeconds: 10" in merged["chart/values.yaml"]
+    assert "Scoutflo-Tree" not in state.pulls[1]["body"] and "Scoutflo-Conflicts" not in state.pulls[1]["body"]

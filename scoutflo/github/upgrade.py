@@ -213,9 +213,19 @@ def _files(entries: Mapping[str, Entry], blobs: Mapping[str, bytes]) -> dict[str
     return {p: content(blobs[e.sha]) for p, e in entries.items()}
 
 
-def _messages(gh: GitHub, r: str, head: str) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class Listed:
+    """A commit as GitHub's commit list answers it (repos/commits#list-commits: `sha`,
+    `commit.message`, `commit.tree.sha`)."""
+
+    sha: str
+    message: str
+    tree: str
+
+
+def _messages(gh: GitHub, r: str, head: str) -> list[Listed]:
     return [
-        (str(c["sha"]), str(c["commit"]["message"]))
+        Listed(str(c["sha"]), str(c["commit"]["message"]), str((c["commit"].get("tree") or {}).get("sha") or ""))
         for c in gh.call("GET", f"{r}/commits?sha={head}&per_page={HISTORY}") or []
     ]
 
@@ -232,45 +242,60 @@ class Base:
     entries: dict[str, Entry]
 
 
-def u_message(chart: str, version: str) -> str:
-    """U's message, exactly: a record is recognised by the whole message, never by a trailer line
-    found anywhere (a user's `git cherry-pick -x` of U, or a resolution commit quoting the
-    trailer, would otherwise be taken for upstream's files and its edits silently dropped by the
-    next merge: base == ours there means "unchanged by the user")."""
+TREE_TRAILER = "Scoutflo-Tree"
+"""The tree a commit of Scoutflo's was made with, in its own message (the tree is written before
+the commit): a commit whose tree differs was rewritten (`git commit --amend` and a force-push,
+keeping the message), so it is the user's, not Scoutflo's."""
+
+
+def u_message(chart: str, version: str, tree: str) -> str:
+    """U's message, exactly: a record is recognised by the whole message and its tree, never by a
+    trailer line found anywhere (a user's `git cherry-pick -x` of U, a resolution commit quoting
+    the trailer, or U amended with other content, would otherwise be taken for upstream's files
+    and their edits silently dropped by the next merge: base == ours there means "unchanged by
+    the user")."""
     return (
         f"Upstream {chart} {version} as an import prepares it\n\n"
         f"The base of the next upgrade; the next commit merges it with main.\n\n"
-        f"{UPSTREAM_TRAILER}: {chart} {version}\n"
+        f"{UPSTREAM_TRAILER}: {chart} {version}\n{TREE_TRAILER}: {tree}\n"
     )
 
 
-def _is_record(message: str, chart: str, import_branch: str | None) -> bool:
-    """Whether a commit message is Scoutflo's record of upstream as imported: an upgrade's U (the
-    whole message, `u_message`), or the import commit of `import_branch` (commit_files ends its
-    message with the trailer: scoutflo/github/api.py commit_files `full_message`)."""
-    lines = message.rstrip("\n").split("\n")
-    last = lines[-1].strip()
-    if last.startswith(f"{UPSTREAM_TRAILER}: {chart} "):
-        return message.rstrip("\n") == u_message(chart, last.rsplit(" ", 1)[1]).rstrip("\n")
-    return bool(import_branch) and last == marker_line(import_branch or "")
+def _is_record(commit: Listed, chart: str, import_branch: str | None) -> bool:
+    """Whether a commit is Scoutflo's record of upstream as imported: an upgrade's U (the whole
+    message, `u_message`, with the tree it names), or the import commit of `import_branch`
+    (commit_files ends its message with the trailer: scoutflo/github/api.py commit_files
+    `full_message`; it carries no tree, so an import commit amended in place is trusted)."""
+    lines = commit.message.rstrip("\n").split("\n")
+    if len(lines) >= 2 and lines[-2].strip().startswith(f"{UPSTREAM_TRAILER}: {chart} "):
+        version = lines[-2].strip().rsplit(" ", 1)[1]
+        return commit.message.rstrip("\n") == u_message(chart, version, commit.tree).rstrip("\n")
+    return bool(import_branch) and lines[-1].strip() == marker_line(import_branch or "")
 
 
 def _is_merge_commit(message: str, chart: str) -> bool:
-    """Whether a commit message is an upgrade's M (its last two lines, as import_or_upgrade writes them)."""
+    """Whether a commit message is an upgrade's M (its last lines, as import_or_upgrade writes them)."""
     lines = message.rstrip("\n").split("\n")
     return (
-        len(lines) >= 2
+        len(lines) >= 3
         and lines[-1].startswith(marker_line(f"{UPGRADE_PREFIX}{chart}-"))
         and lines[-2].startswith(f"{CONFLICTS_TRAILER}: ")
+        and lines[-3].startswith(f"{TREE_TRAILER}: ")
     )
+
+
+def _is_our_merge(commit: Listed, chart: str) -> bool:
+    """An M as Scoutflo made it: its message, and the tree that message names."""
+    lines = commit.message.rstrip("\n").split("\n")
+    return _is_merge_commit(commit.message, chart) and lines[-3] == f"{TREE_TRAILER}: {commit.tree}"
 
 
 def _base_in_history(gh: GitHub, r: str, head: str, chart: str, import_branch: str | None) -> str | None:
     """The newest commit from `head` that records upstream as imported: an upgrade's U, or the
     import commit of `import_branch`."""
-    for sha, message in _messages(gh, r, head):
-        if _is_record(message, chart, import_branch):
-            return sha
+    for commit in _messages(gh, r, head):
+        if _is_record(commit, chart, import_branch):
+            return commit.sha
     return None
 
 
@@ -463,7 +488,8 @@ def _split_message(message: str) -> tuple[str, str, bool]:
     title, _, rest = message.partition("\n")
     lines = rest.strip("\n").splitlines()
     conflicts = next((line.split(":", 1)[1].strip() for line in lines if line.startswith(f"{CONFLICTS_TRAILER}:")), "0")
-    body = "\n".join(line for line in lines if not line.startswith(f"{CONFLICTS_TRAILER}:")).rstrip() + "\n"
+    ours = (f"{CONFLICTS_TRAILER}:", f"{TREE_TRAILER}:")
+    body = "\n".join(line for line in lines if not line.startswith(ours)).rstrip() + "\n"
     return title, body, conflicts != "0"
 
 
@@ -677,7 +703,7 @@ def import_or_upgrade(
     # The branch's newest merge only: an older version's M further down (the catalog's range
     # lowered after a newer version was proposed) is not this proposal; answering with it would
     # give the pull request that version's title over the newer version's tree.
-    newest = next((message for _sha, message in history if _is_merge_commit(message, new.chart)), None)
+    newest = next((c.message for c in history if _is_merge_commit(c.message, new.chart)), None)
     done = newest if newest is not None and _last_line(newest) == marker_line(key) else None
     if done is not None:
         # This version's merge is on the branch already (a run whose ref write or pull request
@@ -699,10 +725,10 @@ def import_or_upgrade(
     # U also has that head as a parent, so the move is a fast-forward and never forced: a commit
     # pushed to the branch meanwhile makes it fail ("not a fast forward") instead of being dropped,
     # and the re-run builds on it. Main first, so the pull request's diff is against main's head.
-    on_main = {sha for sha, _message in _messages(gh, r, main_head)} if history else set()
+    on_main = {c.sha for c in _messages(gh, r, main_head)} if history else set()
     if head is None:
         parents = [main_head]
-    elif main_head in {sha for sha, _message in history}:
+    elif main_head in {c.sha for c in history}:
         parents = [head]
     else:
         parents = [main_head, head]
@@ -713,9 +739,9 @@ def import_or_upgrade(
     # in the history but drop their content from the tree; they are merged into instead. A commit
     # counts as Scoutflo's only by its whole message (u_message, M's last two lines).
     users = [
-        sha
-        for sha, msg in history
-        if sha not in on_main and not (_is_record(msg, new.chart, None) or _is_merge_commit(msg, new.chart))
+        c.sha
+        for c in history
+        if c.sha not in on_main and not (_is_record(c, new.chart, None) or _is_our_merge(c, new.chart))
     ]
     prior: Upstream | None = None
     if pending is not None or users:
@@ -777,9 +803,12 @@ def import_or_upgrade(
     # U is upstream exactly as an import writes it (every chart file 100644: commit_files with no
     # `executable`), never with the modes of main's files (a user's symlink or +x there).
     tree_u = _tree_request(gh, r, outside, files, {}, on_github)
-    commit_u = _commit(gh, r, tree_u, parents, u_message(new.chart, new.version))
+    commit_u = _commit(gh, r, tree_u, parents, u_message(new.chart, new.version, tree_u))
     tree_m = _tree_request(gh, r, outside, result.files, modes, on_github)
-    m_message = f"{title}\n\n{body}\n\n{CONFLICTS_TRAILER}: {len(result.conflicts)}\n{marker_line(key)}\n"
+    m_message = (
+        f"{title}\n\n{body}\n\n{TREE_TRAILER}: {tree_m}\n{CONFLICTS_TRAILER}: {len(result.conflicts)}\n"
+        f"{marker_line(key)}\n"
+    )
     commit_m = _commit(gh, r, tree_m, [commit_u], m_message)
     path = f"{r}/git/refs/heads/{_q(upgrade)}"
 
