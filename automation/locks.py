@@ -14,6 +14,18 @@ with "the stack is currently locked by 1 lock(s)" (L85-L109) until someone remov
 operation, so it is safe only once every lock's owner is proven dead: `cancel` here refuses
 otherwise.
 
+How the service reads the locks, on any DIY backend (file://, s3://, gs://, azblob://): from
+the CLI itself. Every lock-taking command first lists the stack's other locks and, when there are
+any, fails with "the stack is currently locked by N lock(s). …" followed by one line per lock,
+`  <url>: created by <user>@<host> (pid <pid>) at <RFC 3339 time>` (lock.go L63-L112; the url is
+the backend URL with the lock's key, credentials masked, L114-L128). The probe is `pulumi stack
+rename <stack> --stack <stack>`: renameStack takes the stack's lock first (backend.go
+L1112-L1119) and then refuses the existing new name before writing anything (L1121-L1128;
+stack_rename.go L58-L81 does nothing before it), so its answer is either that refusal (the
+locks) or "a stack named … already exists" (none), with no change to the state. The same
+credentials the CLI uses for the state reach the locks; the service needs no client of its own
+for the bucket.
+
 What the killed update leaves in the state: every operation it had begun, as a pending operation
 (pkg/backend/snapshot.go L755-L760). The next deployment only warns about them and goes on
 (pkg/resource/deploy/deployment_executor.go L183-L188). Pending updates and deletes are dropped
@@ -66,13 +78,15 @@ class LockInfo:
     hostname: str
     timestamp: datetime
     """When the CLI took it (aware, UTC)."""
+    url: str = ""
+    """Where the CLI says it is (lockURLForError), when read from its refusal."""
 
 
 def lock_dir(backend_url: str, project: str, stack: str) -> Path:
     if not backend_url.startswith("file://"):
         raise InvalidSetup(
-            f"reading Pulumi's lock of {backend_url!r} is built for file:// state only; for s3:// list "
-            f"s3://…/.pulumi/locks/{DIY_ORG}/{project}/{stack}/ with the state bucket's credentials"
+            f"reading Pulumi's lock files of {backend_url!r} directly is for file:// state only; "
+            "stack_locks asks the CLI, on any backend"
         )
     for name, value in (("project", project), ("stack", stack)):
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", value) or value in (".", ".."):
@@ -110,6 +124,60 @@ def diy_locks(backend_url: str, project: str, stack: str) -> list[LockInfo]:
             info = LockInfo(path, 0, "", "", datetime.fromtimestamp(0, UTC))
         found.append(info)
     return sorted(found, key=lambda i: i.timestamp)
+
+
+_REFUSAL = "the stack is currently locked by "
+_LOCK_LINE = re.compile(
+    r"^\s+(?P<url>\S.*?): created by (?P<user>.*)@(?P<host>[^@]*) \(pid (?P<pid>-?\d+)\) at (?P<time>\S+)\s*$"
+)
+
+
+def locks_from_refusal(text: str) -> list[LockInfo] | None:
+    """The locks the CLI's refusal names (lock.go L85-L109), oldest first; None when `text` is
+    not that refusal. The time is `Format(time.RFC3339)`: whole seconds (L106), so a lock's time
+    here is at most a second early, which owner_dead allows for. A line that does not parse as a
+    lock is kept as an unreadable lock (pid 0): never proven dead."""
+    head = re.search(r"the stack is currently locked by (\d+) lock\(s\)", text)
+    if head is None:
+        return None
+    found = []
+    for line in text[head.end() :].splitlines()[1:]:
+        if not line.strip():
+            continue
+        match = _LOCK_LINE.match(line)
+        if match is None:
+            if line.startswith("  "):
+                found.append(LockInfo(Path(line.strip()), 0, "", "", datetime.fromtimestamp(0, UTC)))
+            continue
+        try:
+            stamp = _parse_time(match["time"])
+        except ValueError:
+            found.append(LockInfo(Path(match["url"]), 0, "", "", datetime.fromtimestamp(0, UTC)))
+            continue
+        found.append(LockInfo(Path(match["url"]), int(match["pid"]), match["user"], match["host"], stamp, match["url"]))
+    if len(found) < int(head[1]):
+        # The CLI named fewer locks than it counted: the rest cannot be proven dead.
+        found += [LockInfo(Path("?"), 0, "", "", datetime.fromtimestamp(0, UTC))] * (int(head[1]) - len(found))
+    return sorted(found, key=lambda i: i.timestamp)
+
+
+def stack_locks(stack: Any, stack_name: str) -> list[LockInfo]:
+    """Every lock of the stack on its DIY backend, whatever the backend, by asking the CLI (see
+    the module's docstring: the `stack rename` probe). StackBusy when the CLI answers anything but
+    the lock refusal or the existing-name refusal (the locks are then unknown)."""
+    from pulumi.automation.errors import CommandError
+
+    try:
+        stack.workspace._run_pulumi_cmd_sync(["stack", "rename", stack_name, "--stack", stack_name])
+    except CommandError as err:
+        text = str(err)
+        found = locks_from_refusal(text)
+        if found is not None:
+            return found
+        if re.search(rf"a stack named \S*{re.escape(stack_name)} already exists", text):
+            return []
+        raise StackBusy(f"stack {stack_name}: Pulumi's locks could not be read: {text.strip()[-500:]}") from None
+    raise InvalidSetup(f"stack {stack_name}: `pulumi stack rename` to its own name did not refuse; locks unknown")
 
 
 def diy_lock(backend_url: str, project: str, stack: str) -> LockInfo | None:
@@ -172,7 +240,8 @@ def cancel(
         settings = _settings(tenant, stacks)
         require_cli()
         with stacks.locked(tenant.id) as directory:
-            locks = diy_locks(stacks.backend.url, _project(stacks), tenant.id)
+            stack = stacks.open(tenant, settings, directory, create=False)
+            locks = stack_locks(stack, tenant.id)
             alive = [i for i in locks if not owner_dead(i, this_host, live_check)]
             if alive:
                 shown = ", ".join(
@@ -181,7 +250,6 @@ def cancel(
                 raise StackBusy(f"tenant {tenant.id}: Pulumi's lock is held by a process not proven dead ({shown})")
             if not locks:
                 return []
-            stack = stacks.open(tenant, settings, directory, create=False)
             stack.workspace._run_pulumi_cmd_sync(["cancel", "--yes", "--stack", tenant.id])
             return locks
 
@@ -239,10 +307,3 @@ def refresh(
                 "updateVersion": update_version(stack, tenant.id),
                 "resourceChanges": dict((history[0] if history else {}).get("resourceChanges") or {}),
             }
-
-
-def _project(stacks: Stacks) -> str:
-    import yaml
-
-    project = yaml.safe_load((stacks.project_dir / "Pulumi.yaml").read_text(encoding="utf-8"))
-    return str(project["name"])

@@ -61,7 +61,9 @@ def test_a_killed_up_leaves_the_lock_and_pending_creates_and_recovery_clears_the
     with pytest.raises(ops.StackBusy, match="locked by 1 lock"):
         ops.apply(tenant(), again.fingerprint, stacks)
 
-    assert locks.cancel(tenant(), stacks) == [info]
+    removed = locks.cancel(tenant(), stacks)  # read from the CLI's refusal: whole seconds (lock.go L106)
+    assert [(i.pid, i.username, i.hostname) for i in removed] == [(info.pid, info.username, info.hostname)]
+    assert abs(removed[0].timestamp - info.timestamp) < timedelta(seconds=1)
     assert locks.diy_lock(base.url, "scoutflo", "acme") is None
 
     kept = locks.refresh(tenant(), stacks, clear_pending_creates=False)
@@ -82,8 +84,14 @@ def test_a_lock_whose_owner_lives_is_never_cancelled(tmp_path: Path, monkeypatch
     program = program_copy(tmp_path / "program")
     base = backend(tmp_path)
     host_a = ops.Stacks(base, project_dir=program)
-    host_b = ops.Stacks(ops.Backend(**{**base.__dict__, "state_dir": tmp_path / "host-b"}), project_dir=program)
     changes = ops.preview(tenant(), host_a)
+    # Host B opens the stack as a worker does, with the stack's secrets block from the service.
+    block = ops.secrets_block(base.state_dir / "tenants" / "acme", "acme")
+    host_b = ops.Stacks(
+        ops.Backend(**{**base.__dict__, "state_dir": tmp_path / "host-b"}),
+        project_dir=program,
+        secrets_blocks=MemoryBlocks({"acme": block}),
+    )
     slow_up(tmp_path / "state", 3)
     thread = threading.Thread(target=lambda: ops.apply(tenant(), changes.fingerprint, host_a))
     thread.start()

@@ -19,10 +19,13 @@ import hmac
 import importlib.metadata
 import json
 import os
+import posixpath
+import re
 import secrets
 import socket
 import sys
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
@@ -47,10 +50,21 @@ class Ctx:
         self.argv = argv
         self.cwd = Path.cwd()
         url = os.environ.get("PULUMI_BACKEND_URL", "")
-        if not url.startswith("file://"):
-            # The stand-in serves DIY file backends only; anything else is refused, never faked.
+        self.url = url
+        s3_root = os.environ.get("FAKE_PULUMI_S3_ROOT", "")
+        if url.startswith("s3://") and s3_root:
+            # A bucket the test lays out in a directory (FAKE_PULUMI_S3_ROOT/<bucket>/<prefix>):
+            # the DIY backend is one code path over gocloud's blob.Bucket for file:// and s3://
+            # (pkg/backend/diy/backend.go New, lock.go uses b.bucket only), so only the URL differs,
+            # and with it what the CLI prints (lockURLForError, lock.go L114-L128).
+            parsed = urllib.parse.urlsplit(url)
+            self.backend = Path(s3_root) / parsed.netloc / parsed.path.lstrip("/")
+        elif url.startswith("file://"):
+            self.backend = Path(url.removeprefix("file://"))
+        else:
+            # The stand-in serves DIY file backends (and s3:// laid out as above) only; anything
+            # else is refused, never faked.
             raise CliError(f"the stand-in supports file:// backends only, got PULUMI_BACKEND_URL={url!r}")
-        self.backend = Path(url.removeprefix("file://"))
         self.fake = self.backend / ".fake-pulumi"
         (self.fake / "calls").mkdir(parents=True, exist_ok=True)
         settings = self.fake / "settings.json"
@@ -318,6 +332,7 @@ COMMAND_FLAGS: dict[tuple[str, ...], set[str]] = {
         "--teams",
     },  # stack_new.go
     ("stack", "select"): {"--stack", "--create", "--secrets-provider"},  # stack_select.go
+    ("stack", "rename"): {"--stack"},  # stack_rename.go L118-L120
     ("stack", "history"): {"--stack", "--show-secrets", "--full-dates", "--page-size", "--page", "--json"},
     ("stack", "output"): {"--stack", "--json", "--shell", "--show-secrets"},  # stack_output.go
     ("stack", "export"): {"--stack", "--file", "--show-secrets", "--version"},  # stack_export.go
@@ -447,6 +462,17 @@ def cmd_stack(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
         raise CliError(f"no stack named '{name}' found")
     if sub == "select":
         return ""
+    if sub == "rename":
+        # stack_rename.go L58-L81 → diy RenameStack/renameStack (backend.go L1090-L1128): the
+        # stack's lock is taken first (lock.go L130-L154: the refusal names every other lock),
+        # then a new name that exists is refused, before anything is written.
+        new = words[2] if len(words) > 2 else ""
+        with Lock(ctx, name):
+            if ctx.state_path(new).exists():
+                # diyBackendReference.String() (backend.go L151-L175): the project elided when
+                # it is the current project's.
+                raise CliError(f"a stack named {new} already exists")
+        raise CliError("the stand-in renames a stack to an existing name only (the lock probe)")
     if sub == "history":
         # Stack.up/destroy read the last update (automation/_stack.py L447, L1454). getHistory
         # (pkg/backend/diy/state.go L575-L640): the history files newest first, a page of
@@ -510,6 +536,15 @@ def cmd_config(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
     return ""
 
 
+def rfc3339_seconds(stamp: str) -> str:
+    """Go's Timestamp.Format(time.RFC3339) of the lock's time as unmarshalled (lock.go L106):
+    whole seconds, `Z` for UTC, else the offset it was written with; the zero time when absent."""
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)", stamp)
+    if match is None:
+        return "0001-01-01T00:00:00Z"
+    return match.group(1) + match.group(2)
+
+
 class Lock:
     """DIY backend lock for updates (pkg/backend/diy/lock.go L130-L155): refuse when another
     process holds one (L63-L112; the Automation API maps that text to ConcurrentUpdateError).
@@ -522,6 +557,7 @@ class Lock:
         self.dir = ctx.lock_dir(stack)
         self.path = self.dir / f"{uuid.uuid4()}.json"
         self.backend = ctx.backend
+        self.url = ctx.url
 
     def __enter__(self) -> Lock:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -544,13 +580,30 @@ class Lock:
             for other in others:  # L90-L107
                 try:
                     held = json.loads(other.read_text())
-                except (OSError, ValueError):
-                    continue
+                except (OSError, ValueError) as err:
+                    # L91-L99: a lock that cannot be read or unmarshalled fails the command with
+                    # that error instead of the list (no lock of it is named).
+                    raise CliError(f"invalid lock file {other.name}: {err}") from None
+                if not isinstance(held, dict):
+                    raise CliError(f"json: cannot unmarshal into Go value of type diy.lockContent ({other.name})")
+                # A missing field is Go's zero value (json.Unmarshal into lockContent, L39-L44).
                 lines.append(
-                    f"  file://{other}: created by {held.get('username')}@{held.get('hostname')} "
-                    f"(pid {held.get('pid')}) at {held.get('timestamp')}"
+                    f"  {self.lock_url(other)}: created by {held.get('username', '')}@{held.get('hostname', '')} "
+                    f"(pid {held.get('pid', 0)}) at {rfc3339_seconds(str(held.get('timestamp', '')))}"
                 )
             raise CliError("\n".join(lines))
+
+    def lock_url(self, lock: Path) -> str:
+        """lockURLForError (L114-L128): the backend URL with the lock's key joined to its path,
+        its query kept, a user:password replaced by ****."""
+        parsed = urllib.parse.urlsplit(self.url)
+        key = lock.relative_to(self.backend).as_posix()
+        netloc = parsed.netloc
+        if "@" in netloc:
+            netloc = "****:****@" + netloc.rpartition("@")[2]
+        return urllib.parse.urlunsplit(
+            (parsed.scheme, netloc, posixpath.join(parsed.path or "/", key), parsed.query, parsed.fragment)
+        )
 
     def __exit__(self, *exc: object) -> None:
         self.path.unlink(missing_ok=True)
