@@ -12,20 +12,30 @@ both 0600 in a directory only the backend's user may read. Each is written aside
 is its content's digest, the same bytes under the same name whoever wins; a record written again
 for the same plan is the newer preview's (apply compares its fingerprint with the approval's).
 
-Production keeps plans in S3 with SSE-KMS. This module has no S3 client (it could not be tested
-here against the real service): mount the bucket prefix (e.g. mountpoint-s3 or EFS) at the
-directory, or sync it; the interface (`put`, `fetch`, `put_record`, `record`, `prune`) is what
-an S3 store would implement with PutObject(ServerSideEncryption=aws:kms)/GetObject.
+Production keeps plans in S3 with SSE-KMS: `S3PlanStore` (boto3), named
+`s3://bucket/prefix?kms_key_id=<key id, ARN or alias/…>[&region=…][&endpoint=https://…]`. A mount
+is no substitute: mountpoint-s3 does not emulate `rename` on general purpose buckets
+(awslabs/mountpoint-s3 doc/SEMANTICS.md, "Behavior tenets" 1), and the directory store writes
+aside and renames. Each plan is written once by PutObject with `If-None-Match: *` (S3's
+conditional write: 412 when the key exists; a record is rewritten by a newer preview),
+`ServerSideEncryption=aws:kms` and the key id, and a
+SHA-256 checksum S3 verifies on receipt; a plan is checked against its name on every fetch, and an
+object S3 does not report as encrypted under that KMS key is refused (whatever a client or
+bucket policy let through).
 """
 
 from __future__ import annotations
 
+import base64
+import functools
 import hashlib
 import json
 import os
 import re
 import time
+import urllib.parse
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -130,17 +140,177 @@ class DirectoryPlanStore:
         return gone
 
 
+@functools.lru_cache(maxsize=8)
+def _s3_client(region: str, endpoint: str) -> Any:
+    """One boto3 client per (region, endpoint) in a process (clients are thread-safe; the worker
+    runs its jobs in threads). Credentials: boto3's default chain (the worker's AWS_* or role)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, s3={"addressing_style": "path"})
+    return boto3.client("s3", region_name=region or None, endpoint_url=endpoint or None, config=config)
+
+
+@dataclass(frozen=True)
+class S3PlanStore:
+    """Plans and records under `s3://bucket/prefix/`, SSE-KMS with `kms_key_id`."""
+
+    bucket: str
+    prefix: str
+    kms_key_id: str
+    region: str = ""
+    endpoint: str = ""
+
+    def _key(self, hexed: str, kind: str) -> str:
+        return f"{self.prefix}{hexed}.{kind}.json"
+
+    def _client(self) -> Any:
+        return _s3_client(self.region, self.endpoint)
+
+    def _put(self, key: str, data: bytes, *, once: bool) -> bool:
+        """PutObject, SSE-KMS, with the SHA-256 S3 checks on receipt; `once`: only if the key is
+        absent (If-None-Match: *). Returns False when it existed already."""
+        from botocore.exceptions import ClientError
+
+        args: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "Body": data,
+            "ServerSideEncryption": "aws:kms",
+            "SSEKMSKeyId": self.kms_key_id,
+            "ChecksumSHA256": base64.b64encode(hashlib.sha256(data).digest()).decode(),
+            "ContentType": "application/json",
+        }
+        if once:
+            args["IfNoneMatch"] = "*"
+        for _ in range(5):
+            try:
+                answer = self._client().put_object(**args)
+                break
+            except ClientError as err:
+                code = str(err.response.get("Error", {}).get("Code", ""))
+                if once and code in ("PreconditionFailed", "412"):
+                    return False
+                if once and code == "ConditionalRequestConflict":
+                    # 409: a concurrent write of the same key; S3's answer is to retry
+                    # (S3 API PutObject, If-None-Match: "On a 409 failure you should retry").
+                    time.sleep(0.2)
+                    continue
+                raise PlanStoreError(f"plan store s3://{self.bucket}/{key}: PutObject refused: {code or err}") from None
+        else:
+            raise PlanStoreError(f"plan store s3://{self.bucket}/{key}: PutObject kept conflicting (409)")
+        self._check_encryption(key, answer)
+        return True
+
+    def _check_encryption(self, key: str, answer: dict[str, Any]) -> None:
+        """S3 names the encryption it applied in every PutObject/GetObject answer; anything but
+        aws:kms (under our key, when the key is given as an ARN: S3 answers the key's ARN) is
+        refused, so a plan never sits or is read unencrypted by our key."""
+        applied = answer.get("ServerSideEncryption")
+        key_id = str(answer.get("SSEKMSKeyId") or "")
+        if applied != "aws:kms" or (self.kms_key_id.startswith("arn:") and key_id != self.kms_key_id):
+            raise PlanStoreError(
+                f"plan store s3://{self.bucket}/{key}: stored with encryption {applied!r} key {key_id!r}, "
+                f"not aws:kms under {self.kms_key_id!r}"
+            )
+
+    def _get(self, key: str) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            answer = self._client().get_object(Bucket=self.bucket, Key=key)
+        except ClientError as err:
+            code = str(err.response.get("Error", {}).get("Code", ""))
+            if code in ("NoSuchKey", "404"):
+                return None
+            raise PlanStoreError(f"plan store s3://{self.bucket}/{key}: GetObject refused: {code or err}") from None
+        self._check_encryption(key, answer)
+        data: bytes = answer["Body"].read()
+        return data
+
+    def put(self, path: Path) -> str:
+        data = Path(path).read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        key = self._key(digest, "plan")
+        if not self._put(key, data, once=True):
+            # Already there: the same bytes under their own digest, unless altered in the store.
+            held = self._get(key)
+            if held is None or hashlib.sha256(held).hexdigest() != digest:
+                raise PlanStoreError(f"plan store s3://{self.bucket}/{key}: holds other bytes than its name says")
+        return f"sha256:{digest}"
+
+    def fetch(self, sha256: str, dest: Path) -> bool:
+        from automation.operations import write_aside
+
+        hexed = hex_of(sha256)
+        data = self._get(self._key(hexed, "plan"))
+        if data is None or hashlib.sha256(data).hexdigest() != hexed:
+            return False
+        write_aside(Path(dest), data)
+        return True
+
+    def put_record(self, sha256: str, record: dict[str, Any]) -> None:
+        missing = [k for k in RECORD_FIELDS if not isinstance(record.get(k), str)]
+        if missing:
+            raise PlanStoreError(f"a plan record needs {', '.join(missing)}")
+        # Written again by a newer preview of the same plan, like the directory store's record.
+        self._put(self._key(hex_of(sha256), "record"), json.dumps(record, sort_keys=True).encode(), once=False)
+
+    def record(self, sha256: str) -> dict[str, Any] | None:
+        data = self._get(self._key(hex_of(sha256), "record"))
+        if data is None:
+            return None
+        try:
+            parsed = json.loads(data)
+        except ValueError:
+            return None
+        if not isinstance(parsed, dict) or any(not isinstance(parsed.get(k), str) for k in RECORD_FIELDS):
+            return None
+        return parsed
+
+    def prune(self, max_age_days: float) -> int:
+        """Drop plans and records stored before the retention (LastModified); returns how many."""
+        cutoff = datetime.now(UTC) - timedelta(days=max_age_days)
+        gone = 0
+        pages = self._client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+        for page in pages:
+            for item in page.get("Contents", []):
+                name = str(item["Key"])[len(self.prefix) :]
+                if "/" in name or not name.endswith((".plan.json", ".record.json")):
+                    continue
+                if item["LastModified"] < cutoff:
+                    self._client().delete_object(Bucket=self.bucket, Key=item["Key"])
+                    gone += 1
+        return gone
+
+
 def open_plan_store(url: str) -> PlanStore:
-    """`file:///absolute/dir` → DirectoryPlanStore. `s3://…` is refused with what to do instead
-    (see the module's docstring)."""
+    """`file:///absolute/dir` → DirectoryPlanStore; `s3://bucket/prefix?kms_key_id=…[&region=…]
+    [&endpoint=…]` → S3PlanStore (see the module's docstring)."""
     if url.startswith("file://"):
         root = url.removeprefix("file://")
         if not os.path.isabs(root):
             raise PlanStoreError(f"plan store {url!r}: use file:///absolute/path")
         return DirectoryPlanStore(Path(root))
     if url.startswith("s3://"):
-        raise PlanStoreError(
-            f"plan store {url!r}: S3 is not built in; mount the bucket prefix (mountpoint-s3, SSE-KMS on the "
-            "bucket) on every worker and name it file:///mount/path"
+        parsed = urllib.parse.urlsplit(url)
+        query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
+        unknown = sorted(set(query) - {"kms_key_id", "region", "endpoint"})
+        if unknown:
+            raise PlanStoreError(f"plan store {url!r}: unknown parameter(s) {', '.join(unknown)}")
+        one = {k: v[-1] for k, v in query.items()}
+        if not parsed.netloc or not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", parsed.netloc):
+            raise PlanStoreError(f"plan store {url!r}: the bucket name is not a valid S3 bucket name")
+        if not one.get("kms_key_id"):
+            raise PlanStoreError(
+                f"plan store {url!r}: plans are kept with SSE-KMS: add ?kms_key_id=<KMS key ARN or alias/…>"
+            )
+        prefix = parsed.path.strip("/")
+        return S3PlanStore(
+            bucket=parsed.netloc,
+            prefix=f"{prefix}/" if prefix else "",
+            kms_key_id=one["kms_key_id"],
+            region=one.get("region", ""),
+            endpoint=one.get("endpoint", ""),
         )
-    raise PlanStoreError(f"plan store {url!r}: use file:///absolute/path")
+    raise PlanStoreError(f"plan store {url!r}: use file:///absolute/path or s3://bucket/prefix?kms_key_id=…")
