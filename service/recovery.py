@@ -12,15 +12,17 @@ manager.py L223-L273; queries.sql `select_stalled_jobs_by_heartbeat`).
   the killed `up` may have changed half-way), the job failed (its lock frees), and the tenant's
   recovery queued under the tenant's lock;
 - an apply still `queued` (the worker died before starting it): the job back to `todo` (nothing ran);
-- a preview: failed, the job failed, recovery queued (a preview takes Pulumi's lock too,
-  pulumi/pulumi 1b5949891b pkg/backend/diy/backend.go L1197-L1206, so a killed one leaves it);
+- a preview: failed, the job failed, recovery queued (a preview itself takes no DIY lock,
+  pulumi/pulumi 1b5949891b pkg/backend/diy/backend.go L1197-L1201, but creating the stack in a
+  tenant's first preview does, L870-L874, so a killed one may leave it);
 - a recovery: the job failed and queued again; a reap, sweep or prune job: the job failed.
 It also settles an apply left `started` by a job that ended without recording its outcome
 (`_orphaned_applies`): interrupted, recovery queued.
 
 `recover` (the tenant's job) then, holding the tenant's session fence (service/worker.py: a
 worker declared dead that is still connected holds it, and recovery waits):
-1. Pulumi's DIY lock: read it (automation/locks.py); remove it with `pulumi cancel` only once its
+1. Pulumi's DIY lock: read it through the CLI's refusal, on any DIY backend (automation/locks.py
+   stack_locks); remove it with `pulumi cancel` only once its
    owner is proven dead: by automation/locks.owner_dead (same host: the pid is gone), or, for a
    lock of the host the dead apply ran on (applies.host), by our fences: the fence is free (the
    dead worker's database session ended, and its CLI died with it through PR_SET_PDEATHSIG, or
