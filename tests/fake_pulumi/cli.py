@@ -691,6 +691,10 @@ def cmd_operation(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
             counts[step["op"]] = counts.get(step["op"], 0) + 1
         ctx.add_history(stack, kind, start, message, True, counts)
         model.write_events(flags.get("--event-log"), steps)
+    # A test knob, not a rule: the CLI still running after its update is complete and unlocked
+    # (diy Update's deferred Unlock runs when the update returns, backend.go L1206-L1212; the
+    # command then prints its summary and exits), for a worker killed in that window.
+    time.sleep(float(ctx.settings.get("delay_after", {}).get(command, 0)))
     return "Update complete" if command == "up" else "Destroy complete"
 
 

@@ -1,0 +1,93 @@
+"""SIGKILL of a worker at the steps of an apply the other tests do not reach: after `up` finished
+(state written, Pulumi's lock released) but before finish_apply recorded it. The apply is
+`interrupted` (its outcome unknown to the service), never run again; the recovery finds no lock
+and nothing pending, and the new preview finds nothing left to do (`empty`), so nothing stays open.
+Also: a second worker started while the first holds the tenant runs nothing of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.service_harness import STALE, Service, alive, wait
+
+APPROVER = "alice@example.com"
+
+
+@pytest.fixture
+def service(tmp_path: Path, migrated_database: str) -> Iterator[Service]:
+    svc = Service(tmp_path, migrated_database)
+    try:
+        yield svc
+    finally:
+        svc.stop_all()
+
+
+def fake_settings(svc: Service, **values: Any) -> None:
+    folder = svc.root / "state" / ".fake-pulumi"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "settings.json").write_text(json.dumps(values))
+
+
+def history(svc: Service, tenant: str) -> list[dict[str, Any]]:
+    folder = svc.root / "state" / ".pulumi" / "history" / "scoutflo" / tenant
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.history.json"))] if folder.exists() else []
+
+
+def test_killed_after_up_before_finish_apply(service: Service) -> None:
+    service.add_tenant("late")
+    service.start_worker("host-a")
+    preview_id = service.api().request_preview("late")
+    row = service.wait_preview(preview_id)
+    assert row["status"] == "ready", row
+    fake_settings(service, delay_after={"up": 30})
+    approval = service.api().approve(row["id"], row["fingerprint"], APPROVER)
+    # The update is complete and recorded in the stack's history; the CLI has not exited yet.
+    wait(lambda: [h for h in history(service, "late") if h["kind"] == "update"], 30, service)
+    up = service.ups("late")[0]
+    assert alive(up["pid"])
+    os.kill(service.workers["host-a"].pid, signal.SIGKILL)
+    service.workers.pop("host-a").wait()
+    wait(lambda: not alive(up["pid"]), 5)
+    fake_settings(service)
+    assert service.apply(approval.apply_id)["status"] == "started"
+
+    service.start_worker("host-b")
+    assert service.wait_apply(approval.apply_id, timeout=STALE + 30)["status"] == "interrupted"
+    fresh = wait(
+        lambda: service.rows("SELECT * FROM previews WHERE tenant = 'late' AND id > %s ORDER BY id", row["id"]),
+        30,
+        service,
+    )[0]
+    fresh = service.wait_preview(fresh["id"])
+    # The update had finished: nothing is left to approve, and nothing stays open.
+    assert fresh["status"] == "empty", fresh
+    assert len(service.ups("late")) == 1, "the interrupted approval is never applied again"
+    assert [h["message"] for h in history(service, "late") if h["kind"] == "update"] == [
+        f"approval {approval.approval_id} by {APPROVER}"
+    ]
+    assert service.rows("SELECT id FROM previews WHERE tenant = 'late' AND status IN ('running', 'ready')") == []
+    assert service.overlaps() == []
+
+
+def test_a_second_worker_started_while_one_holds_the_tenant_runs_nothing_of_it(service: Service) -> None:
+    service.add_tenant("held")
+    service.start_worker("host-a")
+    preview_id = service.api().request_preview("held")
+    row = service.wait_preview(preview_id)
+    fake_settings(service, delay={"up": 4})
+    approval = service.api().approve(row["id"], row["fingerprint"], APPROVER)
+    wait(lambda: service.ups("held"), 30, service)
+    service.start_worker("host-b")
+    # A preview asked for meanwhile waits behind the apply on the tenant's lock, whichever host.
+    second = service.api().request_preview("held")
+    assert service.wait_apply(approval.apply_id)["status"] == "succeeded"
+    assert service.wait_preview(second)["status"] == "empty"
+    assert len(service.ups("held")) == 1
+    assert service.overlaps() == [], "never two CLIs of one tenant at once"
