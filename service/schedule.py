@@ -11,8 +11,10 @@ later.
 
 The preview refreshes first (automation/operations.py preview(refresh=True)), so drift made
 outside Pulumi shows as a change. A preview with changes stays open for a person as `drift`, or as
-`upgrade` when the program itself changed since the tenant's last apply (a new checkout: new chart
-versions in the catalog, new program code); one without changes is `empty`: nothing is left open.
+`upgrade` when an upstream chart has a newer version in the catalog's range (the app's import
+commit changes: the upgrade pull request of scoutflo/github/upgrade.py, shown before anything is
+written) or the program itself changed since the tenant's last apply (a new checkout); one
+without changes is `empty`: nothing is left open.
 A tenant that already has a preview open (running, or ready and waiting for a decision) is skipped:
 a newer preview would supersede what a person may be reading.
 """
@@ -91,8 +93,25 @@ class _Skip(Exception):
     pass
 
 
+def upstream_upgrades(changes: ChangeSet) -> list[str]:
+    """The apps whose import pull request changes: a newer upstream chart version in the catalog's
+    range (or a re-import) arrives as a new `<app>-import` commit of the chart repo (components/
+    chart_repo.py), previewed with no GitHub write (scoutflo/github/upgrade.py): the program is the
+    same, the upstream moved."""
+    return sorted(
+        {
+            r.app
+            for r in changes.resources
+            if r.op != "same" and r.type.startswith("pulumi-python:dynamic") and r.name.endswith("-import")
+        }
+    )
+
+
 def classify(conn: Any, tenant: str, changes: ChangeSet) -> str:
-    """`upgrade` when the program changed since the tenant's last successful apply, else `drift`."""
+    """`upgrade` when an upstream chart moved (an import or upgrade pull request changes) or the
+    program changed since the tenant's last successful apply, else `drift`."""
+    if upstream_upgrades(changes):
+        return "upgrade"
     row = conn.execute(
         "SELECT p.program_digest FROM applies a JOIN approvals ap ON ap.id = a.approval_id "
         "JOIN previews p ON p.id = ap.preview_id WHERE p.tenant = %s AND a.status = 'succeeded' "
