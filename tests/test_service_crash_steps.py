@@ -91,3 +91,40 @@ def test_a_second_worker_started_while_one_holds_the_tenant_runs_nothing_of_it(s
     assert service.wait_preview(second)["status"] == "empty"
     assert len(service.ups("held")) == 1
     assert service.overlaps() == [], "never two CLIs of one tenant at once"
+
+
+def test_the_database_lost_mid_up_kills_the_cli_and_the_tenant_recovers(service: Service, postgres: Any) -> None:
+    """The watchdog's promise (service/worker.py tenant_fence): the database gone during `up`, the
+    CLI's group is killed within half the stale time, before any reaper could take the worker for
+    dead; once the database is back the apply is `interrupted`, never run again, and the tenant
+    recovers (lock removed, pending creates cleared, a new preview) by itself."""
+    import time
+
+    service.add_tenant("dbgone")
+    service.start_worker("host-a")
+    preview_id = service.api().request_preview("dbgone")
+    row = service.wait_preview(preview_id)
+    fake_settings(service, delay={"up": 60})
+    approval = service.api().approve(row["id"], row["fingerprint"], APPROVER)
+    up = wait(lambda: service.ups("dbgone"), 30, service)[0]
+    postgres.stop("immediate")
+    try:
+        stopped = time.monotonic()
+        wait(lambda: not alive(up["pid"]), STALE, service)
+        assert time.monotonic() - stopped < STALE, "the CLI outlived the reaper's limit"
+        assert service.workers["host-a"].poll() is None, "the worker itself lives on"
+    finally:
+        postgres.start()
+    fake_settings(service)
+    assert service.wait_apply(approval.apply_id, timeout=STALE + 60)["status"] == "interrupted"
+    fresh = wait(
+        lambda: service.rows("SELECT * FROM previews WHERE tenant = 'dbgone' AND id > %s ORDER BY id", row["id"]),
+        60,
+        service,
+    )[0]
+    fresh = service.wait_preview(fresh["id"], timeout=60)
+    assert fresh["status"] == "ready", fresh
+    assert len(service.ups("dbgone")) == 1
+    again = service.api().approve(fresh["id"], fresh["fingerprint"], APPROVER)
+    assert service.wait_apply(again.apply_id)["status"] == "succeeded"
+    assert service.overlaps() == []
