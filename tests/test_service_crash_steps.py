@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.service_harness import STALE, Service, alive, wait
+from tests.service_harness import STALE, Service, alive, secrets_of, wait
 
 APPROVER = "alice@example.com"
 
@@ -38,6 +38,17 @@ def fake_settings(svc: Service, **values: Any) -> None:
 def history(svc: Service, tenant: str) -> list[dict[str, Any]]:
     folder = svc.root / "state" / ".pulumi" / "history" / "scoutflo" / tenant
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*.history.json"))] if folder.exists() else []
+
+
+def assert_no_secret_in_logs_or_plans(service: Service, tenant: str) -> None:
+    """What the worker logged (job results, warnings, errors) and every stored plan and record."""
+    secrets = secrets_of(service.specs[tenant])
+    assert secrets
+    texts = {f"log {p.name}": p.read_text(errors="replace") for p in (service.root / "logs").glob("*")}
+    texts |= {f"plan store {p.name}": p.read_text(errors="replace") for p in (service.root / "plans").glob("*")}
+    assert len(texts) > 2
+    leaked = {name: [s for s in secrets if s in text] for name, text in texts.items()}
+    assert not {k: v for k, v in leaked.items() if v}, leaked
 
 
 def test_killed_after_up_before_finish_apply(service: Service) -> None:
@@ -74,6 +85,7 @@ def test_killed_after_up_before_finish_apply(service: Service) -> None:
     ]
     assert service.rows("SELECT id FROM previews WHERE tenant = 'late' AND status IN ('running', 'ready')") == []
     assert service.overlaps() == []
+    assert_no_secret_in_logs_or_plans(service, "late")
 
 
 def test_a_second_worker_started_while_one_holds_the_tenant_runs_nothing_of_it(service: Service) -> None:
@@ -128,3 +140,4 @@ def test_the_database_lost_mid_up_kills_the_cli_and_the_tenant_recovers(service:
     again = service.api().approve(fresh["id"], fresh["fingerprint"], APPROVER)
     assert service.wait_apply(again.apply_id)["status"] == "succeeded"
     assert service.overlaps() == []
+    assert_no_secret_in_logs_or_plans(service, "dbgone")
