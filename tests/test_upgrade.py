@@ -7,10 +7,11 @@ edited on main as a user would, then upgraded: one pull request holding libgit2'
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -320,6 +321,26 @@ FAULTS = {
 }
 
 
+def each_write_failing_once(
+    state: GitHubState, prepared: GitHubState, attempt: Callable[..., tuple[Any, int]]
+) -> Iterator[str]:
+    """Each of the six writes of `attempt` fails once in each way (nothing done, done but the
+    answer lost), from the state `prepared`; the engine re-runs the create, and one more run then
+    writes nothing. Yields where it is, after each case, for the caller's own checks."""
+    for name, fault in FAULTS.items():
+        for n in range(6):
+            vars(state).update(vars(copy.deepcopy(prepared)))
+            state.write_faults = {prepared.writes + n: fault}
+            try:
+                attempt(max_attempts=1)
+            except GitHubError:
+                attempt()
+            _, writes = attempt()
+            where = f"write {n} {name}"
+            assert writes == 0, where
+            yield where
+
+
 def test_every_upgrade_write_failing_once_in_turn_ends_in_one_pr(
     imported: tuple[GitHubState, str], plans: dict[str, Any]
 ) -> None:
@@ -329,19 +350,9 @@ def test_every_upgrade_write_failing_once_in_turn_ends_in_one_pr(
     prepared = copy.deepcopy(state)
     _run(url, plans["cert-manager v1.17.3"])
     expected = _text(state, upgrade_branch("cert-manager"))
-    for name, fault in FAULTS.items():
-        for n in range(6):
-            vars(state).update(vars(copy.deepcopy(prepared)))
-            state.write_faults = {prepared.writes + n: fault}
-            try:
-                _run(url, plans["cert-manager v1.17.3"], max_attempts=1)
-            except GitHubError:
-                _run(url, plans["cert-manager v1.17.3"])
-            _, writes = _run(url, plans["cert-manager v1.17.3"])
-            where = f"write {n} {name}"
-            assert writes == 0, where
-            assert [p["state"] for p in state.pulls] == ["closed", "open"], where
-            assert _text(state, upgrade_branch("cert-manager")) == expected, where
+    for where in each_write_failing_once(state, prepared, lambda **kw: _run(url, plans["cert-manager v1.17.3"], **kw)):
+        assert [p["state"] for p in state.pulls] == ["closed", "open"], where
+        assert _text(state, upgrade_branch("cert-manager")) == expected, where
 
 
 def test_the_provider_proposes_the_upgrade_in_pulumi_up(
@@ -462,20 +473,11 @@ def test_every_write_of_an_update_of_the_open_pr_failing_once_in_turn_ends_in_on
     v4 = _version3(plans)
     _run(url, plans["cert-manager v1.17.3"], files=v4)
     expected, title = _text(state, upgrade_branch("cert-manager")), state.pulls[1]["title"]
-    for name, fault in FAULTS.items():
-        for n in range(6):
-            vars(state).update(vars(copy.deepcopy(prepared)))
-            state.write_faults = {prepared.writes + n: fault}
-            try:
-                _run(url, plans["cert-manager v1.17.3"], files=v4, max_attempts=1)
-            except GitHubError:
-                _run(url, plans["cert-manager v1.17.3"], files=v4)
-            _, writes = _run(url, plans["cert-manager v1.17.3"], files=v4)
-            where = f"write {n} {name}"
-            assert writes == 0, where
-            assert [p["state"] for p in state.pulls] == ["closed", "open"], where
-            assert state.pulls[1]["title"] == title, where
-            assert _text(state, upgrade_branch("cert-manager")) == expected, where
+    attempt = functools.partial(_run, url, plans["cert-manager v1.17.3"], files=v4)
+    for where in each_write_failing_once(state, prepared, attempt):
+        assert [p["state"] for p in state.pulls] == ["closed", "open"], where
+        assert state.pulls[1]["title"] == title, where
+        assert _text(state, upgrade_branch("cert-manager")) == expected, where
 
 
 def test_text_from_a_chart_reaches_the_pr_only_when_plain(

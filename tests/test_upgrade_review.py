@@ -7,6 +7,7 @@ the user's that quotes a record's trailer is never taken for upstream's files.""
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 from scoutflo.github.api import GitHub, GitHubError, Pacer
@@ -18,6 +19,7 @@ from tests.test_upgrade import (  # noqa: F401 (fixtures)
     _text,
     _user_commit,
     _version3,
+    each_write_failing_once,
     imported,
     plans,
     pytestmark,
@@ -65,18 +67,9 @@ def test_an_open_import_pr_takes_a_newer_version_in_place_never_a_second_pr(
         again, writes = _run(url, plans["cert-manager v1.17.3"])
         assert writes == 0 and again.pull_request == 1 and len(state.pulls) == 1
         # Each write failing once, before or after it took effect: the same single PR and tree.
-        for name, fault in FAULTS.items():
-            for n in range(6):
-                vars(state).update(vars(copy.deepcopy(prepared)))
-                state.write_faults = {prepared.writes + n: fault}
-                try:
-                    _run(url, plans["cert-manager v1.17.3"], max_attempts=1)
-                except GitHubError:
-                    _run(url, plans["cert-manager v1.17.3"])
-                _, writes = _run(url, plans["cert-manager v1.17.3"])
-                where = f"write {n} {name}"
-                assert writes == 0 and len(state.pulls) == 1, where
-                assert _text(state, import_branch) == expected, where
+        attempt = functools.partial(_run, url, plans["cert-manager v1.17.3"])
+        for where in each_write_failing_once(state, prepared, attempt):
+            assert len(state.pulls) == 1 and _text(state, import_branch) == expected, where
         # Merged: its record of v1.17.3 is the base of the next upgrade.
         state.merge_pull(1)
         nxt, writes = _run(url, plans["cert-manager v1.17.3"], files=_version3(plans))
@@ -107,19 +100,11 @@ def test_an_update_that_brings_conflicts_makes_the_open_pr_a_draft_in_one_write(
     assert graphql["query"].index("updatePullRequest(") < graphql["query"].index("convertPullRequestToDraft(")
     assert not [p for m, p, _b in state.requests if m == "PATCH" and "/pulls/" in p]
     expected = _text(state, BRANCH)
-    for name, fault in FAULTS.items():
-        for n in range(6):
-            vars(state).update(vars(copy.deepcopy(prepared)))
-            state.write_faults = {prepared.writes + n: fault}
-            try:
-                _run(url, plans["cert-manager v1.17.3"], files=v4, max_attempts=1)
-            except GitHubError:
-                _run(url, plans["cert-manager v1.17.3"], files=v4)
-            _, writes = _run(url, plans["cert-manager v1.17.3"], files=v4)
-            where = f"write {n} {name}"
-            assert writes == 0 and [p["state"] for p in state.pulls] == ["closed", "open"], where
-            assert state.pulls[1]["draft"] and state.pulls[1]["title"].endswith("(1 conflict)"), where
-            assert _text(state, BRANCH) == expected, where
+    attempt = functools.partial(_run, url, plans["cert-manager v1.17.3"], files=v4)
+    for where in each_write_failing_once(state, prepared, attempt):
+        assert [p["state"] for p in state.pulls] == ["closed", "open"], where
+        assert state.pulls[1]["draft"] and state.pulls[1]["title"].endswith("(1 conflict)"), where
+        assert _text(state, BRANCH) == expected, where
     del result
 
 
