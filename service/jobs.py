@@ -342,8 +342,9 @@ def run_preview(runtime: Runtime, worker_id: int | None, preview_id: int, job_id
             with conn.transaction():
                 store.finish_preview(conn, preview_id, error=_kind(err))
                 if watch is not None and watch.lost.is_set() and job_id is not None:
-                    # Its CLI was killed mid-run: a preview holds Pulumi's lock too (diy
-                    # backend.go L1197-L1206), so the tenant is recovered like after an apply.
+                    # Its CLI was killed mid-run: a DIY preview takes no lock (backend.go
+                    # L1197-L1201), but a tenant's first preview creates the stack, which does
+                    # (L870-L874), so the tenant is recovered like after an apply.
                     defer_recover(conn, row.tenant, job_id)
             return f"preview {preview_id} failed"
         if row.reason != "request" and changes.has_changes:
