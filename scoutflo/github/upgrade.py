@@ -322,18 +322,24 @@ def _last_merged_base(gh: GitHub, r: str, owner: str, chart: str, closed: list[d
         found = _base_in_history(gh, r, str(pr["head"]["sha"]), chart, ref if ref.startswith(IMPORT_PREFIX) else None)
         if found is None:
             continue
-        entries = _chart_entries(_tree(gh, r, found))
-        chart_yaml = entries.get(f"{CHART_DIR}/Chart.yaml")
-        if chart_yaml is None:
-            continue
-        blobs = _read_blobs(gh, r, [chart_yaml], {})
-        try:
-            recorded = upstream_of({f"{CHART_DIR}/Chart.yaml": content(blobs[chart_yaml.sha])}, f"{r} #{pr['number']}")
-        except (UpgradeError, safe_yaml.UntrustedYamlError):
-            continue
-        if recorded.chart == chart:  # `redis-` also prefixes `redis-cluster-`'s imports
-            return Base(found, int(pr["number"]), entries)
+        read = _chart_at(gh, r, found, f"{r} #{pr['number']}")
+        if read is not None and read[1].chart == chart:  # `redis-` also prefixes `redis-cluster-`'s imports
+            return Base(found, int(pr["number"]), read[0])
     return None
+
+
+def _chart_at(gh: GitHub, r: str, sha: str, where: str) -> tuple[dict[str, Entry], Upstream] | None:
+    """The chart entries of commit `sha` and the upstream its Chart.yaml names, or None when it
+    has no readable Chart.yaml there (then it is no record of ours)."""
+    entries = _chart_entries(_tree(gh, r, sha))
+    chart_yaml = entries.get(f"{CHART_DIR}/Chart.yaml")
+    if chart_yaml is None:
+        return None
+    blobs = _read_blobs(gh, r, [chart_yaml], {})
+    try:
+        return entries, upstream_of({f"{CHART_DIR}/Chart.yaml": content(blobs[chart_yaml.sha])}, where)
+    except (UpgradeError, safe_yaml.UntrustedYamlError):
+        return None
 
 
 # --- the pull request's text ------------------------------------------------------------------
@@ -605,16 +611,8 @@ def _open_import(gh: GitHub, owner: str, r: str, chart: str, branch: str) -> dic
         ref = str((pr.get("head") or {}).get("ref") or "")
         if pr.get("state") != "open" or not _ours_pr(pr, owner) or not ref.startswith(prefix) or ref == branch:
             continue
-        entries = _chart_entries(_tree(gh, r, str(pr["head"]["sha"])))
-        chart_yaml = entries.get(f"{CHART_DIR}/Chart.yaml")
-        if chart_yaml is None:
-            continue
-        blobs = _read_blobs(gh, r, [chart_yaml], {})
-        try:
-            found = upstream_of({f"{CHART_DIR}/Chart.yaml": content(blobs[chart_yaml.sha])}, f"{r} #{pr['number']}")
-        except (UpgradeError, safe_yaml.UntrustedYamlError):
-            continue
-        if found.chart == chart:
+        read = _chart_at(gh, r, str(pr["head"]["sha"]), f"{r} #{pr['number']}")
+        if read is not None and read[1].chart == chart:
             return dict(pr)
     return None
 
