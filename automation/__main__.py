@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 EXIT_USAGE = 2
-MAX_TENANT_FILE = 16 * 1024 * 1024
 """A tenant spec with hundreds of apps and their values is a few MB."""
 
 
@@ -269,34 +268,14 @@ def _render(args: argparse.Namespace) -> int:
 
 def _load_tenant(path: Path) -> Any:
     """The tenant spec file, or a TenantError naming the file and what is wrong (never a traceback)."""
-    from automation.tenant import Tenant, TenantError
+    from automation.tenant import MAX_TENANT_FILE, TenantError, tenant_from_json
 
     try:
         with path.open("rb") as f:
             raw = f.read(MAX_TENANT_FILE + 1)
-        text = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise TenantError(f"--tenant {path}: cannot read it ({getattr(err, 'strerror', None) or err})") from None
-    if len(raw) > MAX_TENANT_FILE:
-        raise TenantError(f"--tenant {path}: larger than {MAX_TENANT_FILE} bytes")
-
-    def no_constant(name: str) -> Any:
-        # Python's json reads NaN and Infinity, which are not JSON and which the CLI refuses.
-        raise ValueError(f"{name} is not a JSON value")
-
-    try:
-        data = json.loads(text, parse_constant=no_constant)
-    except json.JSONDecodeError as err:
-        raise TenantError(f"--tenant {path}: not JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
-    except RecursionError:
-        raise TenantError(f"--tenant {path}: not a tenant spec (nested too deeply)") from None
-    except ValueError as err:
-        # An integer of more than 4300 digits (int's str-conversion limit), NaN, Infinity.
-        raise TenantError(f"--tenant {path}: not a tenant spec ({' '.join(str(err).split())[:200]})") from None
-    try:
-        return Tenant.from_dict(data)
-    except TenantError as err:
-        raise TenantError(f"--tenant {path}: {err}") from None
+    except OSError as err:
+        raise TenantError(f"--tenant {path}: cannot read it ({err.strerror or err})") from None
+    return tenant_from_json(raw, f"--tenant {path}")
 
 
 def main(argv: list[str] | None = None) -> int:

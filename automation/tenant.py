@@ -393,3 +393,34 @@ def _tenant_field(message: str) -> str:
     message = message.replace("config 'scoutflo:apps", "tenant spec 'apps")
     message = message.replace("config 'scoutflo:tenant'", "tenant spec 'id'")
     return message.replace("config 'scoutflo:", "tenant spec 'config.")
+
+
+MAX_TENANT_FILE = 16 * 1024 * 1024
+"""A tenant spec's size limit, read or received: a few apps' values, far below this."""
+
+
+def tenant_from_json(raw: bytes, where: str) -> Tenant:
+    """A tenant spec from JSON bytes, or a TenantError naming `where` and what is wrong (never a
+    traceback): the CLI's `--tenant` file and the service's tenant sources read them alike."""
+    if len(raw) > MAX_TENANT_FILE:
+        raise TenantError(f"{where}: larger than {MAX_TENANT_FILE} bytes")
+
+    def no_constant(name: str) -> Any:
+        # Python's json reads NaN and Infinity, which are not JSON and which the CLI refuses.
+        raise ValueError(f"{name} is not a JSON value")
+
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=no_constant)
+    except UnicodeDecodeError:
+        raise TenantError(f"{where}: cannot read it (not UTF-8)") from None
+    except json.JSONDecodeError as err:
+        raise TenantError(f"{where}: not JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+    except RecursionError:
+        raise TenantError(f"{where}: not a tenant spec (nested too deeply)") from None
+    except ValueError as err:
+        # An integer of more than 4300 digits (int's str-conversion limit), NaN, Infinity.
+        raise TenantError(f"{where}: not a tenant spec ({' '.join(str(err).split())[:200]})") from None
+    try:
+        return Tenant.from_dict(data)
+    except TenantError as err:
+        raise TenantError(f"{where}: {err}") from None

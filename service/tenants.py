@@ -15,18 +15,17 @@ starts and drops it when the job ends; the credentials never pass through Postgr
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from automation.operations import InvalidSetup, InvalidTenant
-from automation.tenant import Tenant, TenantError
+from automation.tenant import MAX_TENANT_FILE, Tenant, TenantError
+from automation.tenant import tenant_from_json as parse_tenant
 
-MAX_TENANT_FILE = 16 * 1024 * 1024
 """As the CLI's --tenant file (automation/__main__.py): a spec with hundreds of apps is a few MB."""
 
 TENANT_ID = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
@@ -60,28 +59,12 @@ def check_tenant_id(tenant_id: object) -> str:
 
 
 def tenant_from_json(raw: bytes, where: str) -> Tenant:
-    """A tenant spec from JSON bytes, or InvalidTenant naming `where` and what is wrong."""
-    if len(raw) > MAX_TENANT_FILE:
-        raise InvalidTenant(f"{where}: larger than {MAX_TENANT_FILE} bytes")
-
-    def no_constant(name: str) -> Any:
-        # json reads NaN and Infinity, which are not JSON and which the CLI refuses.
-        raise ValueError(f"{name} is not a JSON value")
-
+    """A tenant spec from JSON bytes (automation/tenant.py's parser), or InvalidTenant naming
+    `where` and what is wrong."""
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=no_constant)
-    except UnicodeDecodeError:
-        raise InvalidTenant(f"{where}: not UTF-8") from None
-    except json.JSONDecodeError as err:
-        raise InvalidTenant(f"{where}: not JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
-    except RecursionError:
-        raise InvalidTenant(f"{where}: not a tenant spec (nested too deeply)") from None
-    except ValueError as err:
-        raise InvalidTenant(f"{where}: not a tenant spec ({' '.join(str(err).split())[:200]})") from None
-    try:
-        return Tenant.from_dict(data)
+        return parse_tenant(raw, where)
     except TenantError as err:
-        raise InvalidTenant(f"{where}: {err}") from None
+        raise InvalidTenant(str(err)) from None
 
 
 class DirectoryTenantSource:
