@@ -346,6 +346,9 @@ class Backend:
                 raise InvalidSetup(f"{place} must be an absolute path")
             if resolved == project or project in resolved.parents:
                 raise InvalidSetup(f"{place} lies inside the source checkout {project}; keep tenants' state outside it")
+        # The plan store's URL (an s3:// one needs its KMS key): refused at start, not at the
+        # first preview. Parsing only: nothing is read or written here.
+        self.open_plan_store()
 
     def digest_key(self) -> bytes:
         """The HMAC key of config digests. With `digest_key_file`: read from there, never created

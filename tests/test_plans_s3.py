@@ -176,3 +176,17 @@ def test_two_hosts_share_plans_through_s3(
     assert record["fingerprint"] == changes.fingerprint
     result = ops.apply(tenant(), changes.fingerprint, host_b, plan_sha256=changes.plan_sha256, message="approval 1")
     assert result["summary"].get("create", 0) > 0
+
+
+def test_a_bad_plan_store_is_refused_when_the_backend_is_checked(tmp_path: Path) -> None:
+    passphrase = tmp_path / "passphrase"
+    passphrase.write_text("p\n")
+    backend = ops.Backend(
+        url=f"file://{tmp_path / 'state'}",
+        secrets_provider="passphrase",
+        state_dir=tmp_path / "tenants",
+        env={"PULUMI_CONFIG_PASSPHRASE_FILE": str(passphrase)},
+        plan_store="s3://scoutflo-plans/plans",
+    )
+    with pytest.raises(ops.InvalidSetup, match="kms_key_id"):
+        backend.check()
