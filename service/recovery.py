@@ -37,6 +37,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
+
 from service import db, jobs, store
 from service.errors import PreviewFinished, PreviewNotReady, UnknownApply, UnknownPreview
 from service.worker import tenant_fence
@@ -204,17 +206,24 @@ def recover(runtime: Any, worker_id: int | None, job_id: int) -> str:
                 settled = locks.refresh(
                     tenant, stacks, clear_pending_creates=True, message=f"scoutflo recovery after job {job_id}"
                 )
-        with conn.transaction():
+        preview_id: int | None = None
+        with conn.transaction() as attempt:
             preview_id = store.insert_preview(conn, tenant_id, reason)  # type: ignore[arg-type]
-            jobs.defer_preview(conn, tenant_id, preview_id)
+            if jobs.defer_preview(conn, tenant_id, preview_id) is None:
+                # A preview job of the tenant waits already (asked for during the recovery; the
+                # queueing lock keeps one): it runs after this job, on the state left now. A row
+                # of ours without a job would supersede it, then fail unrun.
+                preview_id = None
+                raise psycopg.Rollback(attempt)
         log.warning(
             "tenant %s recovered: %d Pulumi lock(s) removed, pending operations %s settled; preview %s queued",
             tenant_id,
             len(removed),
             settled.get("pendingBefore", []),
-            preview_id,
+            preview_id or "(one already waiting)",
         )
-        return f"tenant {tenant_id} recovered ({len(removed)} lock(s) removed); preview {preview_id} queued"
+        queued = f"preview {preview_id} queued" if preview_id else "a preview already waits"
+        return f"tenant {tenant_id} recovered ({len(removed)} lock(s) removed); {queued}"
 
 
 def _alive(info: Any, this_host: str, dead_host: str | None) -> bool | None:

@@ -141,3 +141,49 @@ def test_the_database_lost_mid_up_kills_the_cli_and_the_tenant_recovers(service:
     assert service.wait_apply(again.apply_id)["status"] == "succeeded"
     assert service.overlaps() == []
     assert_no_secret_in_logs_or_plans(service, "dbgone")
+
+
+def test_a_preview_asked_for_during_a_recovery_is_not_lost(service: Service) -> None:
+    """A person asks for a preview while the tenant's recovery waits (a Pulumi lock whose owner
+    lives). The recovery must not leave a preview row without a job (its defer meets the waiting
+    preview's queueing lock), which would supersede the person's preview and then fail unrun."""
+    import socket
+    import subprocess
+    import time
+    import uuid
+
+    service.add_tenant("asked")
+    service.start_worker("host-a")
+    row = service.wait_preview(service.api().request_preview("asked"))
+    fake_settings(service, delay={"up": 30})
+    approval = service.api().approve(row["id"], row["fingerprint"], APPROVER)
+    up = wait(lambda: service.ups("asked"), 30, service)[0]
+    os.kill(service.workers["host-a"].pid, signal.SIGKILL)
+    service.workers.pop("host-a").wait()
+    wait(lambda: not alive(up["pid"]), 5)
+    fake_settings(service)
+    # A live process on this host holds a lock too: the recovery waits for it (StackBusy, retried).
+    holder = subprocess.Popen(["sleep", "300"])
+    lock_dir = service.root / "state" / ".pulumi" / "locks" / "organization" / "scoutflo" / "asked"
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
+    (lock_dir / f"{uuid.uuid4()}.json").write_text(
+        json.dumps({"pid": holder.pid, "username": "ops", "hostname": socket.gethostname(), "timestamp": stamp})
+    )
+    try:
+        service.start_worker("host-b")
+        assert service.wait_apply(approval.apply_id, timeout=STALE + 30)["status"] == "interrupted"
+        wait(
+            lambda: service.rows("SELECT 1 FROM procrastinate_jobs WHERE task_name = 'recover_job' AND attempts > 0"),
+            30,
+            service,
+        )
+        asked = service.api().request_preview("asked")
+    finally:
+        holder.kill()
+        holder.wait()
+    done = service.wait_preview(asked, timeout=60)
+    assert done["status"] == "ready", done
+    time.sleep(2)
+    assert service.rows("SELECT id, status FROM previews WHERE tenant = 'asked' AND status = 'running'") == []
+    assert service.api().latest_preview("asked").id == asked  # type: ignore[union-attr]
+    assert len(service.ups("asked")) == 1
