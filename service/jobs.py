@@ -268,8 +268,12 @@ def make_app(
     # Every worker runs the periodic deferrer; the database keeps one job per (task, periodic id,
     # tick) (procrastinate_periodic_defers UNIQUE, schema.sql L81-L88; periodic.py defer_jobs:
     # "The database will keep us from deferring the same task for the same scheduled time").
+    # No Procrastinate `lock` on the reaper: a lock stays taken while its job is `doing`, and a
+    # reap job left doing by a worker killed mid-reap would block every later reap (only the
+    # reaper finishes a dead worker's job). Two reaps never overlap: service/recovery.py reap
+    # holds a session advisory lock, which the server frees when that session ends.
     @app.periodic(cron=reap_cron, periodic_id="reap")
-    @app.task(name=REAP, queueing_lock="reap", lock="reap")
+    @app.task(name=REAP, queueing_lock="reap")
     def reap_job(timestamp: int) -> str:
         return recovery.reap(need())
 

@@ -45,12 +45,21 @@ from service.worker import tenant_fence
 
 log = logging.getLogger("scoutflo.recovery")
 
+LOCK_CLASS_REAPER = 0x5C0F_0004
+"""Session advisory lock (class, 0) of the running reaper (service/db.py and service/worker.py use
+0x5C0F_0001..3)."""
+
 
 def reap(runtime: Any) -> str:
     """One pass over the stalled jobs; returns what it did (the job's result, in the logs)."""
     url = runtime.settings.database_url
     done: list[str] = []
     with db.connect(url, autocommit=True) as conn:
+        # One reaper at a time, on any worker; a session lock (not a Procrastinate job lock,
+        # service/jobs.py says why): the server frees it when this session ends, however.
+        got = conn.execute("SELECT pg_try_advisory_lock(%s, 0)", (LOCK_CLASS_REAPER,)).fetchone()
+        if not got or not got[0]:
+            return "another reaper is running"
         for job in jobs.stalled_jobs(conn, runtime.settings.heartbeat_stale_seconds):
             try:
                 done.append(reap_one(conn, job))
