@@ -57,6 +57,7 @@ from typing import Any
 
 from automation.operations import (
     InvalidSetup,
+    OperationFailed,
     StackBusy,
     Stacks,
     _settings,
@@ -240,7 +241,16 @@ def cancel(
         settings = _settings(tenant, stacks)
         require_cli()
         with stacks.locked(tenant.id) as directory:
-            stack = stacks.open(tenant, settings, directory, create=False)
+            try:
+                stack = stacks.open(tenant, settings, directory, create=False)
+            except OperationFailed as err:
+                if "has no stack" not in str(err):  # Stacks.open's answer to StackNotFoundError
+                    raise
+                # The tenant's first preview died before its stack was made: nothing to remove.
+                # (A CLI killed inside `stack init` after CreateStack's Lock, backend.go L870,
+                # and before the stack was saved leaves a lock no command but `cancel` of a
+                # stack that exists can list: docs/service.md Limits.)
+                return []
             locks = stack_locks(stack, tenant.id)
             alive = [i for i in locks if not owner_dead(i, this_host, live_check)]
             if alive:

@@ -110,3 +110,10 @@ def test_an_unreadable_lock_is_never_cancelled(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(ops.StackBusy, match="could not be read"):
         locks.cancel(tenant(), stacks)
     assert (lock_dir / "broken.json").exists()
+
+
+def test_a_tenant_without_a_stack_has_no_lock_to_cancel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its first preview died before the stack was made: recovery goes on to the new preview."""
+    monkeypatch.setenv("PATH", f"{FAKE}{os.pathsep}{os.environ['PATH']}")
+    stacks, _ = s3_stacks(tmp_path, program_copy(tmp_path / "program"))
+    assert locks.cancel(tenant(), stacks) == []
