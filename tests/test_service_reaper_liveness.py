@@ -50,3 +50,44 @@ def test_two_reaps_never_overlap_and_a_dead_reapers_session_frees_it(migrated_da
     assert recovery.reap(runtime) == "another reaper is running"
     holder.close()  # the reaper's session ended (its worker died): the next reap runs
     assert recovery.reap(runtime) == "nothing stalled"
+
+
+def _approved(conn: psycopg.Connection[Any], tenant: str) -> int:
+    """An approved preview of `tenant`; its apply job queued (service.store.approve)."""
+    from automation.changeset import changeset_from_events
+    from service import store
+    from tests import approval_events as ae
+
+    change = changeset_from_events(ae.first_deploy(1), stack=tenant, config_digest="hmac:x", plan_sha256="b" * 64)
+    preview_id = store.insert_preview(conn, tenant, "request")
+    store.finish_preview(conn, preview_id, changes=change)
+    _, apply_id = store.approve(conn, preview_id, change.fingerprint, "alice", defer_apply=jobs.defer_apply)
+    return int(apply_id)
+
+
+def test_a_worker_killed_before_start_apply_or_between_start_and_up(migrated_database: str) -> None:
+    """SIGKILL before `queued → started` committed: the job goes back to `todo` and runs once on
+    another worker. After it (before or during `up`): `interrupted`, never retried, the job failed
+    (the tenant's lock freed) and the tenant's recovery queued."""
+    from service import recovery, store
+
+    runtime = SimpleNamespace(settings=SimpleNamespace(database_url=migrated_database, heartbeat_stale_seconds=60))
+    with psycopg.connect(migrated_database, autocommit=True) as conn:
+        dead, alive = _worker(conn, stale=True), _worker(conn, stale=False)
+        early = _approved(conn, "early")
+        job = _fetch(conn, dead)[0]
+        assert "queued again" in recovery.reap(runtime)
+        assert store.get_apply(conn, early).status == "queued"
+        assert _fetch(conn, alive)[0] == job, "the same job, once, on a live worker"
+
+        late = _approved(conn, "late")
+        job = _fetch(conn, dead)[0]
+        store.start_apply(conn, late, "w", "h", 1)
+        assert "interrupted" in recovery.reap(runtime)
+        assert store.get_apply(conn, late).status == "interrupted"
+        statuses: dict[str, str] = dict(
+            conn.execute("SELECT task_name, status FROM procrastinate_jobs WHERE lock = 'tenant:late'")
+        )
+        assert statuses == {jobs.APPLY: "failed", jobs.RECOVER: "todo"}
+        assert _fetch(conn, alive)[1] == jobs.RECOVER
+        assert recovery.reap(runtime) == "nothing stalled", "nothing is retried by itself"
