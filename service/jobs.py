@@ -67,14 +67,21 @@ user-managed transaction"); that path never opens the connector's pool
 
 
 def _defer(
-    conn: psycopg.Connection[Any], task: str, *, lock: str, queueing_lock: str | None = None, **kwargs: int
+    conn: psycopg.Connection[Any],
+    task: str,
+    *,
+    lock: str,
+    queueing_lock: str | None = None,
+    schedule_in: float | None = None,
+    **kwargs: int,
 ) -> int | None:
     # A savepoint: a queueing-lock conflict aborts only it, not the caller's transaction.
+    later = {"seconds": schedule_in} if schedule_in is not None else None
     try:
         with conn.transaction():
-            return _DEFERRER.configure_task(task, lock=lock, queueing_lock=queueing_lock, connection=conn).defer(
-                **kwargs
-            )
+            return _DEFERRER.configure_task(
+                task, lock=lock, queueing_lock=queueing_lock, schedule_in=later, connection=conn
+            ).defer(**kwargs)
     except pexc.AlreadyEnqueued:
         return None
 
@@ -231,13 +238,36 @@ class Runtime:
 
 
 FENCE_BUSY_RETRY = procrastinate.RetryStrategy(max_attempts=720, wait=5, retry_exceptions={FenceBusy})
-"""Taken before anything is written (service/worker.py tenant_fence): a retry is safe. Procrastinate
-re-queues the job itself (worker.py L332-L345, retry_job → procrastinate_retry_job_v2)."""
+"""The apply job's: taken before anything is written (service/worker.py tenant_fence), a retry is
+safe. Procrastinate puts the same job back to `todo` (worker.py L332-L345 → _persist_job_status
+L165-L178 → retry_job, procrastinate_retry_job_v2, sql/schema.sql L364-L402). That is safe only for
+a job without a queueing lock: the apply's has none, and NULLs never collide in the unique index
+over `todo` jobs (schema.sql L100)."""
+
+AGAIN_AFTER = 5.0
+"""Seconds before a job refused by the tenant's fence (or, for a recovery, by a Pulumi lock whose
+owner is not proven dead) runs again, as a new job (`_again`)."""
+
+AGAIN_ATTEMPTS = 720
+"""How many times a preview or a recovery is queued again (an hour, at AGAIN_AFTER)."""
 
 
-RECOVER_RETRY = procrastinate.RetryStrategy(max_attempts=720, wait=5, retry_exceptions={ops.StackBusy})
-"""A recovery waits, holding the tenant, while the fence is held or a Pulumi lock's owner is not
-proven dead (automation/locks.py cancel): nothing else of the tenant may run before it."""
+def _again(
+    conn: psycopg.Connection[Any], task: str, *, lock: str, queueing_lock: str, attempt: int, **kwargs: int
+) -> int | None:
+    """Queue a refused preview or recovery job again, AGAIN_AFTER seconds later, as a new job under
+    its own lock and queueing lock; None when a job of that queueing lock waits already.
+
+    Not Procrastinate's retry: a retry puts the same row back to `todo` (procrastinate_retry_job_v2,
+    schema.sql L364-L402) and, when a job of its queueing lock was deferred while it ran (the unique
+    index covers `todo` rows only, schema.sql L100), the UPDATE raises UniqueViolation inside the
+    worker's _persist_job_status (worker.py L165-L178), which nothing catches: the job stays `doing`,
+    holding the tenant's lock (schema.sql L102), for as long as that worker lives (the reaper only
+    finishes jobs of dead workers). A new job deferred with the queueing lock instead meets
+    AlreadyEnqueued, a choice the caller makes (manager.py L147-L155)."""
+    return _defer(
+        conn, task, lock=lock, queueing_lock=queueing_lock, schedule_in=AGAIN_AFTER, attempt=attempt, **kwargs
+    )
 
 
 def make_app(
@@ -253,17 +283,33 @@ def make_app(
             raise RuntimeError("this App defers only; run jobs in `python -m automation worker`")
         return runtime
 
-    @app.task(name=PREVIEW, pass_context=True, retry=FENCE_BUSY_RETRY)
-    def preview_job(context: procrastinate.JobContext, preview_id: int) -> str:
-        return run_preview(need(), context.job.worker_id, preview_id, context.job.id)
+    # No Procrastinate retry on the preview and the recovery: they have a queueing lock (`_again`).
+    @app.task(name=PREVIEW, pass_context=True)
+    def preview_job(context: procrastinate.JobContext, preview_id: int, attempt: int = 0) -> str:
+        return run_preview(need(), context.job.worker_id, preview_id, context.job.id, attempt)
 
     @app.task(name=APPLY, pass_context=True, retry=FENCE_BUSY_RETRY)
     def apply_job(context: procrastinate.JobContext, apply_id: int) -> str:
         return run_apply(need(), context.job.worker_id, context.job.id, apply_id)
 
-    @app.task(name=RECOVER, pass_context=True, retry=RECOVER_RETRY)
-    def recover_job(context: procrastinate.JobContext, job_id: int) -> str:
-        return recovery.recover(need(), context.job.worker_id, job_id)
+    @app.task(name=RECOVER, pass_context=True)
+    def recover_job(context: procrastinate.JobContext, job_id: int, attempt: int = 0) -> str:
+        # A recovery waits, holding the tenant, while the fence is held or a Pulumi lock's owner is
+        # not proven dead (automation/locks.py cancel): nothing else of the tenant runs before it.
+        try:
+            return recovery.recover(need(), context.job.worker_id, job_id)
+        except ops.StackBusy as err:
+            if attempt + 1 >= AGAIN_ATTEMPTS:
+                raise  # the job fails: a person looks at the lock (docs/service.md)
+            lock, queueing = context.job.lock, context.job.queueing_lock
+            assert lock is not None and queueing is not None  # defer_recover sets both
+            with db.connect(need().settings.database_url, autocommit=True) as conn, conn.transaction():
+                # Another recovery of the tenant waits (the reaper queued one meanwhile): this one
+                # still runs after it, without the queueing lock, since its dead job may need more
+                # (a refresh after an apply) than the waiting one's.
+                if _again(conn, RECOVER, lock=lock, queueing_lock=queueing, attempt=attempt + 1, job_id=job_id) is None:
+                    _defer(conn, RECOVER, lock=lock, schedule_in=AGAIN_AFTER, job_id=job_id, attempt=attempt + 1)
+            return f"recovery of job {job_id} refused ({err}); queued again in {AGAIN_AFTER:g}s"
 
     # Every worker runs the periodic deferrer; the database keeps one job per (task, periodic id,
     # tick) (procrastinate_periodic_defers UNIQUE, schema.sql L81-L88; periodic.py defer_jobs:
@@ -322,10 +368,13 @@ def _kind(err: BaseException) -> str:
     return f"{mapped.kind}: {mapped}"
 
 
-def run_preview(runtime: Runtime, worker_id: int | None, preview_id: int, job_id: int | None = None) -> str:
+def run_preview(
+    runtime: Runtime, worker_id: int | None, preview_id: int, job_id: int | None = None, attempt: int = 0
+) -> str:
     """Preview a tenant and record the result. A replayed job (the preview is no longer running)
     does nothing. A scheduled preview (drift) refreshes first and is classed `upgrade` when the
-    program changed since the tenant's last apply (service/schedule.py classify)."""
+    program changed since the tenant's last apply (service/schedule.py classify). Refused by the
+    tenant's fence, it is queued again (`_preview_again`)."""
     from service import schedule, store
 
     url = runtime.settings.database_url
@@ -339,8 +388,8 @@ def run_preview(runtime: Runtime, worker_id: int | None, preview_id: int, job_id
             with tenant_fence(url, row.tenant, worker_id, runtime.settings.heartbeat_stale_seconds) as watch:
                 with guarded(runtime, watch) as stacks:
                     changes = ops.preview(tenant, stacks, refresh=row.reason != "request")
-        except FenceBusy:
-            raise  # nothing written: Procrastinate retries (FENCE_BUSY_RETRY)
+        except FenceBusy as err:
+            return _preview_again(conn, row.tenant, preview_id, attempt, err)
         except Exception as err:  # noqa: BLE001 - every failure is recorded on the preview
             log.warning("preview %s of %s failed: %s", preview_id, row.tenant, _kind(err))
             with conn.transaction():
@@ -359,6 +408,36 @@ def run_preview(runtime: Runtime, worker_id: int | None, preview_id: int, job_id
                 )
         done = store.finish_preview(conn, preview_id, changes=changes)
         return f"preview {preview_id} {done.status}"
+
+
+def _preview_again(conn: psycopg.Connection[Any], tenant: str, preview_id: int, attempt: int, err: FenceBusy) -> str:
+    """The fence refused the preview before it wrote anything: queue it again (`_again`) or, when
+    another preview of the tenant waits already (a person asked while this one ran), close it as
+    superseded: the waiting one reads the tenant's spec later and shows what this one would have.
+    Under the tenant's transaction lock, as ServiceApi.request_preview (service/api.py), so a
+    request sees either this preview waiting again or none."""
+    from service import store
+
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (db.LOCK_CLASS_TENANT, tenant))
+        if attempt + 1 >= AGAIN_ATTEMPTS:
+            store.finish_preview(conn, preview_id, error=f"stack-busy: {err}")
+            return f"preview {preview_id} failed: the tenant stayed held"
+        queued = _again(
+            conn,
+            PREVIEW,
+            lock=tenant_lock(tenant),
+            queueing_lock=preview_queueing_lock(tenant),
+            attempt=attempt + 1,
+            preview_id=preview_id,
+        )
+        if queued is not None:
+            return f"preview {preview_id} refused ({err}); queued again in {AGAIN_AFTER:g}s"
+        conn.execute(
+            "UPDATE previews SET status = 'superseded', finished = now() WHERE id = %s AND status = 'running'",
+            (preview_id,),
+        )
+    return f"preview {preview_id} superseded by the preview waiting"
 
 
 def run_apply(runtime: Runtime, worker_id: int | None, job_id: int | None, apply_id: int) -> str:
