@@ -121,7 +121,7 @@ def cron_every(seconds: int) -> str:
 
 class FenceBusy(StackBusy):
     """The tenant's session fence is held by another database session: a worker declared dead is
-    still connected. Nothing was written; the job is retried (service/jobs.py FENCE_BUSY_RETRY)."""
+    still connected. Nothing was written; the job runs again (service/jobs.py: FENCE_BUSY_RETRY, `_again`)."""
 
 
 @dataclass
