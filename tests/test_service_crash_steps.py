@@ -173,7 +173,9 @@ def test_a_preview_asked_for_during_a_recovery_is_not_lost(service: Service) -> 
         service.start_worker("host-b")
         assert service.wait_apply(approval.apply_id, timeout=STALE + 30)["status"] == "interrupted"
         wait(
-            lambda: service.rows("SELECT 1 FROM procrastinate_jobs WHERE task_name = 'recover_job' AND args ? 'attempt'"),
+            lambda: service.rows(
+                "SELECT 1 FROM procrastinate_jobs WHERE task_name = 'recover_job' AND args ? 'attempt'"
+            ),
             30,
             service,
         )
