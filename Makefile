@@ -23,7 +23,9 @@ lint: setup-dev
 	shellcheck scripts/setup.sh scoutflo/scaffold/ci/dependencies scoutflo/scaffold/ci/release scoutflo/scaffold/ci/settings
 
 test: lint
-	PATH="$(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$$PATH" $(PY) -m pytest
+	# Two processes, one test file each at a time (--dist loadfile: a module's fixtures, such as
+	# its loopback registry, stay in one process; each process starts its own PostgreSQL).
+	PATH="$(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$$PATH" $(PY) -m pytest -n 2 --dist loadfile
 
 # Every benchmark of bench/ after a header naming the machine (bench/run.py puts .tools/bin on
 # PATH itself). `make test` runs the same with --smoke (tests/test_bench_smoke.py); the full run
