@@ -15,6 +15,7 @@ import pytest
 
 from automation import render
 from tests.postgres import database, migrated_database, migrated_template, postgres  # noqa: F401 (fixtures)
+from tests.service_harness import service  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = str(ROOT / "__main__.py")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg.rows import dict_row
 
 from service import jobs
@@ -183,6 +184,12 @@ class Service:
         for host in list(self.workers):
             self.stop_worker(host, signal.SIGKILL if self.workers[host].poll() is None else signal.SIGTERM)
 
+    def fake_settings(self, **values: Any) -> None:
+        """The stand-in CLI's behaviour for what follows (tests/fake_pulumi: delays, drift)."""
+        folder = self.root / "state" / ".fake-pulumi"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "settings.json").write_text(json.dumps(values))
+
     def log(self, host: str) -> str:
         path = self.root / "logs" / f"{host}.log"
         return path.read_text(errors="replace")[-6000:] if path.exists() else ""
@@ -265,3 +272,13 @@ def alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
     return state != "Z"
+
+
+@pytest.fixture
+def service(tmp_path: Path, migrated_database: str) -> Iterator[Service]:
+    """A service of its own per test: database, state, tenants and workers, all stopped after."""
+    svc = Service(tmp_path, migrated_database)
+    try:
+        yield svc
+    finally:
+        svc.stop_all()

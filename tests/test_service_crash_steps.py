@@ -9,30 +9,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.service_harness import STALE, Service, alive, secrets_of, wait
 
 APPROVER = "alice@example.com"
-
-
-@pytest.fixture
-def service(tmp_path: Path, migrated_database: str) -> Iterator[Service]:
-    svc = Service(tmp_path, migrated_database)
-    try:
-        yield svc
-    finally:
-        svc.stop_all()
-
-
-def fake_settings(svc: Service, **values: Any) -> None:
-    folder = svc.root / "state" / ".fake-pulumi"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "settings.json").write_text(json.dumps(values))
 
 
 def history(svc: Service, tenant: str) -> list[dict[str, Any]]:
@@ -57,7 +38,7 @@ def test_killed_after_up_before_finish_apply(service: Service) -> None:
     preview_id = service.api().request_preview("late")
     row = service.wait_preview(preview_id)
     assert row["status"] == "ready", row
-    fake_settings(service, delay_after={"up": 30})
+    service.fake_settings(delay_after={"up": 30})
     approval = service.api().approve(row["id"], row["fingerprint"], APPROVER)
     # The update is complete and recorded in the stack's history; the CLI has not exited yet.
     wait(lambda: [h for h in history(service, "late") if h["kind"] == "update"], 30, service)
@@ -66,7 +47,7 @@ def test_killed_after_up_before_finish_apply(service: Service) -> None:
     os.kill(service.workers["host-a"].pid, signal.SIGKILL)
     service.workers.pop("host-a").wait()
     wait(lambda: not alive(up["pid"]), 5)
-    fake_settings(service)
+    service.fake_settings()
     assert service.apply(approval.apply_id)["status"] == "started"
 
     service.start_worker("host-b")
@@ -93,7 +74,7 @@ def test_a_second_worker_started_while_one_holds_the_tenant_runs_nothing_of_it(s
     service.start_worker("host-a")
     preview_id = service.api().request_preview("held")
     row = service.wait_preview(preview_id)
-    fake_settings(service, delay={"up": 4})
+    service.fake_settings(delay={"up": 4})
     approval = service.api().approve(row["id"], row["fingerprint"], APPROVER)
     wait(lambda: service.ups("held"), 30, service)
     service.start_worker("host-b")
@@ -116,7 +97,7 @@ def test_the_database_lost_mid_up_kills_the_cli_and_the_tenant_recovers(service:
     service.start_worker("host-a")
     preview_id = service.api().request_preview("dbgone")
     row = service.wait_preview(preview_id)
-    fake_settings(service, delay={"up": 60})
+    service.fake_settings(delay={"up": 60})
     approval = service.api().approve(row["id"], row["fingerprint"], APPROVER)
     up = wait(lambda: service.ups("dbgone"), 30, service)[0]
     postgres.stop("immediate")
@@ -127,7 +108,7 @@ def test_the_database_lost_mid_up_kills_the_cli_and_the_tenant_recovers(service:
         assert service.workers["host-a"].poll() is None, "the worker itself lives on"
     finally:
         postgres.start()
-    fake_settings(service)
+    service.fake_settings()
     assert service.wait_apply(approval.apply_id, timeout=STALE + 60)["status"] == "interrupted"
     fresh = wait(
         lambda: service.rows("SELECT * FROM previews WHERE tenant = 'dbgone' AND id > %s ORDER BY id", row["id"]),
@@ -155,13 +136,13 @@ def test_a_preview_asked_for_during_a_recovery_is_not_lost(service: Service) -> 
     service.add_tenant("asked")
     service.start_worker("host-a")
     row = service.wait_preview(service.api().request_preview("asked"))
-    fake_settings(service, delay={"up": 30})
+    service.fake_settings(delay={"up": 30})
     approval = service.api().approve(row["id"], row["fingerprint"], APPROVER)
     up = wait(lambda: service.ups("asked"), 30, service)[0]
     os.kill(service.workers["host-a"].pid, signal.SIGKILL)
     service.workers.pop("host-a").wait()
     wait(lambda: not alive(up["pid"]), 5)
-    fake_settings(service)
+    service.fake_settings()
     # A live process on this host holds a lock too: the recovery waits for it (StackBusy, retried).
     holder = subprocess.Popen(["sleep", "300"])
     lock_dir = service.root / "state" / ".pulumi" / "locks" / "organization" / "scoutflo" / "asked"

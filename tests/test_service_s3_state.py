@@ -5,12 +5,10 @@ on anything but file:// (it read lock files from the disk)."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -34,12 +32,6 @@ def service(tmp_path: Path, migrated_database: str) -> Iterator[Service]:
         svc.stop_all()
 
 
-def fake_settings(svc: Service, **values: Any) -> None:
-    folder = svc.root / "state" / ".fake-pulumi"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "settings.json").write_text(json.dumps(values))
-
-
 def lock_files(svc: Service, tenant: str) -> list[Path]:
     folder = svc.root / "state" / ".pulumi" / "locks" / "organization" / "scoutflo" / tenant
     return sorted(folder.glob("*.json")) if folder.exists() else []
@@ -54,14 +46,14 @@ def test_a_worker_killed_during_apply_recovers_on_s3_state(service: Service) -> 
     assert any(c["env"].get("PULUMI_BACKEND_URL") == "s3://state?region=eu-west-1" for c in service.calls()), (
         "the CLI ran against the s3:// backend"
     )
-    fake_settings(service, delay={"up": 30})
+    service.fake_settings(delay={"up": 30})
     approval = service.api().approve(row["id"], row["fingerprint"], APPROVER)
     up = wait(lambda: service.ups("s3kill"), 30, service)[0]
     os.kill(service.workers["host-a"].pid, signal.SIGKILL)
     service.workers.pop("host-a").wait()
     wait(lambda: not alive(up["pid"]), 5)
     assert lock_files(service, "s3kill"), "the killed up left Pulumi's lock in the bucket"
-    fake_settings(service)
+    service.fake_settings()
 
     service.start_worker("host-b")
     assert service.wait_apply(approval.apply_id, timeout=STALE + 30)["status"] == "interrupted"

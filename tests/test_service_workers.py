@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,21 +22,6 @@ from tests.postgres import Postgres
 from tests.service_harness import STALE, Service, alive, secrets_of, wait
 
 APPROVER = "alice@example.com"
-
-
-@pytest.fixture
-def service(tmp_path: Path, migrated_database: str) -> Iterator[Service]:
-    svc = Service(tmp_path, migrated_database)
-    try:
-        yield svc
-    finally:
-        svc.stop_all()
-
-
-def fake_settings(svc: Service, **values: Any) -> None:
-    folder = svc.root / "state" / ".fake-pulumi"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "settings.json").write_text(json.dumps(values))
 
 
 def preview_ready(svc: Service, tenant: str) -> dict[str, Any]:
@@ -182,7 +166,7 @@ def test_a_worker_killed_during_apply_recovers_without_a_person(service: Service
     service.add_tenant("kill")
     service.start_worker("host-a")
     row = preview_ready(service, "kill")
-    fake_settings(service, delay={"up": 30})
+    service.fake_settings(delay={"up": 30})
     approval = service.api().approve(row["id"], row["fingerprint"], APPROVER)
     up = wait(lambda: service.ups("kill"), 30, service)[0]
     assert alive(up["pid"])
@@ -192,7 +176,7 @@ def test_a_worker_killed_during_apply_recovers_without_a_person(service: Service
     wait(lambda: not alive(up["pid"]), 5)
     assert diy_locks(service, "kill"), "the killed up left Pulumi's lock"
     assert pending(service, "kill"), "and its creates pending in the state"
-    fake_settings(service)
+    service.fake_settings()
 
     started = time.monotonic()
     service.start_worker("host-b")
@@ -315,7 +299,7 @@ def test_a_drift_run_opens_a_preview_only_when_something_changed(service: Servic
     assert service.api().status("drift")["openApplies"] == []
 
     # Someone changes a resource in a console: the stand-in's providers now read it back changed.
-    fake_settings(service, drift={"storefront": {"imageTagMutability": "MUTABLE"}})
+    service.fake_settings(drift={"storefront": {"imageTagMutability": "MUTABLE"}})
     assert "queued 1" in schedule.sweep(runtime, tick + 24 * 3600)
     changed = service.wait_preview(service.rows("SELECT max(id) AS id FROM previews")[0]["id"])
     assert (changed["reason"], changed["status"]) == ("drift", "ready")
