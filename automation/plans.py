@@ -56,6 +56,14 @@ def hex_of(sha256: str) -> str:
     return text
 
 
+def record_bytes(record: dict[str, Any]) -> bytes:
+    """A plan's record as the stores keep it, every field of RECORD_FIELDS present as text."""
+    missing = [k for k in RECORD_FIELDS if not isinstance(record.get(k), str)]
+    if missing:
+        raise PlanStoreError(f"a plan record needs {', '.join(missing)}")
+    return json.dumps(record, sort_keys=True).encode()
+
+
 class PlanStore(Protocol):
     def put(self, path: Path) -> str: ...
     def fetch(self, sha256: str, dest: Path) -> bool: ...
@@ -104,11 +112,7 @@ class DirectoryPlanStore:
     def put_record(self, sha256: str, record: dict[str, Any]) -> None:
         from automation.operations import write_aside
 
-        missing = [k for k in RECORD_FIELDS if not isinstance(record.get(k), str)]
-        if missing:
-            raise PlanStoreError(f"a plan record needs {', '.join(missing)}")
-        hexed = hex_of(sha256)
-        write_aside(self._dir() / f"{hexed}.record.json", json.dumps(record, sort_keys=True).encode())
+        write_aside(self._dir() / f"{hex_of(sha256)}.record.json", record_bytes(record))
 
     def record(self, sha256: str) -> dict[str, Any] | None:
         """The record beside the plan, or None when absent or not a whole record."""
@@ -250,11 +254,8 @@ class S3PlanStore:
         return True
 
     def put_record(self, sha256: str, record: dict[str, Any]) -> None:
-        missing = [k for k in RECORD_FIELDS if not isinstance(record.get(k), str)]
-        if missing:
-            raise PlanStoreError(f"a plan record needs {', '.join(missing)}")
         # Written again by a newer preview of the same plan, like the directory store's record.
-        self._put(self._key(hex_of(sha256), "record"), json.dumps(record, sort_keys=True).encode(), once=False)
+        self._put(self._key(hex_of(sha256), "record"), record_bytes(record), once=False)
 
     def record(self, sha256: str) -> dict[str, Any] | None:
         data = self._get(self._key(hex_of(sha256), "record"))
