@@ -770,9 +770,14 @@ def cmd_cancel(ctx: Ctx, words: list[str], flags: dict[str, Any]) -> str:
     if not ctx.state_path(stack).exists():
         raise CliError(f"no stack named '{stack}' found")
     if ctx.lock_dir(stack).exists():
-        for lock in ctx.lock_dir(stack).iterdir():
-            if lock.is_file():
-                lock.unlink(missing_ok=True)
+        # Listed once, then deleted one by one; a lock gone between the list and its delete ends
+        # the loop with success, leaving the rest in place (backend.go L1690-L1708, NotFound →
+        # return nil): a caller that raced another cancel must look again.
+        for lock in sorted(p for p in ctx.lock_dir(stack).iterdir() if not p.is_dir()):
+            try:
+                lock.unlink()
+            except FileNotFoundError:
+                break
     return f"The currently running update for '{stack}' has been canceled!"
 
 
