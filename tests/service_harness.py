@@ -229,6 +229,12 @@ class Service:
     def wait_preview(self, preview_id: int, timeout: float = 60) -> dict[str, Any]:
         return wait(lambda: _done(self.preview(preview_id), ("ready", "empty", "failed", "superseded")), timeout, self)
 
+    def wait_next_preview(self, tenant: str, after: int, timeout: float = 30) -> dict[str, Any]:
+        """The tenant's first preview newer than `after` (a recovery queues one), once finished."""
+        query = "SELECT * FROM previews WHERE tenant = %s AND id > %s ORDER BY id"
+        first = wait(lambda: self.rows(query, tenant, after), timeout, self)[0]
+        return self.wait_preview(first["id"], timeout=max(timeout, 60))
+
     def wait_apply(self, apply_id: int, timeout: float = 60) -> dict[str, Any]:
         return wait(lambda: _done(self.apply(apply_id), ("succeeded", "failed", "interrupted")), timeout, self)
 

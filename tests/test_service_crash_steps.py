@@ -52,12 +52,7 @@ def test_killed_after_up_before_finish_apply(service: Service) -> None:
 
     service.start_worker("host-b")
     assert service.wait_apply(approval.apply_id, timeout=STALE + 30)["status"] == "interrupted"
-    fresh = wait(
-        lambda: service.rows("SELECT * FROM previews WHERE tenant = 'late' AND id > %s ORDER BY id", row["id"]),
-        30,
-        service,
-    )[0]
-    fresh = service.wait_preview(fresh["id"])
+    fresh = service.wait_next_preview("late", row["id"], 30)
     # The update had finished: nothing is left to approve, and nothing stays open.
     assert fresh["status"] == "empty", fresh
     assert len(service.ups("late")) == 1, "the interrupted approval is never applied again"
@@ -110,12 +105,7 @@ def test_the_database_lost_mid_up_kills_the_cli_and_the_tenant_recovers(service:
         postgres.start()
     service.fake_settings()
     assert service.wait_apply(approval.apply_id, timeout=STALE + 60)["status"] == "interrupted"
-    fresh = wait(
-        lambda: service.rows("SELECT * FROM previews WHERE tenant = 'dbgone' AND id > %s ORDER BY id", row["id"]),
-        60,
-        service,
-    )[0]
-    fresh = service.wait_preview(fresh["id"], timeout=60)
+    fresh = service.wait_next_preview("dbgone", row["id"], 60)
     assert fresh["status"] == "ready", fresh
     assert len(service.ups("dbgone")) == 1
     again = service.api().approve(fresh["id"], fresh["fingerprint"], APPROVER)

@@ -57,12 +57,7 @@ def test_a_worker_killed_during_apply_recovers_on_s3_state(service: Service) -> 
 
     service.start_worker("host-b")
     assert service.wait_apply(approval.apply_id, timeout=STALE + 30)["status"] == "interrupted"
-    fresh = wait(
-        lambda: service.rows("SELECT * FROM previews WHERE tenant = 's3kill' AND id > %s ORDER BY id", row["id"]),
-        30,
-        service,
-    )[0]
-    fresh = service.wait_preview(fresh["id"])
+    fresh = service.wait_next_preview("s3kill", row["id"], 30)
     assert fresh["status"] == "ready", fresh
     assert lock_files(service, "s3kill") == [], "the dead owner's lock was cancelled"
     assert len(service.ups("s3kill")) == 1

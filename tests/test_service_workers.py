@@ -183,12 +183,7 @@ def test_a_worker_killed_during_apply_recovers_without_a_person(service: Service
     interrupted = service.wait_apply(approval.apply_id, timeout=STALE + 30)
     assert interrupted["status"] == "interrupted"
     # Recovery: the lock proven dead and removed, pending operations settled, a new preview queued.
-    fresh = wait(
-        lambda: service.rows("SELECT * FROM previews WHERE tenant = 'kill' AND id > %s ORDER BY id", row["id"]),
-        30,
-        service,
-    )[0]
-    fresh = service.wait_preview(fresh["id"])
+    fresh = service.wait_next_preview("kill", row["id"], 30)
     assert fresh["status"] == "ready" and fresh["reason"] == "request", fresh
     assert not diy_locks(service, "kill")
     assert pending(service, "kill") == []
