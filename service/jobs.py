@@ -73,6 +73,7 @@ def _defer(
     lock: str,
     queueing_lock: str | None = None,
     schedule_in: float | None = None,
+    priority: int = 0,
     **kwargs: int,
 ) -> int | None:
     # A savepoint: a queueing-lock conflict aborts only it, not the caller's transaction.
@@ -80,7 +81,7 @@ def _defer(
     try:
         with conn.transaction():
             return _DEFERRER.configure_task(
-                task, lock=lock, queueing_lock=queueing_lock, schedule_in=later, connection=conn
+                task, lock=lock, queueing_lock=queueing_lock, schedule_in=later, priority=priority, connection=conn
             ).defer(**kwargs)
     except pexc.AlreadyEnqueued:
         return None
@@ -251,9 +252,23 @@ owner is not proven dead) runs again, as a new job (`_again`)."""
 AGAIN_ATTEMPTS = 720
 """How many times a preview or a recovery is queued again (an hour, at AGAIN_AFTER)."""
 
+RECOVER_AGAIN_PRIORITY = 1
+"""A recovery queued again is a new job, with a higher id than a job of the tenant deferred while
+it ran (a person's preview): procrastinate_fetch_job_v2 would fetch that one first (a lock's `todo`
+jobs go by priority, then id; the first blocks the rest, whatever its scheduled_at: schema.sql
+L224-L251). A higher priority keeps the recovery first, as Procrastinate's retry did by keeping
+its id: nothing else of the tenant runs before its lock is cleared and its state refreshed."""
+
 
 def _again(
-    conn: psycopg.Connection[Any], task: str, *, lock: str, queueing_lock: str, attempt: int, **kwargs: int
+    conn: psycopg.Connection[Any],
+    task: str,
+    *,
+    lock: str,
+    queueing_lock: str,
+    attempt: int,
+    priority: int = 0,
+    **kwargs: int,
 ) -> int | None:
     """Queue a refused preview or recovery job again, AGAIN_AFTER seconds later, as a new job under
     its own lock and queueing lock; None when a job of that queueing lock waits already.
@@ -266,7 +281,14 @@ def _again(
     finishes jobs of dead workers). A new job deferred with the queueing lock instead meets
     AlreadyEnqueued, a choice the caller makes (manager.py L147-L155)."""
     return _defer(
-        conn, task, lock=lock, queueing_lock=queueing_lock, schedule_in=AGAIN_AFTER, attempt=attempt, **kwargs
+        conn,
+        task,
+        lock=lock,
+        queueing_lock=queueing_lock,
+        schedule_in=AGAIN_AFTER,
+        priority=priority,
+        attempt=attempt,
+        **kwargs,
     )
 
 
@@ -305,10 +327,30 @@ def make_app(
             assert lock is not None and queueing is not None  # defer_recover sets both
             with db.connect(need().settings.database_url, autocommit=True) as conn, conn.transaction():
                 # Another recovery of the tenant waits (the reaper queued one meanwhile): this one
-                # still runs after it, without the queueing lock, since its dead job may need more
-                # (a refresh after an apply) than the waiting one's.
-                if _again(conn, RECOVER, lock=lock, queueing_lock=queueing, attempt=attempt + 1, job_id=job_id) is None:
-                    _defer(conn, RECOVER, lock=lock, schedule_in=AGAIN_AFTER, job_id=job_id, attempt=attempt + 1)
+                # still runs, without the queueing lock, since its dead job may need more (a refresh
+                # after an apply) than the waiting one's; first, by its priority, as a retry would.
+                first, next_attempt = RECOVER_AGAIN_PRIORITY, attempt + 1
+                if (
+                    _again(
+                        conn,
+                        RECOVER,
+                        lock=lock,
+                        queueing_lock=queueing,
+                        priority=first,
+                        attempt=next_attempt,
+                        job_id=job_id,
+                    )
+                    is None
+                ):
+                    _defer(
+                        conn,
+                        RECOVER,
+                        lock=lock,
+                        schedule_in=AGAIN_AFTER,
+                        priority=first,
+                        attempt=next_attempt,
+                        job_id=job_id,
+                    )
             return f"recovery of job {job_id} refused ({err}); queued again in {AGAIN_AFTER:g}s"
 
     # Every worker runs the periodic deferrer; the database keeps one job per (task, periodic id,

@@ -110,7 +110,7 @@ def test_a_preview_refused_by_the_fence_while_another_was_asked_for_never_stays_
 
 def test_a_recovery_refused_while_another_was_queued_never_stays_doing(migrated_database: str) -> None:
     """The same with the recovery's queueing lock `recover:<tenant>` (a reaper queues a recovery
-    while one runs): the refused one waits again behind the other, neither is dropped."""
+    while one runs): the refused one waits again, still before the other, neither is dropped."""
     source = GatedTenants()
     with tenant_fence(migrated_database, "acme", None, 30), psycopg.connect(migrated_database, autocommit=True) as conn:
         _, dead = ask_preview(conn, "acme")  # the job whose worker died: its subject
@@ -122,9 +122,37 @@ def test_a_recovery_refused_while_another_was_queued_never_stays_doing(migrated_
             assert job_rows(conn, jobs.RECOVER)[0][0] == "doing"
             assert jobs.defer_recover(conn, "acme", dead) is not None
             source.go.set()
-            args = {"job_id": dead, "attempt": 1}
             expected = [
-                ("todo", args, "tenant:acme", None, True),  # the first, behind the one that waited
-                ("todo", args, "tenant:acme", "recover:acme", True),  # that one, refused in turn
+                ("todo", {"job_id": dead}, "tenant:acme", "recover:acme", None),  # the one that waited
+                # The first, again, ~5 s later, without the queueing lock that one holds, and still
+                # first (service/jobs.py RECOVER_AGAIN_PRIORITY): that one does not run before it.
+                ("todo", {"job_id": dead, "attempt": 1}, "tenant:acme", None, True),
             ]
             wait(lambda: job_rows(conn, jobs.RECOVER) == expected, 5)
+            for _ in range(20):
+                assert job_rows(conn, jobs.RECOVER) == expected
+                threading.Event().wait(0.1)
+
+
+def test_a_recovery_queued_again_still_runs_before_the_tenants_later_jobs(migrated_database: str) -> None:
+    """A refused recovery waits again as a new job, with a new id: a preview asked for while it ran
+    (an older id) would be fetched first (procrastinate_fetch_job_v2 orders a lock's `todo` jobs by
+    priority, then id, and lets the first block the rest, schema.sql L210-L262), and would preview
+    the tenant before its lock is cleared and its pending operations settled. Procrastinate's retry
+    kept the recovery's id; the new job keeps its place by a higher priority."""
+    source = GatedTenants()
+    with tenant_fence(migrated_database, "acme", None, 30), psycopg.connect(migrated_database, autocommit=True) as conn:
+        _, dead = ask_preview(conn, "acme")
+        assert dead is not None
+        conn.execute("UPDATE procrastinate_jobs SET status = 'failed' WHERE id = %s", (dead,))
+        assert jobs.defer_recover(conn, "acme", dead) is not None
+        with in_process_worker(migrated_database, source):
+            assert source.entered.wait(10)
+            asked, asked_job = ask_preview(conn, "acme")  # a person asks while the recovery runs
+            assert asked_job is not None
+            source.go.set()
+            wait(lambda: [r[4] for r in job_rows(conn, jobs.RECOVER)] == [True], 5)  # waits again, ~5 s
+            # The preview stays behind it: not fetched (it would be refused and queued again, too).
+            for _ in range(20):
+                assert job_rows(conn, jobs.PREVIEW)[-1][:2] == ("todo", {"preview_id": asked}), "ran first"
+                threading.Event().wait(0.1)
