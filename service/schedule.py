@@ -97,12 +97,15 @@ def upstream_upgrades(changes: ChangeSet) -> list[str]:
     """The apps whose import pull request changes: a newer upstream chart version in the catalog's
     range (or a re-import) arrives as a new `<app>-import` commit of the chart repo (components/
     chart_repo.py), previewed with no GitHub write (scoutflo/github/upgrade.py): the program is the
-    same, the upstream moved."""
+    same, the upstream moved. Only an existing commit that changes (update, replace): a create or a
+    delete is an app added to or removed from the spec (or the tenant's first deploy), not upstream."""
     return sorted(
         {
             r.app
             for r in changes.resources
-            if r.op != "same" and r.type.startswith("pulumi-python:dynamic") and r.name.endswith("-import")
+            if r.op in ("update", "replace")
+            and r.type.startswith("pulumi-python:dynamic")
+            and r.name.endswith("-import")
         }
     )
 

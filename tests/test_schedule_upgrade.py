@@ -40,3 +40,13 @@ def test_other_changes_are_not_upgrades() -> None:
         ResourceChange("x-import", "aws:ecr/repository:Repository", "x-import", "urn:ecr", "update"),
     )
     assert schedule.upstream_upgrades(drift) == []
+
+
+def test_a_new_or_removed_app_is_no_upstream_upgrade() -> None:
+    """A tenant's first deploy, or an app added to (removed from) its spec since the last apply,
+    creates (deletes) its import commit: nothing upstream moved, an existing commit did not change."""
+    added = changes(
+        ResourceChange("redis", COMMIT, "redis-import", "urn:redis-import", "create"),
+        ResourceChange("mongo", COMMIT, "mongo-import", "urn:mongo-import", "delete"),
+    )
+    assert schedule.upstream_upgrades(added) == []
